@@ -1,0 +1,53 @@
+# satmodel: run `make help` for the list of targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SATMODEL := $(VENV)/bin/satmodel
+STAMP := $(VENV)/.installed
+DB := data/satmodel.duckdb
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo report test lint format lab bench clean
+
+help: ## show this list of targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,spark]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install satmodel with its dev and spark extras
+
+$(DB): | $(STAMP)
+	$(SATMODEL) demo --out data/demo --duckdb $(DB)
+
+demo: $(DB) ## create the demo data in data/satmodel.duckdb (if missing)
+
+report: $(STAMP) $(DB) ## the main job: set up, demo data if missing, validate, build the panel
+	$(SATMODEL) validate --data $(DB)
+	$(SATMODEL) features --data $(DB) --out data/processed/panel.parquet
+	@echo "outputs: $(DB) (tables and quarantine), data/demo/truth.json, data/processed/panel.parquet"
+
+test: $(STAMP) ## run the test suite
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## format the code with ruff
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+lab: $(STAMP) ## JupyterLab with the project kernel registered
+	$(PY) -m ipykernel install --user --name satmodel --display-name "Python (satmodel)"
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP) ## run the benchmarks in bench/ and print ratios against their baselines
+	$(PY) bench/run_all.py
+
+clean: ## remove generated data and reports (keeps .venv)
+	rm -rf data/demo data/processed $(DB) $(DB).wal reports/20*

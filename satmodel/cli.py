@@ -1,0 +1,275 @@
+"""The ``satmodel`` command line (contract: DESIGN.md, "Command-line contract").
+
+Exit codes: 0 success, 2 bad input or usage (one line per problem on stderr, no traceback),
+1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from satmodel.errors import InputError, SatmodelError
+
+SRC_HELP = (
+    "a DuckDB file, a folder of <table>.parquet/.csv files, or a satmodel.toml "
+    "(default: data/satmodel.duckdb)"
+)
+
+
+def _open_validated(src):
+    """Open a source and quarantine bad rows, telling the user how many were set aside."""
+    from satmodel.sources import open_source
+    from satmodel.validation import quarantine
+
+    source = open_source(src)
+    report = quarantine(source, persist=True)
+    if report.n_rejected:
+        print(
+            f"satmodel: {report.n_rejected:,} rows quarantined (see `satmodel validate`); "
+            "going on with the clean rows",
+            file=sys.stderr,
+        )
+    return source
+
+
+def _write_json(payload: dict, out: str | None) -> None:
+    text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
+    if out is None or out == "-":
+        sys.stdout.write(text)
+        return
+    target = Path(out)
+    if target.parent and not target.parent.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    print(f"wrote {target}", file=sys.stderr)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from satmodel.demo import generate_demo
+
+    result = generate_demo(
+        out_dir=args.out,
+        customers=args.customers,
+        months=args.months,
+        seed=args.seed,
+        start_month=args.start,
+        duckdb_path=args.duckdb,
+        progress=not args.quiet,
+    )
+    rows = ", ".join(f"{table} {count:,}" for table, count in result.row_counts.items())
+    print(f"demo data: {rows}")
+    print(f"tables and truth.json in {result.out_dir}; loaded into {args.duckdb}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from satmodel.validation import validate
+
+    report = validate(args.data, persist=not args.no_persist)
+    print(report.summary())
+    for note in report.notes:
+        print(f"note: {note}")
+    if report.ok:
+        print("valid: every row meets the data contract")
+        return 0
+    for line in report.problem_lines():
+        print(line, file=sys.stderr)
+    return 2
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from satmodel.features import write_panel
+
+    source = _open_validated(args.data)
+    panel = write_panel(source, args.out, engine=args.engine)
+    print(f"wrote {args.out}: {len(panel):,} customer-months, {panel.shape[1]} columns")
+    return 0
+
+
+def _fit_table(data: str, formula: str):
+    """The table to fit: a single CSV/Parquet file, or the panel (or responses) of a source."""
+    from satmodel.sources import read_table_file
+
+    path = Path(data)
+    if path.suffix.lower() in (".csv", ".parquet", ".txt") and path.is_file():
+        return read_table_file(path)
+    from satmodel.features import build_panel, build_responses
+
+    source = _open_validated(data)
+    panel = build_panel(source)
+    outcome = formula.split("~", 1)[0].strip()
+    if outcome in ("csat", "nps", "top2"):
+        return build_responses(source, panel)
+    return panel
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from satmodel.models import fit
+
+    table = _fit_table(args.data, args.formula)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fit(
+            table,
+            args.formula,
+            args.family,
+            exposure=args.exposure,
+            weights=args.weights,
+            cluster=args.cluster,
+            link=args.link,
+            order=args.order,
+        )
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        _write_json(result.to_dict(), args.json)
+    else:
+        print(result.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand, each with an example in its help."""
+    parser = argparse.ArgumentParser(
+        prog="satmodel",
+        description="Customer satisfaction modelling: from service telemetry to the service "
+        "level a satisfaction target needs.",
+        epilog="Example: satmodel demo && satmodel validate && satmodel features --out panel.parquet",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=f"Example:\n  {example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    demo = add(
+        "demo",
+        "write a synthetic company's canonical tables and truth.json, and load them into DuckDB",
+        "satmodel demo --customers 200 --months 12 --seed 7 --out data/demo",
+    )
+    demo.add_argument(
+        "--out",
+        default="data/demo",
+        help="folder for the Parquet tables and truth.json (default: data/demo)",
+    )
+    demo.add_argument(
+        "--customers", type=int, default=500, help="number of customers (default: 500)"
+    )
+    demo.add_argument("--months", type=int, default=24, help="number of months (default: 24)")
+    demo.add_argument("--seed", type=int, default=20261, help="random seed (default: 20261)")
+    demo.add_argument("--start", default="2024-11", help="first month, YYYY-MM (default: 2024-11)")
+    demo.add_argument(
+        "--duckdb",
+        default="data/satmodel.duckdb",
+        help="DuckDB file to load (default: data/satmodel.duckdb)",
+    )
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.set_defaults(func=cmd_demo)
+
+    validate = add(
+        "validate",
+        "check every table and row against the data contract (exit 2 when anything breaks it)",
+        "satmodel validate --data data/satmodel.duckdb",
+    )
+    validate.add_argument("--data", default=None, help=SRC_HELP)
+    validate.add_argument(
+        "--no-persist",
+        action="store_true",
+        help="do not write the rejected rows back to the source",
+    )
+    validate.set_defaults(func=cmd_validate)
+
+    features = add(
+        "features",
+        "build the service panel: one row per customer and month",
+        "satmodel features --data data/satmodel.duckdb --out data/panel.parquet",
+    )
+    features.add_argument("--data", default=None, help=SRC_HELP)
+    features.add_argument("--out", required=True, help="the Parquet file to write")
+    features.add_argument(
+        "--engine",
+        choices=["duckdb", "spark"],
+        default="duckdb",
+        help="execution engine (default: duckdb)",
+    )
+    features.set_defaults(func=cmd_features)
+
+    fit_parser = add(
+        "fit",
+        "fit one model (ordinal, logit, ols, poisson, negbin) and report its coefficients",
+        "satmodel fit --data ships.csv --formula 'accident ~ yr_con + op_75_79' "
+        "--family negbin --exposure service --json fit.json",
+    )
+    fit_parser.add_argument(
+        "--data",
+        required=True,
+        help="a CSV/Parquet table of any columns, or a source (" + SRC_HELP + ")",
+    )
+    fit_parser.add_argument(
+        "--formula",
+        required=True,
+        help="a statsmodels/patsy formula, e.g. 'csat ~ np.log(latency_p95_ms)'",
+    )
+    fit_parser.add_argument(
+        "--family",
+        required=True,
+        choices=["ordinal", "logit", "ols", "poisson", "negbin"],
+        help="model family",
+    )
+    fit_parser.add_argument("--exposure", help="exposure column: log(COL) is the offset")
+    fit_parser.add_argument("--weights", help="frequency-weight column")
+    fit_parser.add_argument("--cluster", help="cluster column for cluster-robust standard errors")
+    fit_parser.add_argument(
+        "--order", help="order of a non-numeric ordinal outcome, e.g. low,mid,high"
+    )
+    fit_parser.add_argument(
+        "--link", choices=["logit", "probit"], default="logit", help="ordinal link (default: logit)"
+    )
+    fit_parser.add_argument("--json", help="write the result as JSON to this file ('-' for stdout)")
+    fit_parser.set_defaults(func=cmd_fit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        for line in exc.problems:
+            print(f"satmodel: {line}", file=sys.stderr)
+        return 2
+    except SatmodelError as exc:
+        print(f"satmodel: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("satmodel: interrupted", file=sys.stderr)
+        return 1
+    except Exception as exc:  # internal error: one line, traceback only on request
+        if args.debug or os.environ.get("SATMODEL_DEBUG"):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"satmodel: internal error: {type(exc).__name__}: {first} (rerun with --debug for details)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The canonical tables of DESIGN.md, stated once.
+
+Every later step reads this one description: :mod:`satmodel.sources` uses it to cast a user's
+columns onto the canonical types, :mod:`satmodel.validate` derives the pandera schemas
+(column presence and types) and the row rules (quarantine) from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Column kinds and the DuckDB type each is cast to.
+SQL_TYPES = {
+    "str": "VARCHAR",
+    "float": "DOUBLE",
+    "int": "DOUBLE",  # kept as DOUBLE until the row rule "whole number" has been checked
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMPTZ",
+    "month": "VARCHAR",
+}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One canonical column.
+
+    Attributes
+    ----------
+    name : canonical name.
+    kind : one of ``str``, ``float``, ``int``, ``bool``, ``timestamp``, ``month``.
+    nullable : whether nulls are allowed.
+    rule : SQL predicate over the column that must hold for every non-null value
+        (written with ``{c}`` for the quoted column name), or None.
+    rule_text : what breaking the rule means, for messages ("outside 1..5").
+    unit : unit family for ``units`` conversions in the config (``ms``, ``hours``, ``pct``).
+    """
+
+    name: str
+    kind: str
+    nullable: bool = False
+    rule: str | None = None
+    rule_text: str | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One canonical table.
+
+    Attributes
+    ----------
+    name : canonical table name.
+    columns : its columns, in canonical order.
+    key : columns that must be unique together (duplicates after the first are quarantined).
+    time_column : the column whose month places the row in the data window.
+    time_end_column : for interval tables, the end column: the row is in the window when the
+        interval overlaps it.
+    order_pairs : (earlier, later) column pairs where ``later >= earlier`` must hold.
+    """
+
+    name: str
+    columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...] = ()
+    time_column: str | None = None
+    time_end_column: str | None = None
+    order_pairs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> ColumnSpec:
+        return next(c for c in self.columns if c.name == name)
+
+
+_ID = ColumnSpec("customer_id", "str")
+_WHOLE = "{c} = floor({c})"
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec(
+            "customers",
+            (
+                _ID,
+                ColumnSpec("segment", "str"),
+                ColumnSpec("region", "str", nullable=True),
+                ColumnSpec("tier", "str", nullable=True),
+                ColumnSpec(
+                    "expected_availability_pct",
+                    "float",
+                    nullable=True,
+                    rule="{c} BETWEEN 0 AND 100",
+                    rule_text="outside 0..100",
+                    unit="pct",
+                ),
+                ColumnSpec(
+                    "expected_latency_p95_ms",
+                    "float",
+                    nullable=True,
+                    rule="{c} > 0",
+                    rule_text="not > 0",
+                    unit="ms",
+                ),
+                ColumnSpec(
+                    "expected_resolution_hours",
+                    "float",
+                    nullable=True,
+                    rule="{c} > 0",
+                    rule_text="not > 0",
+                    unit="hours",
+                ),
+            ),
+            key=("customer_id",),
+        ),
+        TableSpec(
+            "requests",
+            (
+                _ID,
+                ColumnSpec("ts", "timestamp"),
+                ColumnSpec("latency_ms", "float", rule="{c} >= 0", rule_text="negative", unit="ms"),
+                ColumnSpec("ok", "bool"),
+            ),
+            time_column="ts",
+        ),
+        TableSpec(
+            "incidents",
+            (
+                ColumnSpec("incident_id", "str"),
+                _ID,
+                ColumnSpec("start_ts", "timestamp"),
+                ColumnSpec("end_ts", "timestamp"),
+                ColumnSpec(
+                    "severity",
+                    "int",
+                    rule=_WHOLE + " AND {c} BETWEEN 1 AND 4",
+                    rule_text="not a whole number in 1..4",
+                ),
+            ),
+            key=("incident_id",),
+            time_column="start_ts",
+            time_end_column="end_ts",
+            order_pairs=(("start_ts", "end_ts"),),
+        ),
+        TableSpec(
+            "tickets",
+            (
+                ColumnSpec("ticket_id", "str"),
+                _ID,
+                ColumnSpec("opened_ts", "timestamp"),
+                ColumnSpec("first_response_ts", "timestamp", nullable=True),
+                ColumnSpec("resolved_ts", "timestamp", nullable=True),
+                ColumnSpec("priority", "str"),
+            ),
+            key=("ticket_id",),
+            time_column="opened_ts",
+            order_pairs=(("opened_ts", "first_response_ts"), ("opened_ts", "resolved_ts")),
+        ),
+        TableSpec(
+            "changes",
+            (
+                ColumnSpec("change_id", "str"),
+                ColumnSpec("customer_id", "str", nullable=True),
+                ColumnSpec("ts", "timestamp"),
+                ColumnSpec("failed", "bool"),
+            ),
+            key=("change_id",),
+            time_column="ts",
+        ),
+        TableSpec(
+            "usage",
+            (
+                _ID,
+                ColumnSpec(
+                    "month",
+                    "month",
+                    rule="regexp_full_match({c}, '[0-9]{{4}}-(0[1-9]|1[0-2])')",
+                    rule_text="not a YYYY-MM month",
+                ),
+                ColumnSpec(
+                    "active_users",
+                    "int",
+                    rule=_WHOLE + " AND {c} >= 0",
+                    rule_text="not a whole number >= 0",
+                ),
+            ),
+            key=("customer_id", "month"),
+            time_column="month",
+        ),
+        TableSpec(
+            "surveys",
+            (
+                ColumnSpec("response_id", "str"),
+                _ID,
+                ColumnSpec("ts", "timestamp"),
+                ColumnSpec(
+                    "csat",
+                    "int",
+                    rule=_WHOLE + " AND {c} BETWEEN 1 AND 5",
+                    rule_text="not a whole number in 1..5",
+                ),
+                ColumnSpec(
+                    "nps",
+                    "int",
+                    nullable=True,
+                    rule=_WHOLE + " AND {c} BETWEEN 0 AND 10",
+                    rule_text="not a whole number in 0..10",
+                ),
+            ),
+            key=("response_id",),
+            time_column="ts",
+        ),
+        TableSpec(
+            "complaints",
+            (
+                ColumnSpec("complaint_id", "str"),
+                _ID,
+                ColumnSpec("ts", "timestamp"),
+                ColumnSpec("category", "str"),
+            ),
+            key=("complaint_id",),
+            time_column="ts",
+        ),
+    )
+}
+
+SERVICE_TABLES = ("requests", "incidents", "tickets", "changes")
+OUTCOME_TABLES = ("surveys", "complaints")

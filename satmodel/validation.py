@@ -1,0 +1,373 @@
+"""Validation and quarantine: check the canonical tables against the data contract.
+
+Two kinds of fault:
+
+- **table-level** (a required table or column is missing, a column has a type that cannot be
+  read as its canonical type, a required table is empty): raise :class:`InputError`, one line
+  per problem naming table, column and an example value. Nothing can go on.
+- **row-level** (csat 7, negative latency, end before start, duplicate ids, unknown customers,
+  timestamps outside the data's months...): the row is set aside in the ``rejected`` table with
+  the reason, counted and reported; everything else goes on with the clean rows.
+
+The column presence and types are checked with pandera schemas (ibis backend, so nothing is
+loaded into pandas); the row rules run as SQL in DuckDB, generated from the same
+:mod:`satmodel.schema` description, so they scale to billions of requests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from satmodel.errors import InputError
+from satmodel.schema import OUTCOME_TABLES, SERVICE_TABLES, TABLES, TableSpec
+from satmodel.sources import Source, literal, open_source, quote
+
+REJECTED_COLUMNS = ("table_name", "reason", "column_name", "value", "row_json")
+EARLIEST_PLAUSIBLE = "2000-01-01"
+
+
+@dataclass
+class ValidationReport:
+    """What validation found.
+
+    Attributes
+    ----------
+    rows : rows read per table.
+    rejected : one row per (table, column, reason): rows and an example value.
+    window : first and last month of the data ('YYYY-MM'), or None when unknown.
+    notes : things worth knowing that are not faults (optional columns absent...).
+    """
+
+    rows: dict[str, int] = field(default_factory=dict)
+    rejected: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            columns=["table_name", "column_name", "reason", "rows", "example"]
+        )
+    )
+    window: tuple[str, str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_rejected(self) -> int:
+        """Total rows quarantined."""
+        return int(self.rejected["rows"].sum()) if len(self.rejected) else 0
+
+    @property
+    def ok(self) -> bool:
+        """True when no row broke a rule."""
+        return self.n_rejected == 0
+
+    def problem_lines(self) -> list[str]:
+        """One line per rule broken: table, column, number of rows and an example."""
+        return [
+            f"{r.table_name}.{r.column_name}: {r.rows} row{'s' if r.rows != 1 else ''} {r.reason} "
+            f"(e.g. {r.example})"
+            for r in self.rejected.itertuples()
+        ]
+
+    def summary(self) -> str:
+        """A short human summary: rows read and rows quarantined."""
+        read = ", ".join(f"{table} {count:,}" for table, count in self.rows.items())
+        window = f"{self.window[0]}..{self.window[1]}" if self.window else "unknown"
+        return f"rows read: {read}; months {window}; rows quarantined: {self.n_rejected:,}"
+
+
+def _required_tables_problems(source: Source) -> list[str]:
+    problems = []
+    where = source.location
+    if not source.has("customers"):
+        problems.append(f"customers: table not found in {where} (it is required)")
+    if not any(source.has(t) for t in OUTCOME_TABLES):
+        problems.append(f"surveys: table not found in {where} (surveys or complaints is required)")
+    if not any(source.has(t) for t in SERVICE_TABLES):
+        problems.append(
+            f"requests: table not found in {where} (at least one of {', '.join(SERVICE_TABLES)} "
+            "is required)"
+        )
+    return problems
+
+
+def _example(source: Source, table: str, column: str) -> str:
+    rows = source.con.execute(
+        f"SELECT {quote(column)}::VARCHAR FROM raw.{quote(table)} "
+        f"WHERE {quote(column)} IS NOT NULL LIMIT 1"
+    ).fetchall()
+    return repr(rows[0][0]) if rows else "no non-null value"
+
+
+def _pandera_schema(spec: TableSpec):
+    import ibis.expr.datatypes as dt
+    import pandera.ibis as pa
+
+    types = {
+        "str": dt.String(),
+        "month": dt.String(),
+        "float": dt.Float64(),
+        "int": dt.Float64(),
+        "bool": dt.Boolean(),
+        "timestamp": dt.Timestamp(timezone="UTC", scale=6),
+    }
+    return pa.DataFrameSchema(
+        {c.name: pa.Column(types[c.kind], nullable=True) for c in spec.columns},
+        name=spec.name,
+    )
+
+
+def _column_problems(source: Source) -> list[str]:
+    """Missing columns and wrong types, checked with pandera on the raw views."""
+    import pandera.errors
+
+    problems = []
+    backend = source.ibis()
+    for table in source.tables:
+        spec = TABLES[table]
+        missing = source.missing_columns.get(table, [])
+        if missing:
+            found = [
+                c for c in backend.table(table, database="raw").columns if c in spec.column_names
+            ]
+            for column in missing:
+                problems.append(
+                    f"{table}.{column}: column missing (canonical columns found: "
+                    f"{', '.join(found) or 'none'})"
+                )
+        present = [c for c in spec.columns if c.name not in missing]
+        if not present:
+            continue
+        try:
+            _pandera_schema(spec).validate(
+                backend.table(table, database="raw").select(*[c.name for c in present]),
+                lazy=True,
+            )
+        except pandera.errors.SchemaErrors as exc:
+            for case in exc.failure_cases.itertuples():
+                if case.column not in spec.column_names:
+                    continue
+                kind = spec.column(case.column).kind
+                problems.append(
+                    f"{table}.{case.column}: wrong type: expected {kind}, found {case.failure_case} "
+                    f"(e.g. {_example(source, table, case.column)})"
+                )
+    return problems
+
+
+def _data_window(source: Source) -> tuple[str, str] | None:
+    if not source.has("usage") or "month" in source.missing_columns.get("usage", []):
+        return None
+    rows = source.con.execute(
+        "SELECT min(month), max(month) FROM raw.usage "
+        "WHERE regexp_full_match(month, '[0-9]{4}-(0[1-9]|1[0-2])')"
+    ).fetchall()
+    first, last = rows[0]
+    return (first, last) if first is not None else None
+
+
+def _next_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def _conditions(
+    source: Source, spec: TableSpec, window: tuple[str, str] | None
+) -> list[tuple[str, str, str]]:
+    """(SQL condition that is TRUE for a bad row, column, reason), first match wins."""
+    conditions = []
+    for column in spec.columns:
+        name = quote(column.name)
+        if not column.nullable:
+            conditions.append((f"{name} IS NULL", column.name, "missing"))
+        if column.rule:
+            rule = column.rule.format(c=name)
+            conditions.append(
+                (f"{name} IS NOT NULL AND NOT ({rule})", column.name, column.rule_text)
+            )
+    for earlier, later in spec.order_pairs:
+        conditions.append((f"{quote(later)} < {quote(earlier)}", later, f"before {earlier}"))
+    if spec.name != "customers" and source.has("customers"):
+        conditions.append(
+            (
+                '"customer_id" IS NOT NULL AND "customer_id" NOT IN '
+                "(SELECT customer_id FROM main.customers)",
+                "customer_id",
+                "unknown customer (not in customers)",
+            )
+        )
+    time_column = spec.time_column
+    if time_column and TABLES[spec.name].column(time_column).kind == "timestamp":
+        start = quote(time_column)
+        end = quote(spec.time_end_column or time_column)
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        conditions.append(
+            (
+                f"{start} < TIMESTAMPTZ '{EARLIEST_PLAUSIBLE}' OR {start} > TIMESTAMPTZ '{now}+00' + INTERVAL 1 DAY",
+                time_column,
+                "implausible timestamp (before 2000 or in the future)",
+            )
+        )
+        if window is not None:
+            low = f"TIMESTAMPTZ '{window[0]}-01 00:00:00+00'"
+            high = f"TIMESTAMPTZ '{_next_month(window[1])}-01 00:00:00+00'"
+            conditions.append(
+                (
+                    f"{end} < {low} OR {start} >= {high}",
+                    time_column,
+                    f"outside the data's months {window[0]}..{window[1]}",
+                )
+            )
+    if spec.key:
+        conditions.append(("_satmodel_rank > 1", spec.key[0], "duplicate id (first kept)"))
+    return conditions
+
+
+def _checked_rows(spec: TableSpec) -> str:
+    """The raw rows, with a duplicate rank when the table has a key."""
+    source = f"raw.{quote(spec.name)}"
+    if not spec.key:
+        return source
+    partition = ", ".join(quote(k) for k in spec.key)
+    order = ", ".join(
+        quote(c) for c in ([spec.time_column] if spec.time_column else []) + spec.column_names
+    )
+    return (
+        f"(SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) "
+        f"AS _satmodel_rank FROM {source})"
+    )
+
+
+def _clean_select(spec: TableSpec) -> str:
+    casts = []
+    for column in spec.columns:
+        name = quote(column.name)
+        casts.append(f"CAST({name} AS BIGINT) AS {name}" if column.kind == "int" else name)
+    return ", ".join(casts)
+
+
+def quarantine(source: Source, persist: bool = False) -> ValidationReport:
+    """Set rows that break the contract aside and expose the clean rows.
+
+    After this call ``source.con`` has a view ``<table>`` with the clean rows of every canonical
+    table present, and a table ``rejected`` (table_name, reason, column_name, value, row_json)
+    with every quarantined row.
+
+    Parameters
+    ----------
+    source : an open :class:`~satmodel.sources.Source`.
+    persist : also write ``rejected`` into the source's DuckDB file (or ``rejected.parquet`` in
+        a writable source folder).
+
+    Returns
+    -------
+    ValidationReport
+
+    Raises
+    ------
+    InputError
+        For table-level faults (missing table or column, wrong type, empty required table).
+    """
+    problems = _required_tables_problems(source) + _column_problems(source)
+    if problems:
+        raise InputError(problems)
+    con = source.con
+    report = ValidationReport(window=_data_window(source))
+    con.execute(
+        "CREATE OR REPLACE TABLE rejected (table_name VARCHAR, reason VARCHAR, "
+        "column_name VARCHAR, value VARCHAR, row_json VARCHAR)"
+    )
+    for table in source.tables:
+        spec = TABLES[table]
+        report.rows[table] = con.execute(f"SELECT count(*) FROM raw.{quote(table)}").fetchall()[0][
+            0
+        ]
+        conditions = _conditions(source, spec, report.window)
+        rows = _checked_rows(spec)
+        is_bad = " OR ".join(f"COALESCE(({cond}), FALSE)" for cond, _, _ in conditions)
+        con.execute(
+            f"CREATE OR REPLACE VIEW main.{quote(table)} AS SELECT {_clean_select(spec)} "
+            f"FROM {rows} WHERE NOT ({is_bad})"
+        )
+        reason = " ".join(
+            f"WHEN COALESCE(({c}), FALSE) THEN {literal(r)}" for c, _, r in conditions
+        )
+        column = " ".join(
+            f"WHEN COALESCE(({c}), FALSE) THEN {literal(col)}" for c, col, _ in conditions
+        )
+        value = " ".join(
+            f"WHEN COALESCE(({c}), FALSE) THEN CAST({quote(col)} AS VARCHAR)"
+            for c, col, _ in conditions
+        )
+        row_struct = ", ".join(f"{quote(c)} := {quote(c)}" for c in spec.column_names)
+        con.execute(
+            f"INSERT INTO rejected SELECT '{table}', CASE {reason} END, CASE {column} END, "
+            f"CASE {value} END, to_json(struct_pack({row_struct}))::VARCHAR "
+            f"FROM {rows} WHERE {is_bad}"
+        )
+        if report.rows[table] == 0 and table == "customers":
+            raise InputError(f"customers: table is empty in {source.location}")
+    report.rejected = con.execute(
+        "SELECT table_name, column_name, reason, count(*) AS rows, min(coalesce(value, 'null')) AS example "
+        "FROM rejected GROUP BY ALL ORDER BY table_name, column_name, reason"
+    ).df()
+    report.rejected["rows"] = report.rejected["rows"].astype("int64")
+    empty_outcomes = [t for t in OUTCOME_TABLES if source.has(t)]
+    if empty_outcomes and all(report.rows[t] == 0 for t in empty_outcomes):
+        raise InputError(f"{empty_outcomes[0]}: table is empty (no outcome to model)")
+    source.quarantined = True
+    source.report = report
+    if persist:
+        _persist_rejected(source)
+    return report
+
+
+def _persist_rejected(source: Source) -> None:
+    con = source.con
+    if source.kind == "duckdb":
+        path = "'" + str(source.location).replace("'", "''") + "'"
+        con.execute("DETACH src")
+        try:
+            con.execute(f"ATTACH {path} AS src_write")
+            con.execute("CREATE OR REPLACE TABLE src_write.rejected AS SELECT * FROM rejected")
+            con.execute("DETACH src_write")
+        except duckdb.Error as exc:
+            raise InputError(
+                f"rejected: cannot write to {source.location} ({str(exc).splitlines()[0]})"
+            ) from None
+        finally:
+            con.execute(f"ATTACH {path} AS src (READ_ONLY)")
+        return
+    target = Path(source.location) / "rejected.parquet"
+    try:
+        tmp = target.with_suffix(".parquet.tmp")
+        con.execute(f"COPY rejected TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
+        tmp.replace(target)
+    except (duckdb.Error, OSError):
+        source.report.notes.append(
+            f"rejected rows kept in memory only: {target.parent} is not writable"
+        )
+
+
+def validate(src: str | Path | Source | None = None, persist: bool = True) -> ValidationReport:
+    """Check every table and row of a source against the data contract.
+
+    Parameters
+    ----------
+    src : a DuckDB file, a folder of tables, a ``satmodel.toml``, an open Source, or None for
+        the default ``data/satmodel.duckdb``.
+    persist : keep the quarantined rows in the source (table ``rejected``).
+
+    Returns
+    -------
+    ValidationReport
+        ``report.ok`` is False when any row broke a rule; ``report.problem_lines()`` says which.
+
+    Raises
+    ------
+    InputError
+        For table-level faults.
+    """
+    source = src if isinstance(src, Source) else open_source(src)
+    return quarantine(source, persist=persist)
