@@ -98,7 +98,7 @@ def _fit_table(data: str, formula: str):
     from satmodel.sources import read_table_file
 
     path = Path(data)
-    if path.suffix.lower() in (".csv", ".parquet", ".txt") and path.is_file():
+    if path.suffix.lower() in (".csv", ".parquet", ".txt"):
         return read_table_file(path)
     from satmodel.features import build_panel, build_responses
 

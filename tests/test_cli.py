@@ -1,0 +1,45 @@
+"""The command line: help with examples, exit codes, one-line errors without tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+
+from satmodel.cli import build_parser, main
+
+COMMANDS = ["demo", "validate", "features", "fit"]
+
+
+def _run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "satmodel", *args], capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "Example:" in out
+    assert f"satmodel {command}" in out
+
+
+def test_top_level_help_lists_commands():
+    help_text = build_parser().format_help()
+    for command in COMMANDS:
+        assert command in help_text
+
+
+def test_bad_usage_exits_2():
+    result = _run("fit", "--data", "x.csv")
+    assert result.returncode == 2
+    assert "--formula" in result.stderr
+
+
+def test_missing_file_is_one_line_exit_2(tmp_path):
+    result = _run("fit", "--data", str(tmp_path / "absent.csv"), "--formula", "y ~ x", "--family", "ols")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "Traceback" not in result.stderr
