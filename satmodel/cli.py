@@ -111,9 +111,9 @@ def _fit_table(data: str, formula: str):
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    table = _fit_table(args.data, args.formula)
     from satmodel.models import fit
 
-    table = _fit_table(args.data, args.formula)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = fit(
