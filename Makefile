@@ -26,10 +26,10 @@ $(DB): | $(STAMP)
 
 demo: $(DB) ## create the demo data in data/satmodel.duckdb (if missing)
 
-report: $(STAMP) $(DB) ## the main job: set up, demo data if missing, validate, build the panel
+report: $(STAMP) $(DB) ## the main job: set up, demo data if missing, validate, monthly report
 	$(SATMODEL) validate --data $(DB)
 	$(SATMODEL) features --data $(DB) --out data/processed/panel.parquet
-	@echo "outputs: $(DB) (tables and quarantine), data/demo/truth.json, data/processed/panel.parquet"
+	$(SATMODEL) report --data $(DB) --out reports
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest

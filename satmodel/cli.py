@@ -135,6 +135,24 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from satmodel.report import run_report
+
+    result = run_report(
+        month=args.month,
+        data=args.data,
+        out=args.out,
+        from_month=args.from_month,
+        to_month=args.to_month,
+        progress=not args.quiet,
+        wait=args.wait,
+    )
+    for folder in result if isinstance(result, list) else [result]:
+        print(f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)")
+        print(f"open {Path(folder).resolve() / 'report.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand, each with an example in its help."""
     parser = argparse.ArgumentParser(
@@ -241,6 +259,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit_parser.add_argument("--json", help="write the result as JSON to this file ('-' for stdout)")
     fit_parser.set_defaults(func=cmd_fit)
+
+    report = add(
+        "report",
+        "run the monthly report notebook into DIR/YYYY-MM/ (HTML, executed notebook, "
+        "summary.json, manifest.json)",
+        "satmodel report --month 2026-10 --data data/satmodel.duckdb --out reports",
+    )
+    report.add_argument(
+        "--month",
+        help="the month to report, YYYY-MM (default: the last complete month in the data)",
+    )
+    report.add_argument("--data", default=None, help=SRC_HELP)
+    report.add_argument("--out", default="reports", help="reports folder (default: reports)")
+    report.add_argument(
+        "--from",
+        dest="from_month",
+        metavar="YYYY-MM",
+        help="backfill: first month (with --to; every month in between is built)",
+    )
+    report.add_argument(
+        "--to",
+        dest="to_month",
+        metavar="YYYY-MM",
+        help="backfill: last month (default: the last complete month in the data)",
+    )
+    report.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for another run of the same month to finish instead of failing",
+    )
+    report.add_argument("--quiet", action="store_true", help="no progress bar")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -1,0 +1,379 @@
+"""Benchmark the service panel's request aggregation against hand-written DuckDB and pandas.
+
+Usage: ``python bench/bench_features.py [--rows N | --quick] [--repeats 3] [--data DIR]
+[--scale [--scale-rows N] [--memory-limit 2GB]]``
+
+Data: N request rows (default 20,000,000; ``--quick`` 2,000,000), seeded, 500 customers over
+24 months (2024-01..2025-12), time-ordered like a log, written as Parquet (row groups of 1M)
+into a temporary folder with ``customers.parquet`` and a small ``surveys.parquet`` (one
+response per customer-month: the contract requires an outcome table).
+
+Compared in one run, each measurement in a fresh subprocess (peak RSS from that process's
+``getrusage``), interleaved, median of ``--repeats`` runs:
+
+- ``satmodel``: :func:`satmodel.features.build_panel` on the source opened from the folder,
+  after ``quarantine`` (done before the clock starts and reported separately as
+  ``validate``). This is the whole features step: the request metrics read through the clean
+  views (with their row rules), the month grid, the joins, lags, and the pandas panel
+  (customers x months).
+- ``satmodel_expr``: only satmodel's ibis request-metrics expression, on the raw view (no row
+  rules): shows what the ibis layer costs next to the hand-written SQL.
+- ``duckdb_sql``: one hand-written DuckDB query: per customer-month count, error rate and
+  ``quantile_cont(latency_ms, [0.5, 0.95, 0.99])`` straight from the Parquet file.
+- ``pandas``: ``read_parquet`` + ``groupby`` (size, mean, quantile).
+
+Targets (PASS/FAIL): satmodel <= 1.25x the DuckDB time, >= 3x faster than pandas, peak RSS
+<= 1.5x DuckDB's. Exit code 0 when every target passes, 1 otherwise.
+
+``--scale``: build_panel on 200M request rows (``--scale-rows``) with DuckDB's memory_limit
+at 2GB and a temp directory; also tries the hand-written query under the same limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TARGET_DUCKDB_RATIO = 1.25
+TARGET_PANDAS_SPEEDUP = 3.0
+TARGET_MEMORY_RATIO = 1.5
+METHODS = ("satmodel", "satmodel_expr", "duckdb_sql", "pandas")
+CUSTOMERS = 500
+MONTHS = 24
+START = "2024-01-01"
+
+
+# ------------------------------------------------------------------------------------ data
+
+
+def generate(folder: Path, rows: int, seed: int = 42, chunk: int = 2_000_000) -> Path:
+    """Write customers, requests and surveys as Parquet into ``folder`` (reused if present)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "meta.json"
+    meta = {"rows": rows, "seed": seed, "customers": CUSTOMERS, "months": MONTHS, "version": 1}
+    if stamp.exists() and json.loads(stamp.read_text()) == meta:
+        return folder
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"C{i:05d}" for i in range(CUSTOMERS)])
+    pd.DataFrame(
+        {
+            "customer_id": ids,
+            "segment": rng.choice(["enterprise", "mid", "smb"], CUSTOMERS),
+            "region": rng.choice(["eu", "us", "apac"], CUSTOMERS),
+            "tier": rng.choice(["gold", "silver"], CUSTOMERS),
+            "expected_availability_pct": 99.9,
+            "expected_latency_p95_ms": 800.0,
+            "expected_resolution_hours": 24.0,
+        }
+    ).to_parquet(folder / "customers.parquet", index=False)
+    month_starts = pd.date_range(START, periods=MONTHS + 1, freq="MS", tz="UTC")
+    mid = month_starts[:-1] + pd.Timedelta(days=14)
+    pd.DataFrame(
+        {
+            "response_id": [f"r{i}" for i in range(CUSTOMERS * MONTHS)],
+            "customer_id": np.repeat(ids, MONTHS),
+            "ts": np.tile(mid.to_numpy(), CUSTOMERS),
+            "csat": rng.integers(1, 6, CUSTOMERS * MONTHS),
+            "nps": rng.integers(0, 11, CUSTOMERS * MONTHS),
+        }
+    ).to_parquet(folder / "surveys.parquet", index=False)
+
+    first = month_starts[0].value // 1000  # microseconds
+    last = month_starts[-1].value // 1000
+    edges = np.linspace(first, last, -(-rows // chunk) + 1).astype(np.int64)
+    schema = pa.schema(
+        [
+            ("customer_id", pa.string()),
+            ("ts", pa.timestamp("us", tz="UTC")),
+            ("latency_ms", pa.float64()),
+            ("ok", pa.bool_()),
+        ]
+    )
+    temp = folder / "requests.parquet.tmp"
+    with pq.ParquetWriter(temp, schema, compression="snappy") as writer:
+        done = 0
+        for k in range(len(edges) - 1):
+            n = min(chunk, rows - done)
+            ts = np.sort(rng.integers(edges[k], edges[k + 1], n))
+            latency = np.round(rng.lognormal(5.3, 0.7, n), 2)
+            table = pa.table(
+                {
+                    "customer_id": pa.array(ids[rng.integers(0, CUSTOMERS, n)]),
+                    "ts": pa.array(ts, pa.timestamp("us", tz="UTC")),
+                    "latency_ms": latency,
+                    "ok": rng.random(n) > 0.01,
+                },
+                schema=schema,
+            )
+            writer.write_table(table, row_group_size=1_000_000)
+            done += n
+    temp.replace(folder / "requests.parquet")
+    stamp.write_text(json.dumps(meta))
+    return folder
+
+
+# --------------------------------------------------------------------------------- workers
+
+HAND_SQL = """
+SELECT customer_id, strftime(ts, '%Y-%m') AS month, count(*) AS requests,
+       avg(CASE WHEN ok THEN 0.0 ELSE 1.0 END) AS error_rate,
+       quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS q
+FROM read_parquet('{path}')
+GROUP BY ALL
+"""
+
+
+def _satmodel(folder: Path, settings: dict | None = None) -> tuple[float, object, dict]:
+    from satmodel import features
+    from satmodel.sources import open_source
+
+    source = open_source(folder)
+    if settings:
+        features.apply_duckdb_settings(source.con, settings)
+    t0 = time.perf_counter()
+    features._clean_source(source)  # quarantine: satmodel's validate step, not timed below
+    validate_seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    panel = features.build_panel(source)
+    seconds = time.perf_counter() - t0
+    out = panel[panel.requests > 0][
+        ["customer_id", "month", "requests", "error_rate", "latency_p50_ms", "latency_p95_ms"]
+        + ["latency_p99_ms"]
+    ]
+    return seconds, out, {"validate_seconds": validate_seconds, "panel_rows": len(panel)}
+
+
+def _satmodel_expr(folder: Path) -> tuple[float, object, dict]:
+    from satmodel.config import Thresholds
+    from satmodel.features import _quiet, request_metrics
+    from satmodel.sources import open_source
+
+    source = open_source(folder)
+    with _quiet():
+        backend = source.ibis()
+        requests = backend.table("requests", database="raw")
+        t0 = time.perf_counter()
+        out = request_metrics(requests, Thresholds()).to_pyarrow().to_pandas()
+        seconds = time.perf_counter() - t0
+    return seconds, out, {}
+
+
+def _duckdb_sql(folder: Path, settings: dict | None = None) -> tuple[float, object, dict]:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for key, value in (settings or {}).items():
+        con.execute(f"SET {key} = '{value}'")
+    t0 = time.perf_counter()
+    out = con.execute(HAND_SQL.format(path=folder / "requests.parquet")).df()
+    seconds = time.perf_counter() - t0
+    q = np.stack(out.pop("q").to_numpy())
+    out["latency_p50_ms"], out["latency_p95_ms"], out["latency_p99_ms"] = q.T
+    return seconds, out, {}
+
+
+def _pandas(folder: Path) -> tuple[float, object, dict]:
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    df = pd.read_parquet(folder / "requests.parquet")
+    df["month"] = df["ts"].dt.tz_convert(None).to_numpy().astype("datetime64[M]")
+    df["failed"] = ~df["ok"]
+    groups = df.groupby(["customer_id", "month"], sort=False)
+    out = groups.agg(requests=("ok", "size"), error_rate=("failed", "mean"))
+    q = groups["latency_ms"].quantile([0.5, 0.95, 0.99]).unstack()
+    out[["latency_p50_ms", "latency_p95_ms", "latency_p99_ms"]] = q.to_numpy()
+    out = out.reset_index()
+    out["month"] = out["month"].dt.strftime("%Y-%m")
+    seconds = time.perf_counter() - t0
+    return seconds, out, {}
+
+
+def worker(method: str, folder: Path, result: Path | None) -> None:
+    """Run one measurement and print one JSON line (seconds, peak_rss_mb, extra)."""
+    run = {
+        "satmodel": _satmodel,
+        "satmodel_expr": _satmodel_expr,
+        "duckdb_sql": _duckdb_sql,
+        "pandas": _pandas,
+    }[method]
+    seconds, out, extra = run(folder)
+    if result is not None:
+        out.to_parquet(result, index=False)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "rows_out": len(out), **extra}))
+
+
+def measure(method: str, folder: Path, result: Path | None = None) -> dict:
+    command = [sys.executable, __file__, "--worker", method, "--data", str(folder)]
+    if result is not None:
+        command += ["--result", str(result)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{method} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------------- runs
+
+
+def compare_outputs(results: dict[str, Path]) -> str:
+    """Max relative difference of every method's request metrics vs the hand-written SQL."""
+    import pandas as pd
+
+    key = ["customer_id", "month"]
+    columns = ["requests", "error_rate", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms"]
+    base = pd.read_parquet(results["duckdb_sql"]).set_index(key).sort_index()[columns]
+    notes = []
+    for method, path in results.items():
+        if method == "duckdb_sql":
+            continue
+        other = pd.read_parquet(path)
+        other["month"] = other["month"].astype(str)
+        other = other.set_index(key).sort_index()[columns]
+        if len(other) != len(base) or not other.index.equals(base.index):
+            notes.append(f"{method}: DIFFERENT customer-months ({len(other)} vs {len(base)})")
+            continue
+        scale = base.abs().where(base.abs() > 0, 1.0)
+        diff = ((other - base).abs() / scale).max().max()
+        notes.append(f"{method}: max relative difference {diff:.1e}")
+    return "; ".join(notes)
+
+
+def run_comparison(folder: Path, rows: int, repeats: int) -> bool:
+    print(f"data: {folder} ({rows:,} request rows, {CUSTOMERS} customers x {MONTHS} months)")
+    runs: dict[str, list[dict]] = {m: [] for m in METHODS}
+    results = {m: folder / f"result_{m}.parquet" for m in METHODS}
+    for r in range(repeats):
+        for method in METHODS:
+            runs[method].append(measure(method, folder, results[method] if r == 0 else None))
+            last = runs[method][-1]
+            print(
+                f"  run {r + 1} {method:<14} {last['seconds']:7.2f} s  "
+                f"{last['peak_rss_mb']:7.0f} MB",
+                flush=True,
+            )
+    print("outputs: " + compare_outputs(results))
+    med = {
+        m: {
+            "seconds": statistics.median(x["seconds"] for x in runs[m]),
+            "rss": statistics.median(x["peak_rss_mb"] for x in runs[m]),
+        }
+        for m in METHODS
+    }
+    validate = statistics.median(x["validate_seconds"] for x in runs["satmodel"])
+    print()
+    print(f"{'method':<16}{'seconds':>10}{'rows/s':>14}{'peak RSS MB':>14}")
+    for m in METHODS:
+        s = med[m]["seconds"]
+        print(f"{m:<16}{s:>10.2f}{rows / s:>14,.0f}{med[m]['rss']:>14.0f}")
+    print(f"(satmodel's quarantine before build_panel: {validate:.2f} s, not included above)")
+    print()
+    sat, duck, pand = med["satmodel"], med["duckdb_sql"], med["pandas"]
+    checks = [
+        (
+            "satmodel time / DuckDB time",
+            sat["seconds"] / duck["seconds"],
+            f"<= {TARGET_DUCKDB_RATIO}",
+            sat["seconds"] / duck["seconds"] <= TARGET_DUCKDB_RATIO,
+        ),
+        (
+            "pandas time / satmodel time",
+            pand["seconds"] / sat["seconds"],
+            f">= {TARGET_PANDAS_SPEEDUP}",
+            pand["seconds"] / sat["seconds"] >= TARGET_PANDAS_SPEEDUP,
+        ),
+        (
+            "satmodel peak RSS / DuckDB",
+            sat["rss"] / duck["rss"],
+            f"<= {TARGET_MEMORY_RATIO}",
+            sat["rss"] / duck["rss"] <= TARGET_MEMORY_RATIO,
+        ),
+    ]
+    print(
+        f"info: satmodel_expr / DuckDB = {med['satmodel_expr']['seconds'] / duck['seconds']:.2f}"
+    )
+    for name, value, target, ok in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {name:<30} {value:6.2f}  (target {target})")
+    return all(ok for *_, ok in checks)
+
+
+def run_scale(folder: Path, rows: int, memory_limit: str) -> None:
+    spill = folder / "duckdb_tmp"
+    spill.mkdir(exist_ok=True)
+    settings = {"memory_limit": memory_limit, "temp_directory": str(spill)}
+    print(f"scale: {rows:,} request rows, DuckDB memory_limit {memory_limit}, temp {spill}")
+    code = (
+        "import json, resource, sys, time; sys.path.insert(0, {bench!r}); "
+        "import bench_features as b; from pathlib import Path; "
+        "s, out, extra = b.{fn}(Path({folder!r}), {settings!r}); "
+        "print(json.dumps(dict(seconds=s, rows_out=len(out), "
+        "peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra)))"
+    )
+    for fn in ("_satmodel", "_duckdb_sql"):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                code.format(
+                    bench=str(Path(__file__).parent), fn=fn, folder=str(folder), settings=settings
+                ),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        name = fn.strip("_")
+        if done.returncode == 0:
+            print(f"  {name:<12} {done.stdout.strip().splitlines()[-1]}")
+        else:
+            last = [line for line in done.stderr.strip().splitlines() if "Error" in line]
+            print(f"  {name:<12} FAILED: {(last or ['?'])[-1][:200]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000_000)
+    parser.add_argument("--quick", action="store_true", help="2,000,000 rows")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data", type=Path, help="folder for the generated data (reused)")
+    parser.add_argument("--scale", action="store_true", help="also the 200M-row run (minutes)")
+    parser.add_argument("--scale-rows", type=int, default=200_000_000)
+    parser.add_argument("--memory-limit", default="2GB")
+    parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args.data, args.result)
+        return 0
+    rows = 2_000_000 if args.quick else args.rows
+    with tempfile.TemporaryDirectory(prefix="bench-features-") as scratch:
+        base = args.data or Path(scratch)
+        t0 = time.perf_counter()
+        folder = generate(base / f"requests_{rows}", rows)
+        print(f"generated/reused data in {time.perf_counter() - t0:.1f} s")
+        passed = run_comparison(folder, rows, args.repeats)
+        if args.scale:
+            t0 = time.perf_counter()
+            big = generate(base / f"requests_{args.scale_rows}", args.scale_rows)
+            print(f"generated/reused scale data in {time.perf_counter() - t0:.1f} s")
+            run_scale(big, args.scale_rows, args.memory_limit)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

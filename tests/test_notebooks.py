@@ -1,0 +1,186 @@
+"""Tests of the notebooks: stored thin and without outputs; the monthly report runs on demo data.
+
+``demo_report`` builds one small demo (40 customers, 6 months) and its report once per test
+session; tests/test_report_browser.py reuses it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+REPORT_NOTEBOOK = ROOT / "notebooks" / "04_monthly_report.ipynb"
+DEMO = {"customers": 40, "months": 6, "seed": 7, "start_month": "2024-11"}
+LAST_MONTH = "2025-04"
+
+_CACHE: dict[str, Path] = {}
+
+
+def demo_report(tmp_path_factory) -> Path:
+    """The report folder of the small demo's last month, built once per session."""
+    if "report" in _CACHE:
+        return _CACHE["report"]
+    from satmodel.demo import generate_demo
+    from satmodel.report import run_report
+
+    base = tmp_path_factory.mktemp("demo_report")
+    generate_demo(base / "demo", duckdb_path=base / "demo.duckdb", progress=False, **DEMO)
+    _CACHE["data"] = base / "demo.duckdb"
+    _CACHE["report"] = run_report(data=base / "demo.duckdb", out=base / "reports", progress=False)
+    return _CACHE["report"]
+
+
+def code_without_magics(source: str) -> str:
+    """Cell source with IPython magics and shell lines blanked, so ast can parse it."""
+    return "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stored_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {index} has outputs"
+            assert cell.execution_count is None, f"{path.name} cell {index} has an execution count"
+        assert "papermill" not in cell.metadata
+    assert "papermill" not in nb.metadata
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_defines_no_function_or_class(path):
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(code_without_magics(cell.source))
+        defined = [
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        ]
+        lambdas = [node for node in ast.walk(tree) if isinstance(node, ast.Lambda)]
+        assert not defined and not lambdas, (
+            f"{path.name} cell {index} defines {defined or 'a lambda'}: logic belongs in satmodel"
+        )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_typed_commented_parameters_cell_first(path):
+    import papermill
+
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: exactly one cell must be tagged 'parameters'"
+    assert code[0] is tagged[0], f"{path.name}: the parameters cell must be the first code cell"
+    assignments = [
+        line
+        for line in tagged[0].source.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert assignments
+    pattern = re.compile(r"^\w+: [\w\[\], ]+ = [^=#]+  # [^=]+$")
+    for line in assignments:
+        assert pattern.match(line), (
+            f"{path.name}: parameter line needs a type and a comment: {line!r}"
+        )
+    inferred = papermill.inspect_notebook(str(path))
+    assert len(inferred) == len(assignments), "papermill must be able to parse every parameter"
+    assert all(p["help"] for p in inferred.values())
+
+
+def test_report_notebook_parameters():
+    import papermill
+
+    inferred = papermill.inspect_notebook(str(REPORT_NOTEBOOK))
+    assert {"month", "data", "out_dir"} <= set(inferred)
+    assert inferred["month"]["inferred_type_name"] == "str"
+    assert inferred["month"]["default"] == '""'  # empty: the last complete month
+
+
+def test_report_notebook_calls_satmodel_only():
+    nb = nbformat.read(REPORT_NOTEBOOK, as_version=4)
+    imported = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(code_without_magics(cell.source))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add((node.module or "").split(".")[0])
+    assert imported <= {"satmodel", "IPython"}, imported
+
+
+@pytest.mark.slow
+def test_monthly_report_runs_on_demo_data(tmp_path_factory):
+    folder = demo_report(tmp_path_factory)
+    assert folder.name == LAST_MONTH  # the last complete month of the demo data
+    summary = json.loads((folder / "summary.json").read_text())
+    assert list(summary)[:4] == ["schema_version", "month", "data_window", "kpis"]
+    assert summary["month"] == LAST_MONTH
+    assert summary["data_window"] == ["2024-11", LAST_MONTH]
+    assert 1 <= summary["kpis"]["csat_mean"]["value"] <= 5
+    assert 0 <= summary["kpis"]["csat_top2_pct"]["value"] <= 100
+    assert summary["kpis"]["complaint_rate_per_1k"]["value"] >= 0
+    assert summary["kpis"]["responses"]["value"] > 0
+    segments = [row["segment"] for row in summary["service_levels"]]
+    assert segments[-1] == "All customers" and len(segments) >= 2
+    assert summary["service_levels"][-1]["customers"] == DEMO["customers"]
+    assert set(summary["drivers"]) == {"csat", "top2", "complaints"}
+    for model in summary["drivers"].values():
+        assert model["params"] and {"term", "estimate", "ci_low", "ci_high", "p_value"} <= set(
+            model["params"][0]
+        )
+    assert summary["data_quality"]["rows_read"] > 0
+    assert set(summary["targets"]) >= {"slo_availability_pct", "slo_latency_p95_ms"}
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "ok"
+    assert manifest["parameters"]["month"] == LAST_MONTH
+    assert list(manifest["inputs"]) == [str(_CACHE["data"].resolve())]
+
+    html = (folder / "report.html").read_text()
+    for heading in (
+        "Headline: satisfaction and complaints",
+        "Service levels and error budget",
+        "Customers whose expectations were missed",
+        "Data quality",
+        "What drives satisfaction and complaints",
+    ):
+        assert heading in html
+    assert html.count("data:image/png;base64,") >= 3  # trends, service levels, drivers
+    assert "&lt;Figure size" not in html  # figures rendered, not their repr
+    assert "reporting." not in html  # no code
+    assert "Traceback" not in html
+
+    executed = nbformat.read(folder / "report.ipynb", as_version=4)
+    errors = [o for c in executed.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors == []
+
+
+@pytest.mark.slow
+def test_summary_is_identical_on_rerun(tmp_path_factory):
+    from satmodel.report import run_report
+
+    folder = demo_report(tmp_path_factory)
+    before = (folder / "summary.json").read_bytes()
+    again = run_report(
+        month=LAST_MONTH,
+        data=_CACHE["data"],
+        out=folder.parent,
+        progress=False,
+        parameters={"fit_models": True},
+    )
+    assert again == folder
+    assert (folder / "summary.json").read_bytes() == before

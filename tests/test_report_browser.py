@@ -1,0 +1,241 @@
+"""The report's HTML in a real browser: headless Chromium driven over the DevTools protocol.
+
+Opens ``report.html`` of the small demo report (built once per session by
+tests/test_notebooks.py) from ``file://`` and checks that it renders, that every image loads,
+that the console stays free of errors and that no request goes anywhere but the file itself and
+its data: URIs. Chromium is also told to resolve no host name at all, so nothing can leave the
+machine even if a check were wrong. A full-page screenshot is kept in
+``reports/test-artifacts/`` (git-ignored).
+
+Needs the Debian ``chromium`` package; skipped when it is absent.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from test_notebooks import demo_report
+
+websocket = pytest.importorskip("websocket", reason="websocket-client is needed for CDP")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium not installed (apt-get install chromium)"
+    ),
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "reports" / "test-artifacts"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--remote-debugging-port=0",
+]
+
+
+class Page:
+    """A tiny Chrome DevTools protocol client for one page."""
+
+    def __init__(self, url: str):
+        self.socket = websocket.create_connection(url, timeout=30, suppress_origin=True)
+        self.next_id = 0
+        self.events: list[dict] = []
+
+    def send(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    def wait_for(self, event: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e.get("method") == event for e in self.events):
+            if time.monotonic() > deadline:
+                raise TimeoutError(event)
+            self.socket.settimeout(max(0.1, deadline - time.monotonic()))
+            self.events.append(json.loads(self.socket.recv()))
+
+    def drain(self, seconds: float) -> None:
+        """Collect events for a while (late requests, module imports, console messages)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.socket.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                self.events.append(json.loads(self.socket.recv()))
+            except websocket.WebSocketTimeoutException:
+                break
+
+    def evaluate(self, expression: str):
+        result = self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium; yields the DevTools HTTP endpoint (http://127.0.0.1:PORT)."""
+    profile = tempfile.mkdtemp(prefix="satmodel-chromium-")
+    process = subprocess.Popen(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        endpoint = None
+        deadline = time.monotonic() + 60
+        while endpoint is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            if not line and process.poll() is not None:
+                break
+            match = re.search(r"DevTools listening on ws://([\d.]+:\d+)/", line)
+            if match:
+                endpoint = f"http://{match.group(1)}"
+        if endpoint is None:
+            pytest.fail("chromium did not start its DevTools endpoint")
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def open_page(endpoint: str, url: str) -> Page:
+    from urllib.request import Request, urlopen
+
+    with urlopen(Request(f"{endpoint}/json/new?about:blank", method="PUT"), timeout=30) as reply:
+        target = json.loads(reply.read())
+    page = Page(target["webSocketDebuggerUrl"])
+    for domain in ("Page", "Network", "Runtime", "Log"):
+        page.send(f"{domain}.enable")
+    page.send(
+        "Emulation.setDeviceMetricsOverride",
+        width=1200,
+        height=900,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    page.send("Page.navigate", url=url)
+    page.wait_for("Page.loadEventFired")
+    page.drain(1.5)
+    return page
+
+
+def test_report_html_renders_offline_in_chromium(browser, tmp_path_factory):
+    folder = demo_report(tmp_path_factory)
+    html = folder / "report.html"
+    url = html.resolve().as_uri()
+    page = open_page(browser, url)
+    try:
+        # it renders: title, headings, tables, a page of real length
+        assert page.evaluate("document.readyState") == "complete"
+        assert page.evaluate("document.title") == f"Service and satisfaction report {folder.name}"
+        text = page.evaluate("document.body.innerText")
+        for heading in (
+            "Headline: satisfaction and complaints",
+            "Service levels and error budget",
+            "Data quality",
+            "What drives satisfaction and complaints",
+        ):
+            assert heading in text
+        assert page.evaluate("document.querySelectorAll('table').length") >= 4
+        assert page.evaluate("document.body.scrollHeight") > 2000
+
+        # every image loads (no broken <img>)
+        images = page.evaluate(
+            "Array.from(document.images).map(i => ({src: i.src.slice(0, 30), "
+            "complete: i.complete, width: i.naturalWidth, height: i.naturalHeight}))"
+        )
+        assert len(images) >= 3
+        broken = [i for i in images if not i["complete"] or i["width"] == 0 or i["height"] == 0]
+        assert broken == []
+
+        # no console error, no uncaught exception
+        errors = [
+            e["params"]
+            for e in page.events
+            if e.get("method") == "Runtime.exceptionThrown"
+            or (
+                e.get("method") == "Runtime.consoleAPICalled"
+                and e["params"]["type"] in ("error", "assert")
+            )
+            or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")
+        ]
+        assert errors == []
+
+        # no request leaves the machine: only the file itself and data: URIs
+        requested = [
+            e["params"]["request"]["url"]
+            for e in page.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
+        assert url in requested
+        elsewhere = [u for u in requested if not (u == url or u.startswith("data:"))]
+        assert elsewhere == []
+        failed = [e["params"] for e in page.events if e.get("method") == "Network.loadingFailed"]
+        assert failed == []
+
+        # keep a full-page screenshot as a test artifact
+        height = int(page.evaluate("document.documentElement.scrollHeight"))
+        page.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=1200,
+            height=min(height, 16000),
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        shot = page.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        data = base64.b64decode(shot["data"])
+        assert data.startswith(b"\x89PNG") and len(data) > 50_000
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / f"report-{folder.name}.png").write_bytes(data)
+    finally:
+        page.close()
+
+
+def test_a_page_with_a_cdn_script_is_caught(browser, tmp_path):
+    """The checks above do see an outside request and a broken image when there is one."""
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        "<!DOCTYPE html><html><head><title>bad</title>"
+        '<script src="https://cdn.example.com/lib.js"></script></head>'
+        '<body><img src="missing.png"></body></html>'
+    )
+    page = open_page(browser, bad.resolve().as_uri())
+    try:
+        requested = [
+            e["params"]["request"]["url"]
+            for e in page.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
+        assert "https://cdn.example.com/lib.js" in requested
+        images = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
+        assert images == [0]
+    finally:
+        page.close()
