@@ -324,25 +324,41 @@ def quarantine(source: Source, persist: bool = False) -> ValidationReport:
 
 
 def _persist_rejected(source: Source) -> None:
+    """Keep the quarantined rows beside the data (DuckDB table or rejected.parquet).
+
+    Writing is skipped when there is nothing new to record, and a source that another
+    process holds open is left alone with a note: the run's report still counts every row.
+    """
     con = source.con
+    n_rejected = source.report.n_rejected
     if source.kind == "duckdb":
-        path = "'" + str(source.location).replace("'", "''") + "'"
+        previous = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_catalog = 'src' AND table_name = 'rejected'"
+        ).fetchall()[0][0]
+        if n_rejected == 0 and (
+            not previous or con.execute("SELECT count(*) FROM src.rejected").fetchall()[0][0] == 0
+        ):
+            return
+        path = literal(str(source.location))
         con.execute("DETACH src")
         try:
             con.execute(f"ATTACH {path} AS src_write")
             con.execute("CREATE OR REPLACE TABLE src_write.rejected AS SELECT * FROM rejected")
             con.execute("DETACH src_write")
         except duckdb.Error as exc:
-            raise InputError(
-                f"rejected: cannot write to {source.location} ({str(exc).splitlines()[0]})"
-            ) from None
+            source.report.notes.append(
+                f"rejected rows not written to {source.location}: {str(exc).splitlines()[0][:120]}"
+            )
         finally:
             con.execute(f"ATTACH {path} AS src (READ_ONLY)")
         return
     target = Path(source.location) / "rejected.parquet"
+    if n_rejected == 0 and not target.exists():
+        return
     try:
         tmp = target.with_suffix(".parquet.tmp")
-        con.execute(f"COPY rejected TO '{str(tmp).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
+        con.execute(f"COPY rejected TO {literal(str(tmp))} (FORMAT parquet)")
         tmp.replace(target)
     except (duckdb.Error, OSError):
         source.report.notes.append(

@@ -142,3 +142,31 @@ def test_cli_validate_exit_codes(good_folder, tmp_path):
     assert missing.returncode == 2
     assert missing.stderr.startswith("satmodel: customers: table not found")
     assert "Traceback" not in missing.stderr
+
+
+def test_a_busy_duckdb_file_is_noted_not_fatal(tmp_path):
+    folder = write_tables(tmp_path / "bad", BAD_ROWS)
+    db = tmp_path / "busy.duckdb"
+    with duckdb.connect(str(db)) as con:
+        for name in BAD_ROWS:
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{folder / (name + '.csv')}')")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+            "print('ready', flush=True); time.sleep(60)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        result = _cli("validate", "--data", str(db))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 2  # the rows still break the contract
+    assert "note: rejected rows not written" in result.stdout
+    assert "Traceback" not in result.stderr
