@@ -87,9 +87,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_features(args: argparse.Namespace) -> int:
     from satmodel.features import write_panel
 
+    import pyarrow.parquet as pq
+
     source = _open_validated(args.data)
-    panel = write_panel(source, args.out, engine=args.engine)
-    print(f"wrote {args.out}: {len(panel):,} customer-months, {panel.shape[1]} columns")
+    path = write_panel(source, args.out, engine=args.engine)
+    metadata = pq.read_metadata(path)
+    print(f"wrote {path}: {metadata.num_rows:,} customer-months, {metadata.num_columns} columns")
     return 0
 
 

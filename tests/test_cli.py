@@ -43,3 +43,14 @@ def test_missing_file_is_one_line_exit_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "Traceback" not in result.stderr
+
+
+def test_features_writes_the_panel(good_folder, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "panel.parquet"
+    result = _run("features", "--data", str(good_folder), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    panel = pd.read_parquet(out)
+    assert len(panel) == 4  # 2 customers x 2 months
+    assert f"wrote {out}: 4 customer-months" in result.stdout
