@@ -9,7 +9,8 @@ Example
 .. code-block:: toml
 
     [source]
-    path = "warehouse/ops.duckdb"        # DuckDB file, or a folder of <table>.parquet / .csv
+    path = "warehouse/ops.duckdb"        # DuckDB file, folder of <table>.parquet / .csv, one
+                                         # CSV/Parquet file, or postgresql://user@host:5432/db
 
     [tables.requests]
     table = "api_log"                    # the user's table (or file stem) for this canonical table
@@ -17,8 +18,21 @@ Example
     units = { latency_ms = "s" }         # duration_s holds seconds: converted to ms
     constants = { ok = true }
 
+    [tables.surveys]
+    file = "exports/reviews.csv"         # or url = "postgresql://..." with table = "schema.name"
+    where = { column = "status", equals = "delivered" }
+    derived = { response_id = { op = "concat", columns = ["order_id", "review_id"] } }
+
     [thresholds]
     apdex_t_ms = 300
+
+Derived columns and filters
+---------------------------
+``derived`` gives canonical columns computed from the user's columns by a small declarative
+vocabulary (:data:`DERIVED_OPS`); ``where`` keeps only the rows that meet every condition
+(:data:`WHERE_TESTS`); ``repeat = "n"`` makes each source row stand for ``n`` events (its
+0-based copy number is the column ``_repeat_index``); ``distinct = true`` keeps each distinct
+mapped row once. They compile to SQL with quoted identifiers and literals only.
 """
 
 from __future__ import annotations
@@ -36,10 +50,105 @@ CONFIG_FILE_NAME = "satmodel.toml"
 
 # Unit conversions into the canonical unit of a column: canonical value = source value * factor.
 UNIT_FACTORS: dict[str, dict[str, float]] = {
-    "ms": {"ms": 1.0, "s": 1000.0, "us": 0.001, "min": 60_000.0},
+    "ms": {
+        "ms": 1.0,
+        "s": 1000.0,
+        "us": 0.001,
+        "min": 60_000.0,
+        "h": 3_600_000.0,
+        "hours": 3_600_000.0,
+        "d": 86_400_000.0,
+        "days": 86_400_000.0,
+    },
     "hours": {"h": 1.0, "hours": 1.0, "min": 1 / 60, "s": 1 / 3600, "d": 24.0, "days": 24.0},
     "pct": {"pct": 1.0, "percent": 1.0, "fraction": 100.0},
 }
+
+
+# Derived-column operations: op -> (required keys, optional keys). In the short form
+# ``{ days_between = ["a", "b"] }`` the list gives the keys in this order.
+_BETWEEN = (("start", "end"), ("scale",))
+_COMPARE = (("column",), ("value", "other"))
+DERIVED_OPS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "days_between": _BETWEEN,  # (end - start) in days (fractional), times scale
+    "hours_between": _BETWEEN,
+    "minutes_between": _BETWEEN,
+    "seconds_between": _BETWEEN,
+    "equal": _COMPARE,  # column = value (a literal) or column = other (a column)
+    "not_equal": _COMPARE,
+    "less": _COMPARE,
+    "less_equal": _COMPARE,
+    "greater": _COMPARE,
+    "greater_equal": _COMPARE,
+    "is_null": (("column",), ()),
+    "not_null": (("column",), ()),
+    "month_of": (("column",), ()),  # 'YYYY-MM' of a date/timestamp column
+    "date_from_parts": (("year", "month"), ("day",)),  # each a column or a whole number
+    "concat": (("columns",), ("sep",)),  # text of the columns joined by sep (default '-')
+    "row_number": (("order_by",), ()),  # 1, 2, ... in the order of the named columns
+    "multiply": (("column", "value"), ()),
+    "coalesce": (("columns",), ("value",)),  # first non-null column, else value
+    "copy": (("column",), ("scale",)),  # the column itself (times scale)
+}
+COMPARISONS = {
+    "equal": "=",
+    "not_equal": "<>",
+    "less": "<",
+    "less_equal": "<=",
+    "greater": ">",
+    "greater_equal": ">=",
+}
+# Filter tests: key in a ``where`` condition -> SQL operator (``in``/``not_in`` take a list).
+WHERE_TESTS = {
+    "equals": "=",
+    "not_equals": "<>",
+    "less": "<",
+    "less_equal": "<=",
+    "greater": ">",
+    "greater_equal": ">=",
+    "in": "IN",
+    "not_in": "NOT IN",
+    "is_null": "IS NULL",
+}
+REPEAT_INDEX = "_repeat_index"
+URL_SCHEMES = ("postgresql://", "postgres://")
+_EXAMPLE_DERIVED = (
+    'e.g. derived = { latency_ms = { op = "days_between", start = "shipped", end = "delivered" } }'
+)
+
+
+def is_url(value: object) -> bool:
+    """Whether ``value`` is a PostgreSQL URL (``postgresql://...`` or ``postgres://...``)."""
+    return isinstance(value, str) and value.startswith(URL_SCHEMES)
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One derived column: an operation of :data:`DERIVED_OPS` and its arguments."""
+
+    op: str
+    args: dict[str, Any]
+
+    def columns(self) -> list[str]:
+        """The user's columns this operation reads."""
+        names: list[str] = []
+        for key, value in self.args.items():
+            if key in ("start", "end", "column", "other"):
+                names.append(value)
+            elif key in ("columns", "order_by"):
+                names.extend(value)
+            elif key in ("year", "month", "day") and isinstance(value, str):
+                names.append(value)
+        return names
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One ``where`` condition: ``column`` ``test`` ``value`` (a key of :data:`WHERE_TESTS`)."""
+
+    column: str
+    test: str
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -72,6 +181,11 @@ class TableMapping:
     columns : canonical column name -> the user's column name.
     units : canonical column name -> unit of the user's column (converted to the canonical unit).
     constants : canonical column name -> a constant value for a column the user's table lacks.
+    url : a PostgreSQL URL to read this table from (``table`` names the table there).
+    derived : canonical column name -> a :class:`Derived` computed from the user's columns.
+    where : conditions every row kept must meet.
+    repeat : a column of counts: each row stands for that many events.
+    distinct : keep each distinct mapped row once (e.g. customers from an order file).
     """
 
     table: str | None = None
@@ -79,6 +193,11 @@ class TableMapping:
     columns: dict[str, str] = field(default_factory=dict)
     units: dict[str, str] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)
+    url: str | None = None
+    derived: dict[str, Derived] = field(default_factory=dict)
+    where: tuple[Condition, ...] = ()
+    repeat: str | None = None
+    distinct: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,6 +209,7 @@ class Config:
     thresholds: Thresholds = field(default_factory=Thresholds)
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     path: Path | None = None
+    source_url: str | None = None
 
 
 def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -115,14 +235,155 @@ def _thresholds(raw: dict[str, Any], where: str) -> Thresholds:
     return Thresholds(**values)
 
 
+def _name(value: object, setting: str, where: str, example: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(
+            f"config {where}: {setting} must be a column name, got {value!r} ({example})"
+        )
+    return value
+
+
+def _literal_value(value: object, setting: str, where: str) -> Any:
+    if isinstance(value, bool | int | float | str):
+        return value
+    raise InputError(
+        f"config {where}: {setting} must be a number, boolean or string, got {value!r}"
+    )
+
+
+def _derived(table: str, column: str, raw: object, where: str) -> Derived:
+    setting = f"tables.{table}.derived.{column}"
+    if not isinstance(raw, dict):
+        raise InputError(f"config {where}: {setting} must be a table ({_EXAMPLE_DERIVED})")
+    raw = dict(raw)
+    if "op" in raw:
+        op = raw.pop("op")
+    else:  # short form: { days_between = ["start", "end"], scale = 1 }
+        named = [key for key in raw if key in DERIVED_OPS]
+        if len(named) != 1:
+            raise InputError(f"config {where}: {setting} needs op = ... ({_EXAMPLE_DERIVED})")
+        op = named[0]
+        values = raw.pop(op)
+        values = values if isinstance(values, list) else [values]
+        required, optional = DERIVED_OPS[op]
+        if op in COMPARISONS:
+            positional = ("column", "value")
+        elif required in (("columns",), ("order_by",)):
+            positional = ()
+            raw.setdefault(required[0], values)
+            values = []
+        else:
+            positional = required + optional
+        if len(values) > len(positional):
+            raise InputError(
+                f"config {where}: {setting}: {op} takes at most {len(positional)} values "
+                f"({', '.join(positional)}), got {len(values)}"
+            )
+        for key, value in zip(positional, values, strict=False):
+            raw.setdefault(key, value)
+    if op not in DERIVED_OPS:
+        raise InputError(
+            f"config {where}: {setting}: unknown op {op!r} (known: {', '.join(DERIVED_OPS)})"
+        )
+    required, optional = DERIVED_OPS[op]
+    unknown = set(raw) - set(required) - set(optional)
+    if unknown:
+        raise InputError(
+            f"config {where}: {setting}: unknown key {sorted(unknown)[0]!r} for op {op!r} "
+            f"(known: {', '.join(required + optional)})"
+        )
+    absent = [key for key in required if key not in raw]
+    if absent:
+        raise InputError(
+            f"config {where}: {setting}: op {op!r} needs {absent[0]} ({_EXAMPLE_DERIVED})"
+        )
+    if op in COMPARISONS and ("value" in raw) == ("other" in raw):
+        raise InputError(
+            f"config {where}: {setting}: op {op!r} needs exactly one of value (a literal) or "
+            f'other (a column), e.g. {{ op = "{op}", column = "review_score", value = 2 }}'
+        )
+    args: dict[str, Any] = {}
+    for key, value in raw.items():
+        here = f"{setting}.{key}"
+        if key in ("start", "end", "column", "other"):
+            args[key] = _name(value, here, where, _EXAMPLE_DERIVED)
+        elif key in ("columns", "order_by"):
+            items = value if isinstance(value, list) else [value]
+            if not items:
+                raise InputError(f"config {where}: {here} must name at least one column")
+            args[key] = tuple(_name(v, here, where, _EXAMPLE_DERIVED) for v in items)
+        elif key in ("scale",) or (key == "value" and op == "multiply"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InputError(f"config {where}: {here} must be a number, got {value!r}")
+            args[key] = float(value)
+        elif key in ("year", "month", "day"):
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise InputError(
+                    f"config {where}: {here} must be a column name or a whole number, got {value!r}"
+                )
+            args[key] = value
+        elif key == "sep":
+            if not isinstance(value, str):
+                raise InputError(f"config {where}: {here} must be a string, got {value!r}")
+            args[key] = value
+        else:  # value of a comparison or coalesce
+            args[key] = _literal_value(value, here, where)
+    return Derived(op=op, args=args)
+
+
+def _conditions(table: str, raw: object, where: str) -> tuple[Condition, ...]:
+    setting = f"tables.{table}.where"
+    example = 'e.g. where = { column = "order_status", equals = "delivered" }'
+    items = raw if isinstance(raw, list) else [raw]
+    conditions = []
+    for item in items:
+        if not isinstance(item, dict) or "column" not in item:
+            raise InputError(
+                f"config {where}: {setting} must be a table (or a list of tables) with a "
+                f"column and one test ({example})"
+            )
+        tests = [key for key in item if key != "column"]
+        if len(tests) != 1 or tests[0] not in WHERE_TESTS:
+            raise InputError(
+                f"config {where}: {setting}: needs exactly one test of "
+                f"{', '.join(WHERE_TESTS)} besides column, got {', '.join(tests) or 'none'} "
+                f"({example})"
+            )
+        test = tests[0]
+        column = _name(item["column"], f"{setting}.column", where, example)
+        value = item[test]
+        if test in ("in", "not_in"):
+            if not isinstance(value, list) or not value:
+                raise InputError(f"config {where}: {setting}.{test} must be a non-empty list")
+            value = tuple(_literal_value(v, f"{setting}.{test}", where) for v in value)
+        elif test == "is_null":
+            if not isinstance(value, bool):
+                raise InputError(f"config {where}: {setting}.is_null must be true or false")
+        else:
+            value = _literal_value(value, f"{setting}.{test}", where)
+        conditions.append(Condition(column=column, test=test, value=value))
+    return tuple(conditions)
+
+
 def _table_mapping(name: str, raw: dict[str, Any], base: Path, where: str) -> TableMapping:
-    known = {"table", "file", "columns", "units", "constants"}
+    known = {
+        "table",
+        "file",
+        "url",
+        "columns",
+        "units",
+        "constants",
+        "derived",
+        "where",
+        "repeat",
+        "distinct",
+    }
     unknown = set(raw) - known
     if unknown:
         raise InputError(
             f"config {where}: unknown key tables.{name}.{sorted(unknown)[0]} (known: {', '.join(sorted(known))})"
         )
-    for key in ("columns", "units", "constants"):
+    for key in ("columns", "units", "constants", "derived"):
         if not isinstance(raw.get(key, {}), dict):
             raise InputError(
                 f"config {where}: tables.{name}.{key} must be a table of column = value"
@@ -133,6 +394,37 @@ def _table_mapping(name: str, raw: dict[str, Any], base: Path, where: str) -> Ta
                 raise InputError(
                     f"config {where}: tables.{name}.{key}.{column} must be a string, got {value!r}"
                 )
+    canonical = TABLES[name].column_names
+    for key in ("columns", "units", "constants", "derived"):
+        for column in raw.get(key, {}):
+            if column not in canonical:
+                raise InputError(
+                    f"config {where}: tables.{name}.{key}.{column} is not a column of {name} "
+                    f"(canonical columns: {', '.join(canonical)})"
+                )
+    both = sorted(set(raw.get("constants", {})) & set(raw.get("derived", {})))
+    if both:
+        raise InputError(
+            f"config {where}: tables.{name}.{both[0]} is both a constant and derived: keep one"
+        )
+    for key in ("table", "file", "url", "repeat"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key]):
+            raise InputError(
+                f"config {where}: tables.{name}.{key} must be a non-empty string, got {raw[key]!r}"
+            )
+    if "file" in raw and "url" in raw:
+        raise InputError(f"config {where}: tables.{name}: give file or url, not both")
+    url = raw.get("url")
+    if url is not None and not is_url(url):
+        raise InputError(
+            f"config {where}: tables.{name}.url must start with postgresql://, got {url!r} "
+            '(e.g. url = "postgresql://analyst@127.0.0.1:5432/ops")'
+        )
+    distinct = raw.get("distinct", False)
+    if not isinstance(distinct, bool):
+        raise InputError(
+            f"config {where}: tables.{name}.distinct must be true or false, got {distinct!r}"
+        )
     file_value = raw.get("file")
     return TableMapping(
         table=raw.get("table"),
@@ -140,6 +432,14 @@ def _table_mapping(name: str, raw: dict[str, Any], base: Path, where: str) -> Ta
         columns=dict(raw.get("columns", {})),
         units=dict(raw.get("units", {})),
         constants=dict(raw.get("constants", {})),
+        url=url,
+        derived={
+            column: _derived(name, column, spec, where)
+            for column, spec in raw.get("derived", {}).items()
+        },
+        where=_conditions(name, raw["where"], where) if "where" in raw else (),
+        repeat=raw.get("repeat"),
+        distinct=distinct,
     )
 
 
@@ -181,7 +481,20 @@ def load_config(path: str | Path | None = None) -> Config:
             f"config {where}: unknown section [{sorted(unknown)[0]}] (known: {', '.join(sorted(known_sections))})"
         )
     source_section = _section(raw, "source", where)
+    unknown = set(source_section) - {"path"}
+    if unknown:
+        raise InputError(
+            f"config {where}: unknown setting source.{sorted(unknown)[0]} (known: path), "
+            'e.g. path = "data/ops.duckdb" or path = "postgresql://analyst@127.0.0.1:5432/ops"'
+        )
     source_path = source_section.get("path")
+    if source_path is not None and (not isinstance(source_path, str) or not source_path):
+        raise InputError(
+            f"config {where}: source.path must be a path or a postgresql:// URL, got {source_path!r}"
+        )
+    source_url = source_path if is_url(source_path) else None
+    if source_url is not None:
+        source_path = None
     tables: dict[str, TableMapping] = {}
     for name, mapping in _section(raw, "tables", where).items():
         if name not in TABLES:
@@ -198,4 +511,5 @@ def load_config(path: str | Path | None = None) -> Config:
         thresholds=_thresholds(_section(raw, "thresholds", where), where),
         costs={k: dict(v) if isinstance(v, dict) else {"value": v} for k, v in costs.items()},
         path=path,
+        source_url=source_url,
     )

@@ -25,7 +25,7 @@ import pandas as pd
 
 from satmodel.errors import InputError
 from satmodel.schema import OUTCOME_TABLES, SERVICE_TABLES, TABLES, TableSpec
-from satmodel.sources import Source, literal, open_source, quote
+from satmodel.sources import TEXT_PREFIX, Source, literal, open_source, quote
 
 REJECTED_COLUMNS = ("table_name", "reason", "column_name", "value", "row_json")
 EARLIEST_PLAUSIBLE = "2000-01-01"
@@ -139,6 +139,7 @@ def _column_problems(source: Source) -> list[str]:
         present = [c for c in spec.columns if c.name not in missing]
         if not present:
             continue
+        problems.extend(_unparsed_text_problems(source, table, present))
         try:
             _pandera_schema(spec).validate(
                 backend.table(table, database="raw").select(*[c.name for c in present]),
@@ -153,6 +154,32 @@ def _column_problems(source: Source) -> list[str]:
                     f"{table}.{case.column}: wrong type: expected {kind}, found {case.failure_case} "
                     f"(e.g. {_example(source, table, case.column)})"
                 )
+    return problems
+
+
+def _text_columns(source: Source, table: str) -> set[str]:
+    """Canonical columns of ``table`` that arrived as text and were parsed by the source."""
+    described = source.con.execute(f"DESCRIBE raw.{quote(table)}").fetchall()
+    return {row[0][len(TEXT_PREFIX) :] for row in described if row[0].startswith(TEXT_PREFIX)}
+
+
+def _unparsed_text_problems(source: Source, table: str, present) -> list[str]:
+    """A column given as text where no value parses as its kind is the wrong type."""
+    problems = []
+    text_columns = _text_columns(source, table)
+    for column in present:
+        if column.name not in text_columns:
+            continue
+        text, parsed = quote(TEXT_PREFIX + column.name), quote(column.name)
+        given, failed, example = source.con.execute(
+            f"SELECT count({text}), count({text}) FILTER ({parsed} IS NULL), "
+            f"min({text}) FILTER ({parsed} IS NULL) FROM raw.{quote(table)}"
+        ).fetchall()[0]
+        if given and failed == given:
+            problems.append(
+                f"{table}.{column.name}: wrong type: expected {column.kind}, found text "
+                f"({given} row{'s' if given != 1 else ''}, none parses; e.g. {example!r})"
+            )
     return problems
 
 
@@ -172,13 +199,40 @@ def _next_month(month: str) -> str:
     return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
 
 
-def _conditions(
-    source: Source, spec: TableSpec, window: tuple[str, str] | None
-) -> list[tuple[str, str, str]]:
-    """(SQL condition that is TRUE for a bad row, column, reason), first match wins."""
+@dataclass(frozen=True)
+class _Rule:
+    """A row rule: an SQL condition TRUE for a bad row, the column, the reason, the value."""
+
+    condition: str
+    column: str
+    reason: str
+    value: str | None = None  # SQL for the offending value; the column's value by default
+
+    @property
+    def test(self) -> str:
+        return f"COALESCE(({self.condition}), FALSE)"
+
+    @property
+    def value_sql(self) -> str:
+        return self.value or f"CAST({quote(self.column)} AS VARCHAR)"
+
+
+def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None) -> list[_Rule]:
+    """The row rules of one table; the first that matches gives the reason."""
     conditions = []
+    text_columns = _text_columns(source, spec.name)
     for column in spec.columns:
         name = quote(column.name)
+        if column.name in text_columns:
+            text = quote(TEXT_PREFIX + column.name)
+            conditions.append(
+                (
+                    f"{text} IS NOT NULL AND {name} IS NULL",
+                    column.name,
+                    f"not a {column.kind}",
+                    text,
+                )
+            )
         if not column.nullable:
             conditions.append((f"{name} IS NULL", column.name, "missing"))
         if column.rule:
@@ -221,7 +275,7 @@ def _conditions(
             )
     if spec.key:
         conditions.append(("_satmodel_rank > 1", spec.key[0], "duplicate id (first kept)"))
-    return conditions
+    return [_Rule(*condition) for condition in conditions]
 
 
 def _checked_rows(spec: TableSpec) -> str:
@@ -285,21 +339,14 @@ def quarantine(source: Source, persist: bool = False) -> ValidationReport:
         ]
         conditions = _conditions(source, spec, report.window)
         rows = _checked_rows(spec)
-        is_bad = " OR ".join(f"COALESCE(({cond}), FALSE)" for cond, _, _ in conditions)
+        is_bad = " OR ".join(rule.test for rule in conditions)
         con.execute(
             f"CREATE OR REPLACE VIEW main.{quote(table)} AS SELECT {_clean_select(spec)} "
             f"FROM {rows} WHERE NOT ({is_bad})"
         )
-        reason = " ".join(
-            f"WHEN COALESCE(({c}), FALSE) THEN {literal(r)}" for c, _, r in conditions
-        )
-        column = " ".join(
-            f"WHEN COALESCE(({c}), FALSE) THEN {literal(col)}" for c, col, _ in conditions
-        )
-        value = " ".join(
-            f"WHEN COALESCE(({c}), FALSE) THEN CAST({quote(col)} AS VARCHAR)"
-            for c, col, _ in conditions
-        )
+        reason = " ".join(f"WHEN {rule.test} THEN {literal(rule.reason)}" for rule in conditions)
+        column = " ".join(f"WHEN {rule.test} THEN {literal(rule.column)}" for rule in conditions)
+        value = " ".join(f"WHEN {rule.test} THEN {rule.value_sql}" for rule in conditions)
         row_struct = ", ".join(f"{quote(c)} := {quote(c)}" for c in spec.column_names)
         con.execute(
             f"INSERT INTO rejected SELECT '{table}', CASE {reason} END, CASE {column} END, "

@@ -91,7 +91,7 @@ def test_problem_lines_name_table_column_count_and_example(tmp_path):
         ),
         (
             {"surveys": "response_id,customer_id,ts,csat,nps\nr1,c1,yesterday,5,9\n"},
-            "surveys.ts: wrong type: expected timestamp, found string (e.g. 'yesterday')",
+            "surveys.ts: wrong type: expected timestamp, found text (1 row, none parses; e.g. 'yesterday')",
         ),
         (
             {"requests": "customer_id,ts,latency_ms,ok\nc1,2025-01-03T10:00:00Z,fast,true\n"},
@@ -149,7 +149,9 @@ def test_a_busy_duckdb_file_is_noted_not_fatal(tmp_path):
     db = tmp_path / "busy.duckdb"
     with duckdb.connect(str(db)) as con:
         for name in BAD_ROWS:
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_csv('{folder / (name + '.csv')}')")
+            con.execute(
+                f"CREATE TABLE {name} AS SELECT * FROM read_csv('{folder / (name + '.csv')}')"
+            )
     holder = subprocess.Popen(
         [
             sys.executable,
