@@ -273,19 +273,23 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
                     f"outside the data's months {window[0]}..{window[1]}",
                 )
             )
-    if spec.key:
-        conditions.append(("_satmodel_rank > 1", spec.key[0], "duplicate id (first kept)"))
     return [_Rule(*condition) for condition in conditions]
 
 
-def _checked_rows(spec: TableSpec) -> str:
-    """The raw rows, with a duplicate rank when the table has a key."""
+def _checked_rows(spec: TableSpec, rules: list[_Rule]) -> str:
+    """The raw rows, with a duplicate rank when the table has a key.
+
+    Among rows sharing an id, those that meet every other rule rank first (then the earliest),
+    so a duplicate id keeps its first good row rather than losing all of them.
+    """
     source = f"raw.{quote(spec.name)}"
     if not spec.key:
         return source
     partition = ", ".join(quote(k) for k in spec.key)
+    breaks_a_rule = " OR ".join(rule.test for rule in rules) or "FALSE"
     order = ", ".join(
-        quote(c) for c in ([spec.time_column] if spec.time_column else []) + spec.column_names
+        [f"({breaks_a_rule})"]
+        + [quote(c) for c in ([spec.time_column] if spec.time_column else []) + spec.column_names]
     )
     return (
         f"(SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) "
@@ -338,7 +342,9 @@ def quarantine(source: Source, persist: bool = False) -> ValidationReport:
             0
         ]
         conditions = _conditions(source, spec, report.window)
-        rows = _checked_rows(spec)
+        rows = _checked_rows(spec, conditions)
+        if spec.key:
+            conditions.append(_Rule("_satmodel_rank > 1", spec.key[0], "duplicate id (first kept)"))
         is_bad = " OR ".join(rule.test for rule in conditions)
         con.execute(
             f"CREATE OR REPLACE VIEW main.{quote(table)} AS SELECT {_clean_select(spec)} "
