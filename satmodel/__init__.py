@@ -27,16 +27,29 @@ _PUBLIC = {
     "build_responses": "satmodel.features",
     "fit": "satmodel.models",
     "FitResult": "satmodel.models",
+    "fit_default_models": "satmodel.models",
+    "solve_target": "satmodel.insights",
+    "target_frontier": "satmodel.insights",
+    "driver_importance": "satmodel.insights",
+    "marginal_effects": "satmodel.insights",
+    "what_if": "satmodel.insights",
+    "response_curve": "satmodel.insights",
+    "gap_analysis": "satmodel.insights",
+    "cheapest_plan": "satmodel.insights",
+    "calibrate_apdex": "satmodel.insights",
+    "nowcast": "satmodel.insights",
 }
+# `satmodel.targets(...)` is the inverse solver under the name the CLI command uses.
+_ALIASES = {"targets": ("satmodel.insights", "solve_target")}
 
-__all__ = sorted(_PUBLIC)
+__all__ = sorted([*_PUBLIC, *_ALIASES])
 
 
 def __getattr__(name: str):
-    module = _PUBLIC.get(name)
+    module, attribute = _ALIASES.get(name, (_PUBLIC.get(name), name))
     if module is None:
         raise AttributeError(f"module 'satmodel' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(module), attribute)
 
 
 def __dir__():

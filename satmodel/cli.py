@@ -85,9 +85,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
-    from satmodel.features import write_panel
-
     import pyarrow.parquet as pq
+
+    from satmodel.features import write_panel
 
     source = _open_validated(args.data)
     path = write_panel(source, args.out, engine=args.engine)
@@ -138,6 +138,75 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_targets(args: argparse.Namespace) -> int:
+    from satmodel.insights import LEVERS, OUTCOMES
+
+    if args.outcome not in OUTCOMES:
+        raise InputError(
+            f"outcome {args.outcome!r}: not a supported outcome (valid: {', '.join(OUTCOMES)}; "
+            f"e.g. csat_top2_rate)"
+        )
+    if args.lever not in LEVERS:
+        raise InputError(
+            f"lever {args.lever!r}: column is not a service lever (valid levers: "
+            f"{', '.join(LEVERS)}; e.g. latency_p95_ms)"
+        )
+    from satmodel.features import build_panel, build_responses
+    from satmodel.insights import solve_target
+    from satmodel.insights._core import check_customer, check_lever, check_segment
+    from satmodel.models import fit_default_models
+
+    source = _open_validated(args.data)
+    panel = build_panel(source)
+    check_lever(args.lever, panel)
+    check_segment(args.segment, panel)
+    check_customer(args.customer, panel)
+    responses = None
+    if args.outcome != "complaint_rate_per_1k":
+        responses = build_responses(source, panel)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        models = fit_default_models(
+            responses, panel if args.outcome == "complaint_rate_per_1k" else None
+        )
+        result = solve_target(
+            models,
+            panel,
+            args.outcome,
+            args.target,
+            args.lever,
+            segment=args.segment,
+            customer=args.customer,
+            n_sim=args.n_sim,
+            top2_model=args.top2_model,
+            window=args.window,
+            seed=args.seed,
+        )
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    payload = result.to_dict()
+    if args.json:
+        _write_json(payload, args.json)
+    who = args.customer or args.segment or "all customers"
+    stream = sys.stderr if args.json == "-" else sys.stdout
+    if not result.feasible:
+        print(
+            f"{args.outcome} {result.direction} {args.target:g} for {who}: not reachable with "
+            f"{args.lever} anywhere in {result.physical_min:g}..{result.physical_max:g} "
+            f"{result.unit} (best possible: {result.best_outcome:.4g})",
+            file=stream,
+        )
+    else:
+        note = " (extrapolated beyond the observed range)" if result.extrapolated else ""
+        print(
+            f"{args.outcome} {result.direction} {args.target:g} for {who}: {args.lever} "
+            f"{result.required:.4g} {result.unit} (95% CI {result.ci_low:.4g}..{result.ci_high:.4g}; "
+            f"now {result.current:.4g}){note}",
+            file=stream,
+        )
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from satmodel.report import run_report
 
@@ -153,6 +222,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     for folder in result if isinstance(result, list) else [result]:
         print(f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)")
         print(f"open {Path(folder).resolve() / 'report.html'}")
+    return 0
+
+
+def cmd_proposal(args: argparse.Namespace) -> int:
+    from satmodel.report import run_proposal
+
+    folder = run_proposal(
+        segment=args.segment,
+        customer=args.customer,
+        csat_target=args.csat_target,
+        complaint_target=args.complaint_target,
+        data=args.data,
+        out=args.out,
+        month=args.month,
+        tiers=args.tiers,
+        progress=not args.quiet,
+        wait=args.wait,
+    )
+    print(f"wrote {folder}/ (proposal.ipynb, summary.json, manifest.json)")
+    print(f"open {Path(folder).resolve() / 'proposal.html'}")
     return 0
 
 
@@ -263,6 +352,52 @@ def build_parser() -> argparse.ArgumentParser:
     fit_parser.add_argument("--json", help="write the result as JSON to this file ('-' for stdout)")
     fit_parser.set_defaults(func=cmd_fit)
 
+    targets = add(
+        "targets",
+        "the lever level needed to reach a satisfaction or complaint target, other drivers "
+        "held at the segment's current values (with a confidence interval)",
+        "satmodel targets --data data/satmodel.duckdb --outcome csat_top2_rate --target 0.8 "
+        "--lever latency_p95_ms --segment smb --json out.json",
+    )
+    targets.add_argument("--data", default=None, help=SRC_HELP)
+    targets.add_argument(
+        "--outcome",
+        required=True,
+        help="csat_mean, csat_top2_rate or complaint_rate_per_1k",
+    )
+    targets.add_argument(
+        "--target",
+        required=True,
+        type=float,
+        help="the target: at least X for csat_*, at most X for complaint_rate_per_1k",
+    )
+    targets.add_argument(
+        "--lever",
+        required=True,
+        help="the service level to solve for: availability_pct, downtime_minutes, "
+        "latency_p95_ms, resolution_hours_median or error_rate",
+    )
+    targets.add_argument("--segment", help="hold other drivers at this segment's current values")
+    targets.add_argument("--customer", help="... or at this customer's current values")
+    targets.add_argument(
+        "--n-sim",
+        type=int,
+        default=2000,
+        help="parameter draws for the confidence interval (default: 2000)",
+    )
+    targets.add_argument(
+        "--top2-model",
+        choices=["ordinal", "logit"],
+        default="ordinal",
+        help="csat_top2_rate from the ordinal CSAT model (default) or the top-2 logit",
+    )
+    targets.add_argument(
+        "--window", type=int, default=1, help="months summarised as 'current' (default: 1)"
+    )
+    targets.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    targets.add_argument("--json", help="write the result as JSON to this file ('-' for stdout)")
+    targets.set_defaults(func=cmd_targets)
+
     report = add(
         "report",
         "run the monthly report notebook into DIR/YYYY-MM/ (HTML, executed notebook, "
@@ -294,6 +429,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--quiet", action="store_true", help="no progress bar")
     report.set_defaults(func=cmd_report)
+
+    proposal = add(
+        "proposal",
+        "run the sales notebook into a one-page expectation-to-support proposal: the service "
+        "level (availability, p95 latency, resolution time) a CSAT target needs, per tier, "
+        "with its cost",
+        "satmodel proposal --segment enterprise --csat-target 4.3 --complaint-target 2 "
+        "--out reports/proposals",
+    )
+    who = proposal.add_mutually_exclusive_group(required=True)
+    who.add_argument("--segment", help="the customer segment the proposal is for")
+    who.add_argument("--customer", help="the customer (customer_id) the proposal is for")
+    proposal.add_argument(
+        "--csat-target",
+        type=float,
+        required=True,
+        metavar="X",
+        help="the mean CSAT (1-5) the customer expects, e.g. 4.3",
+    )
+    proposal.add_argument(
+        "--complaint-target",
+        type=float,
+        metavar="Y",
+        help="at most Y complaints per 1,000 active users per month (optional)",
+    )
+    proposal.add_argument("--data", default=None, help=SRC_HELP)
+    proposal.add_argument(
+        "--out",
+        default="reports/proposals",
+        help="proposals folder; one folder per proposal (default: reports/proposals)",
+    )
+    proposal.add_argument(
+        "--month",
+        help="use the data up to this month, YYYY-MM (default: the last complete month)",
+    )
+    proposal.add_argument(
+        "--tiers",
+        help="candidate tiers as 'NAME availability%%/p95 ms/resolution h; ...', e.g. "
+        "'Bronze 99.5/800/24; Silver 99.9/500/8; Gold 99.95/300/4' (the default)",
+    )
+    proposal.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for another run of the same proposal to finish instead of failing",
+    )
+    proposal.add_argument("--quiet", action="store_true", help="no progress bar")
+    proposal.set_defaults(func=cmd_proposal)
     return parser
 
 

@@ -1,0 +1,396 @@
+"""What-if scenarios, response curves and marginal effects (elasticities).
+
+All three predict for a held profile (:func:`satmodel.insights.current_profile`) with some
+levers changed (:func:`satmodel.insights.set_levers`: availability and downtime move
+together, lags follow). Intervals are parametric-simulation intervals: the model parameters
+are drawn ``n_sim`` times from N(estimate, covariance) and the percentile interval of the
+predictions is reported (for effects, of the predicted *differences*, so the common
+uncertainty cancels).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from satmodel.errors import InputError
+from satmodel.insights._core import (
+    LEVERS,
+    OUTCOME_UNITS,
+    OUTCOMES,
+    OutcomeModel,
+    check_ci,
+    check_lever,
+    check_outcome,
+    current_profile,
+    interval,
+    lever_bounds,
+    observed_range,
+    set_levers,
+    weighted,
+)
+from satmodel.insights.targets import from_unit, to_unit
+
+__all__ = [
+    "DEFAULT_STEPS",
+    "marginal_effects",
+    "plot_response_curve",
+    "response_curve",
+    "what_if",
+]
+
+# the improvement one "step" of each lever stands for in marginal_effects
+DEFAULT_STEPS = {
+    "availability_pct": 0.1,  # +0.1 percentage points
+    "downtime_minutes": -10.0,  # 10 fewer minutes a month
+    "latency_p95_ms": -100.0,  # 100 ms faster p95
+    "resolution_hours_median": -1.0,  # 1 hour faster median resolution
+    "error_rate": -0.001,  # 0.1 percentage points fewer failed requests
+}
+
+
+def _available_outcomes(models: dict, top2_model: str) -> list[str]:
+    out = []
+    if "csat" in models:
+        out += ["csat_mean", "csat_top2_rate"]
+    elif "top2" in models and top2_model == "logit":
+        out.append("csat_top2_rate")
+    if "complaints" in models:
+        out.append("complaint_rate_per_1k")
+    if not out:
+        raise InputError(
+            f"models: need a 'csat' or 'complaints' model (have: {', '.join(models) or 'none'})"
+        )
+    return out
+
+
+def _scenario_list(scenarios) -> list[tuple[str, dict]]:
+    if scenarios is None:
+        return [("current", {})]
+    if isinstance(scenarios, dict):
+        scenarios = [scenarios]
+    if isinstance(scenarios, pd.DataFrame):
+        scenarios = scenarios.to_dict("records")
+    out = [("current", {})]
+    for i, item in enumerate(scenarios):
+        item = dict(item)
+        label = str(item.pop("scenario", f"scenario_{i + 1}"))
+        out.append((label, item))
+    return out
+
+
+def what_if(
+    models: dict,
+    panel: pd.DataFrame,
+    scenarios=None,
+    segment: str | None = None,
+    customer: str | None = None,
+    n_sim: int = 2000,
+    ci: float = 0.95,
+    window: int = 1,
+    top2_model: str = "ordinal",
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """Predicted satisfaction and complaints for service-level scenarios.
+
+    Parameters
+    ----------
+    models : dict of FitResult
+        From :func:`satmodel.models.fit_default_models`.
+    panel : DataFrame
+        The service panel.
+    scenarios : dict, list of dict or DataFrame, optional
+        Column -> level for each scenario (an optional ``scenario`` key names it), e.g.
+        ``{"availability_pct": 99.95, "latency_p95_ms": 300}``. A ``current`` row (nothing
+        changed) always comes first.
+    segment, customer : str, optional
+        Whose current values hold the other drivers.
+    n_sim, ci, seed : simulation draws, confidence level, seed.
+    window, top2_model : see :func:`satmodel.insights.solve_target`.
+
+    Returns
+    -------
+    DataFrame
+        One row per scenario: scenario, profile, the set levels, ``p_<level>`` (CSAT
+        distribution), csat_mean, csat_mean_ci_low, csat_mean_ci_high, csat_top2_rate (+ CI),
+        complaint_rate_per_1k (+ CI), for the outcomes the models support.
+    """
+    ci = check_ci(ci)
+    profile = current_profile(panel, segment=segment, customer=customer, window=window)
+    weights = profile["weight"].to_numpy(dtype=float)
+    items = _scenario_list(scenarios)
+    for _, levels in items:
+        for column in levels:
+            if column not in panel.columns:
+                valid = [c for c in LEVERS if c in panel.columns]
+                raise InputError(
+                    f"scenario: column {column!r} not in the panel (levers: {', '.join(valid)})"
+                )
+    frames = [set_levers(profile, levels) for _, levels in items]
+    stacked = pd.concat(frames, ignore_index=True)
+    n_rows = len(profile)
+    rng = np.random.default_rng(seed)
+    rows = [
+        {"scenario": label, "profile": segment or customer or "all", **levels}
+        for label, levels in items
+    ]
+    out = pd.DataFrame(rows)
+    for column in {c for _, lv in items for c in lv}:
+        out[column] = [
+            float(levels.get(column, weighted(profile[column].to_numpy(float), weights)))
+            for _, levels in items
+        ]
+    for outcome in _available_outcomes(models, top2_model):
+        model = OutcomeModel(models, outcome, top2_model=top2_model)
+        theta = model.draws(int(n_sim), rng)
+        X = model.design(stacked)
+        values = model.evaluate(X, theta).reshape(len(items), n_rows, -1)
+        values = np.einsum("irs,r->is", values, weights / weights.sum())
+        if outcome == "csat_mean":
+            probs = model.probabilities(X, theta[:1])[:, :, 0].reshape(len(items), n_rows, -1)
+            probs = np.einsum("irl,r->il", probs, weights / weights.sum())
+            for j, level in enumerate(model.result.levels_):
+                out[f"p_{level}"] = probs[:, j]
+        out[outcome] = values[:, 0]
+        low, high = interval(values[:, 1:], ci) if n_sim > 0 else (np.nan, np.nan)
+        out[f"{outcome}_ci_low"] = low
+        out[f"{outcome}_ci_high"] = high
+    return out
+
+
+def _default_grid(lever, panel, n_points):
+    obs_lo, obs_hi = observed_range(lever, panel)
+    phys_lo, phys_hi = lever_bounds(lever, panel)
+    u_lo, u_hi = sorted(to_unit(lever, np.array([obs_lo, obs_hi])))
+    pad = 0.25 * (u_hi - u_lo) if u_hi > u_lo else 1.0
+    u_phys = sorted(to_unit(lever, np.array([phys_lo, phys_hi])))
+    u = np.linspace(max(u_lo - pad, u_phys[0]), min(u_hi + pad, u_phys[1]), n_points)
+    return np.sort(from_unit(lever, u))
+
+
+def response_curve(
+    models: dict,
+    panel: pd.DataFrame,
+    outcome: str,
+    lever: str,
+    segment: str | None = None,
+    customer: str | None = None,
+    grid=None,
+    n_points: int = 60,
+    fixed: dict | None = None,
+    n_sim: int = 1000,
+    ci: float = 0.95,
+    window: int = 1,
+    top2_model: str = "ordinal",
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """An outcome as a function of one lever, other drivers held at current values.
+
+    Parameters
+    ----------
+    models, panel, outcome, lever, segment, customer, fixed, n_sim, ci, window, top2_model,
+    seed
+        As for :func:`satmodel.insights.solve_target`.
+    grid : sequence of float, optional
+        Lever levels (default: ``n_points`` levels over the observed range widened by a
+        quarter on each side, within the physical range).
+
+    Returns
+    -------
+    DataFrame
+        Columns lever, level, outcome, estimate, ci_low, ci_high, observed (level inside
+        the panel's observed range), unit, outcome_unit, profile.
+    """
+    outcome = check_outcome(outcome)
+    spec = check_lever(lever, panel)
+    ci = check_ci(ci)
+    profile = current_profile(panel, segment=segment, customer=customer, window=window)
+    if fixed:
+        profile = set_levers(profile, fixed)
+    grid = _default_grid(spec, panel, n_points) if grid is None else np.asarray(grid, float)
+    model = OutcomeModel(models, outcome, top2_model=top2_model)
+    theta = model.draws(int(n_sim), np.random.default_rng(seed))
+    from satmodel.insights.targets import _Solver
+
+    values = _Solver(model, profile, spec).on_grid(grid, theta)
+    low, high = interval(values[:, 1:], ci) if n_sim > 0 else (np.nan, np.nan)
+    obs_lo, obs_hi = observed_range(spec, panel)
+    return pd.DataFrame(
+        {
+            "lever": lever,
+            "level": grid,
+            "outcome": outcome,
+            "estimate": values[:, 0],
+            "ci_low": low,
+            "ci_high": high,
+            "observed": (grid >= obs_lo) & (grid <= obs_hi),
+            "observed_min": obs_lo,
+            "observed_max": obs_hi,
+            "unit": spec.unit,
+            "outcome_unit": OUTCOME_UNITS[outcome],
+            "profile": segment or customer or "all",
+        }
+    )
+
+
+def plot_response_curve(curve: pd.DataFrame, target: float | None = None, ax=None, title=None):
+    """Plot a :func:`response_curve` with its interval and the observed range shaded.
+
+    Parameters
+    ----------
+    curve : DataFrame from :func:`response_curve`
+    target : float, optional
+        Draw the target as a horizontal line.
+    ax : matplotlib Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+        ax = fig.add_subplot(1, 1, 1)
+    else:
+        fig = ax.figure
+    lever = str(curve["lever"].iloc[0])
+    outcome = str(curve["outcome"].iloc[0])
+    spec = LEVERS.get(lever)
+    ax.axvspan(
+        float(curve["observed_min"].iloc[0]),
+        float(curve["observed_max"].iloc[0]),
+        color="tab:green",
+        alpha=0.12,
+        label="observed range of the data",
+    )
+    ax.fill_between(
+        curve["level"],
+        curve["ci_low"],
+        curve["ci_high"],
+        color="tab:blue",
+        alpha=0.25,
+        label="95% interval" if curve["ci_low"].notna().any() else None,
+    )
+    ax.plot(curve["level"], curve["estimate"], color="tab:blue", label="prediction")
+    if target is not None:
+        ax.axhline(target, color="firebrick", linestyle="--", label=f"target {target:g}")
+    if spec is not None and spec.scale == "log":
+        ax.set_xscale("log")
+    lo, hi = float(curve["level"].min()), float(curve["level"].max())
+    ax.set_xlim(lo, hi)
+    label = spec.label if spec is not None else lever
+    ax.set_xlabel(f"{label} ({curve['unit'].iloc[0]})")
+    ax.set_ylabel(f"{outcome} ({curve['outcome_unit'].iloc[0]})")
+    ax.set_title(title or f"{outcome} vs {label} - {curve['profile'].iloc[0]}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+def marginal_effects(
+    models: dict,
+    panel: pd.DataFrame,
+    levers=None,
+    steps: dict | None = None,
+    segments=None,
+    n_sim: int = 2000,
+    ci: float = 0.95,
+    window: int = 1,
+    top2_model: str = "ordinal",
+    seed: int | None = 0,
+) -> pd.DataFrame:
+    """Effect of a one-step improvement of each lever, and elasticities, per segment.
+
+    A step is :data:`DEFAULT_STEPS` unless given (e.g. +0.1 pp availability, -100 ms p95
+    latency, -1 h resolution). The step starts at the segment's current level; when that
+    would leave the physical range (availability already 100 %) the step ends at the bound
+    instead (``from_level``/``to_level`` say which). The elasticity is d log(outcome) /
+    d log(lever) at the current level (central difference; one-sided at a bound).
+
+    Parameters
+    ----------
+    models, panel : fitted models and the service panel.
+    levers : list of str, optional
+        Default: every lever of :data:`LEVERS` in the panel.
+    steps : dict, optional
+        Lever -> signed step (overrides :data:`DEFAULT_STEPS`).
+    segments : list of str, optional
+        Default: every segment, plus ``all`` (customer-weighted).
+    n_sim, ci, window, top2_model, seed : as for :func:`what_if`.
+
+    Returns
+    -------
+    DataFrame
+        segment, lever, unit, step, from_level, to_level, outcome, outcome_unit, baseline,
+        effect, effect_ci_low, effect_ci_high, elasticity, elasticity_ci_low,
+        elasticity_ci_high.
+    """
+    ci = check_ci(ci)
+    steps = {**DEFAULT_STEPS, **(steps or {})}
+    if levers is None:
+        levers = [name for name in LEVERS if name in panel.columns]
+    specs = [check_lever(name, panel) for name in levers]
+    if segments is None:
+        segments = sorted(panel["segment"].dropna().astype(str).unique()) + [None]
+    outcomes = _available_outcomes(models, top2_model)
+    rng = np.random.default_rng(seed)
+    draws = {}
+    for outcome in outcomes:
+        model = OutcomeModel(models, outcome, top2_model=top2_model)
+        draws[outcome] = (model, model.draws(int(n_sim), rng))
+    rows = []
+    for seg in segments:
+        profile = current_profile(panel, segment=seg, window=window)
+        weights = profile["weight"].to_numpy(dtype=float)
+        for spec in specs:
+            if spec.name not in steps:
+                raise InputError(f"steps: no step for lever {spec.name!r}")
+            step = float(steps[spec.name])
+            lo, hi = lever_bounds(spec, panel)
+            x0 = float(weighted(profile[spec.name].to_numpy(float), weights))
+            x1 = float(np.clip(x0 + step, lo, hi))
+            if x1 == x0:
+                x0 = float(np.clip(x1 - step, lo, hi))
+            h = max(abs(x0) * 1e-3, 1e-6)
+            xa, xb = max(x0 - h, lo), min(x0 + h, hi)
+            levels = [x0, x1, xa, xb]
+            frame = pd.concat(
+                [set_levers(profile, {spec.name: v}) for v in levels], ignore_index=True
+            )
+            for outcome, (model, theta) in draws.items():
+                vals = model.evaluate(model.design(frame), theta)
+                vals = vals.reshape(len(levels), len(profile), -1)
+                vals = np.einsum("irs,r->is", vals, weights / weights.sum())
+                effect = vals[1] - vals[0]
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    elastic = (np.log(vals[3]) - np.log(vals[2])) / (xb - xa) * x0
+                e_lo, e_hi = interval(effect[1:], ci) if n_sim > 0 else (np.nan, np.nan)
+                l_lo, l_hi = interval(elastic[1:], ci) if n_sim > 0 else (np.nan, np.nan)
+                rows.append(
+                    {
+                        "segment": seg if seg is not None else "all",
+                        "lever": spec.name,
+                        "unit": spec.unit,
+                        "step": x1 - x0,
+                        "from_level": x0,
+                        "to_level": x1,
+                        "outcome": outcome,
+                        "outcome_unit": OUTCOME_UNITS[outcome],
+                        "baseline": float(vals[0, 0]),
+                        "effect": float(effect[0]),
+                        "effect_ci_low": float(e_lo),
+                        "effect_ci_high": float(e_hi),
+                        "elasticity": float(elastic[0]),
+                        "elasticity_ci_low": float(l_lo),
+                        "elasticity_ci_high": float(l_hi),
+                    }
+                )
+    table = pd.DataFrame(rows)
+    order = {name: i for i, name in enumerate(OUTCOMES)}
+    return table.sort_values(
+        ["segment", "lever", "outcome"],
+        key=lambda s: s.map(order) if s.name == "outcome" else s,
+        kind="stable",
+    ).reset_index(drop=True)

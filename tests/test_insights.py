@@ -1,0 +1,316 @@
+"""Insights on a generated demo: inverse solver vs the true model, what-if, gaps, plans, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from satmodel.errors import InputError
+from satmodel.insights import (
+    MINUTES_PER_MONTH,
+    calibrate_apdex,
+    cheapest_plan,
+    current_profile,
+    gap_analysis,
+    lever_cost,
+    marginal_effects,
+    nowcast,
+    plot_response_curve,
+    resolve_costs,
+    response_curve,
+    set_levers,
+    solve_target,
+    target_frontier,
+    what_if,
+)
+
+pytestmark = pytest.mark.slow
+
+LATENCY = "np.log(latency_p95_ms)"
+SHORTFALL = "np.maximum(0, np.log(latency_p95_ms / expected_latency_p95_ms))"
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """A 300-customer, 12-month demo: source, panel, responses, fitted default models."""
+    from satmodel.demo import generate_demo
+    from satmodel.features import build_panel, build_responses
+    from satmodel.models import fit_default_models
+    from satmodel.sources import open_source
+    from satmodel.validation import quarantine
+
+    root = tmp_path_factory.mktemp("insights_demo")
+    db = root / "satmodel.duckdb"
+    result = generate_demo(
+        root / "demo", customers=300, months=12, seed=11, duckdb_path=db, progress=False
+    )
+    source = open_source(db)
+    quarantine(source)
+    panel = build_panel(source)
+    responses = build_responses(source, panel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models = fit_default_models(responses, panel)
+    return {
+        "db": db,
+        "truth": result.truth,
+        "source": source,
+        "panel": panel,
+        "responses": responses,
+        "models": models,
+    }
+
+
+def _true_latency_for_top2(truth: dict, held: pd.Series, segment: str, target: float) -> float:
+    """Closed form from truth.json: P(csat >= 4) = 1 - logistic(cut_3 - eta), solved for L."""
+    model = truth["csat"]
+    p = model["params"]
+    cut3 = model["thresholds"][2]  # P(csat <= 3) = logistic(cut_3 - eta)
+    eta_needed = cut3 + np.log(target / (1 - target))
+    other = (
+        p.get(f"C(segment)[T.{segment}]", 0.0)
+        + p["np.log1p(downtime_minutes)"] * np.log1p(held["downtime_minutes"])
+        + p["np.log1p(downtime_minutes_lag1)"] * np.log1p(held["downtime_minutes_lag1"])
+        + p["error_rate"] * held["error_rate"]
+    )
+    rest = eta_needed - other
+    b_lat, b_short = p[LATENCY], p[SHORTFALL]
+    log_e = np.log(held["expected_latency_p95_ms"])
+    log_l = rest / b_lat  # below the expectation: no shortfall term
+    if log_l > log_e:  # above it: the kink adds b_short * (log L - log E)
+        log_l = (rest + b_short * log_e) / (b_lat + b_short)
+    return float(np.exp(log_l))
+
+
+@pytest.mark.parametrize("segment,target", [("smb", 0.8), ("enterprise", 0.75)])
+def test_inverse_solution_agrees_with_truth(demo, segment, target):
+    res = solve_target(
+        demo["models"],
+        demo["panel"],
+        "csat_top2_rate",
+        target,
+        "latency_p95_ms",
+        segment=segment,
+        n_sim=2000,
+    )
+    held = res.held_.iloc[0]
+    # steady state: last month's downtime equals this month's
+    assert held["downtime_minutes_lag1"] == held["downtime_minutes"]
+    truth = _true_latency_for_top2(demo["truth"], held, segment, target)
+    assert res.feasible and res.binding
+    assert res.ci_low <= truth <= res.ci_high, (res.ci_low, truth, res.ci_high)
+    assert res.ci_low <= res.required <= res.ci_high
+    assert res.ci_high / res.ci_low < 1.8  # reasonably narrow
+    payload = res.to_dict()
+    for key in (
+        "outcome",
+        "target",
+        "lever",
+        "required",
+        "ci_low",
+        "ci_high",
+        "current",
+        "feasible",
+        "extrapolated",
+    ):
+        assert key in payload
+    json.dumps(payload, allow_nan=False)
+
+
+def test_infeasible_and_extrapolated(demo):
+    models, panel = demo["models"], demo["panel"]
+    res = solve_target(models, panel, "csat_mean", 4.99, "latency_p95_ms", segment="smb", n_sim=200)
+    assert res.feasible is False
+    assert res.required is None and res.ci_low is None
+    assert res.best_outcome < 4.99
+    assert json.loads(json.dumps(res.to_dict(), allow_nan=False))["feasible"] is False
+    # a top-2 target just above what the observed minimum latency gives needs less latency
+    obs_min = float(panel["latency_p95_ms"].min())
+    curve = response_curve(
+        models, panel, "csat_top2_rate", "latency_p95_ms", segment="smb", grid=[obs_min], n_sim=0
+    )
+    target = float(curve["estimate"].iloc[0]) + 0.01
+    res = solve_target(models, panel, "csat_top2_rate", target, "latency_p95_ms", "smb", n_sim=200)
+    assert res.feasible and res.extrapolated
+    assert res.required < obs_min
+    # complaints: a ceiling; availability lever in range
+    res = solve_target(
+        models, panel, "complaint_rate_per_1k", 1e-6, "availability_pct", "smb", n_sim=0
+    )
+    assert res.feasible is False
+
+
+def test_bad_lever_outcome_segment(demo):
+    models, panel = demo["models"], demo["panel"]
+    with pytest.raises(InputError, match="lever 'latency'.*latency_p95_ms"):
+        solve_target(models, panel, "csat_mean", 4, "latency", n_sim=0)
+    with pytest.raises(InputError, match="outcome 'nps'.*csat_mean"):
+        solve_target(models, panel, "nps", 4, "latency_p95_ms", n_sim=0)
+    with pytest.raises(InputError, match="segment 'retail'.*smb"):
+        solve_target(models, panel, "csat_mean", 4, "latency_p95_ms", segment="retail", n_sim=0)
+
+
+def test_lever_links_and_profile(demo):
+    panel = demo["panel"]
+    prof = current_profile(panel, segment="smb")
+    assert len(prof) == 1 and prof["segment"].iloc[0] == "smb"
+    latest = panel[(panel["month"] == panel["month"].max()) & (panel["segment"] == "smb")]
+    assert prof["latency_p95_ms"].iloc[0] == pytest.approx(latest["latency_p95_ms"].median())
+    moved = set_levers(prof, {"availability_pct": 99.9})
+    expected_down = 0.1 / 100 * MINUTES_PER_MONTH
+    assert moved["downtime_minutes"].iloc[0] == pytest.approx(expected_down)
+    assert moved["downtime_minutes_lag1"].iloc[0] == pytest.approx(expected_down)
+    back = set_levers(prof, {"downtime_minutes": expected_down})
+    assert back["availability_pct"].iloc[0] == pytest.approx(99.9)
+    everyone = current_profile(panel)
+    assert set(everyone["segment"]) == set(panel["segment"].unique())
+    assert everyone["weight"].sum() == panel["customer_id"].nunique()
+
+
+def test_what_if_curve_effects(demo):
+    models, panel = demo["models"], demo["panel"]
+    table = what_if(
+        models,
+        panel,
+        [{"scenario": "fast", "latency_p95_ms": 200.0}, {"latency_p95_ms": 1500.0}],
+        segment="smb",
+        n_sim=300,
+    )
+    assert list(table["scenario"]) == ["current", "fast", "scenario_2"]
+    probs = table[[c for c in table.columns if c.startswith("p_")]]
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert table["csat_mean"].iloc[1] > table["csat_mean"].iloc[0] > table["csat_mean"].iloc[2]
+    assert (table["csat_mean_ci_low"] <= table["csat_mean"]).all()
+    assert table["complaint_rate_per_1k"].iloc[1] < table["complaint_rate_per_1k"].iloc[2]
+    curve = response_curve(models, panel, "csat_mean", "latency_p95_ms", segment="smb", n_sim=200)
+    assert curve["estimate"].is_monotonic_decreasing
+    assert curve["observed"].any() and not curve["observed"].all()
+    fig = plot_response_curve(curve, target=4.0)
+    ax = fig.axes[0]
+    assert ax.get_title() and "ms" in ax.get_xlabel() and "CSAT" in ax.get_ylabel()
+    effects = marginal_effects(
+        models, panel, levers=["availability_pct", "latency_p95_ms"], n_sim=200
+    )
+    row = effects.query("segment == 'smb' and lever == 'latency_p95_ms' and outcome == 'csat_mean'")
+    assert row["effect"].iloc[0] > 0 and row["effect_ci_low"].iloc[0] > 0
+    comp = effects.query(
+        "segment == 'all' and lever == 'availability_pct' and outcome == 'complaint_rate_per_1k'"
+    )
+    assert comp["effect"].iloc[0] < 0
+    assert set(effects["segment"]) == {"all", "enterprise", "mid_market", "smb"}
+
+
+def test_frontier_gaps_plan_nowcast(demo):
+    models, panel = demo["models"], demo["panel"]
+    frontier = target_frontier(
+        models, panel, "csat_top2_rate", 0.8, "latency_p95_ms", "availability_pct",
+        [99.5, 99.9, 100.0], segment="smb", n_sim=0,
+    )  # fmt: skip
+    req = frontier["required_latency_p95_ms"].to_numpy(float)
+    assert np.all(np.diff(req) > 0)  # better availability leaves more latency budget
+
+    gaps = gap_analysis(models, panel, n_sim=100)
+    cust = gaps.customers_
+    assert len(cust) == panel["customer_id"].nunique()
+    assert (cust["latency_gap"] >= 0).all()
+    no_gap = cust["n_gaps"] == 0
+    np.testing.assert_allclose(cust.loc[no_gap, "csat_mean_gain"], 0.0, atol=1e-12)
+    assert cust["csat_mean_gain"].is_monotonic_decreasing
+    assert list(cust["risk_rank"]) == list(range(1, len(cust) + 1))
+    assert set(gaps.segments_["segment"]) == set(panel["segment"].unique())
+
+    plan = cheapest_plan(models, panel, "csat_top2_rate", 0.9, segment="smb", n_sim=200)
+    assert plan.feasible_
+    assert plan.predicted_ == pytest.approx(0.9, abs=2e-3)
+    assert plan.total_cost_ == pytest.approx(plan.plan_["cost"].sum())
+    assert (plan.plan_["change"].loc[plan.plan_["lever"] == "latency_p95_ms"] <= 0).all()
+    assert {"total_cost", "feasible"} <= set(plan.tradeoff_.columns)
+    assert lever_cost("availability_pct", 99.99, 99.9) == pytest.approx(50_000.0)
+    assert lever_cost("latency_p95_ms", 300, 500) == pytest.approx(40_000.0)
+    assert resolve_costs({"latency_per_100ms": {"value": 1.0}})["latency_per_100ms"] == 1.0
+    with pytest.raises(InputError, match="unknown cost key"):
+        resolve_costs({"nope": 1})
+
+    now = nowcast(models, panel)
+    assert len(now) == len(panel)
+    assert now["csat_expected"].notna().all()
+    assert (now["surveyed"] == (now["csat_n"] > 0)).all()
+    assert (now["top2_ci_low"] <= now["top2_probability"]).all()
+
+
+def test_apdex_calibration(demo):
+    from satmodel.insights import apdex_by_threshold
+
+    source, panel = demo["source"], demo["panel"]
+    apdex = apdex_by_threshold(source, [250, 500])
+    merged = panel[["customer_id", "month", "apdex"]].merge(apdex, on=["customer_id", "month"])
+    np.testing.assert_allclose(merged["apdex_500"], merged["apdex"], atol=1e-12)
+    cal = calibrate_apdex(source, demo["responses"], t_grid=[100, 250, 1000, 2000])
+    prof = cal.profile_
+    assert list(prof["t_ms"]) == [100.0, 250.0, 500.0, 1000.0, 2000.0]
+    assert cal.best_t_ in set(prof["t_ms"])
+    assert cal.log_likelihood_best_ >= cal.log_likelihood_default_
+    assert (prof["apdex_coef"] > 0).all()  # more satisfied requests, happier customers
+    assert cal.plot().axes[0].get_title()
+
+
+def _run_cli(*args, cwd):
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, "-m", "satmodel", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_cli_targets(demo, tmp_path):
+    out = tmp_path / "out.json"
+    proc = _run_cli(
+        "targets", "--data", str(demo["db"]), "--outcome", "csat_top2_rate", "--target", "0.8",
+        "--lever", "latency_p95_ms", "--segment", "smb", "--json", str(out), "--n-sim", "500",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    payload = json.loads(out.read_text())
+    for key in ("outcome", "target", "lever", "required", "ci_low", "ci_high", "current",
+                "feasible", "extrapolated"):  # fmt: skip
+        assert key in payload
+    assert payload["feasible"] is True and payload["lever"] == "latency_p95_ms"
+    assert payload["ci_low"] <= payload["required"] <= payload["ci_high"]
+
+    bad = _run_cli(
+        "targets", "--data", str(demo["db"]), "--outcome", "csat_top2_rate", "--target", "0.8",
+        "--lever", "latency_p96_ms", cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    lines = [line for line in bad.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "latency_p96_ms" in lines[0] and "latency_p95_ms" in lines[0]
+    assert "Traceback" not in bad.stderr
+
+    infeasible = _run_cli(
+        "targets", "--data", str(demo["db"]), "--outcome", "csat_mean", "--target", "4.99",
+        "--lever", "latency_p95_ms", "--json", "-", "--n-sim", "100", cwd=tmp_path,
+    )  # fmt: skip
+    assert infeasible.returncode == 0, infeasible.stderr
+    assert json.loads(infeasible.stdout)["feasible"] is False
+
+
+def test_cli_help_has_example():
+    proc = subprocess.run(
+        [sys.executable, "-m", "satmodel", "targets", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    assert "Example:" in proc.stdout and "--lever" in proc.stdout
