@@ -57,7 +57,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -202,6 +202,18 @@ def _parse_formula(formula: str, columns) -> _Formula:
         factor_columns=factor_columns,
         stateful=stateful,
     )
+
+
+def formula_columns(formula: str, columns) -> list[str]:
+    """The data columns a formula's right-hand side reads (before any transform).
+
+    Parameters
+    ----------
+    formula : a patsy formula, ``"outcome ~ terms"``.
+    columns : the columns of the data it will be evaluated on (names that are not columns
+        are functions or constants).
+    """
+    return list(_parse_formula(formula, columns).rhs_columns)
 
 
 def _rhs_desc(rhs_terms: list, force_intercept: bool) -> patsy.ModelDesc:
@@ -1539,7 +1551,7 @@ def fit(
 
     parsed = _parse_formula(formula, data.columns)
     # tall, skinny matrix products: BLAS threads only add overhead (and fight other jobs)
-    with _single_threaded_blas():
+    with single_threaded_blas():
         return _fit_parsed(
             data,
             parsed,
@@ -1741,8 +1753,12 @@ def _fit_parsed(
 _THREADPOOL_CONTROLLER: list = []
 
 
-def _single_threaded_blas():
-    """Context limiting BLAS to one thread (library discovery is done once, lazily)."""
+def single_threaded_blas():
+    """Context limiting BLAS to one thread (library discovery is done once, lazily).
+
+    Many small dense solves run faster on one thread than with BLAS threads fighting over two
+    cores; every fit runs inside it, and so may code that refits many small models.
+    """
     if threadpool_limits is None:
         return contextlib.nullcontext()
     if not _THREADPOOL_CONTROLLER:
@@ -1762,6 +1778,84 @@ def _subset(prep: _Prepared, mask: np.ndarray) -> _Prepared:
     if prep.groups is not None:
         prep.groups = pd.factorize(prep.groups[mask])[0]
     return prep
+
+
+class MLEstimate(NamedTuple):
+    """What :func:`maximize_likelihood` found."""
+
+    theta: np.ndarray
+    log_likelihood: float
+    converged: bool
+    iterations: int
+    likelihood: Any
+
+
+def maximize_likelihood(
+    family: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    offset: np.ndarray | None = None,
+    n_levels: int | None = None,
+    link: str = "logit",
+    start: np.ndarray | None = None,
+    maxiter: int = 100,
+) -> MLEstimate:
+    """Maximum-likelihood estimates for a ready-made design matrix: the engine of :func:`fit`.
+
+    For code that refits many designs (driver importance). No formulas, checks or standard
+    errors: use :func:`fit` for those.
+
+    Parameters
+    ----------
+    family : ``ordinal``, ``logit``, ``poisson`` or ``negbin``.
+    X : design matrix (with an intercept column except for ``ordinal``).
+    y : outcome; for ``ordinal`` the 0-based level codes.
+    weights : frequency weights.
+    offset : log-exposure offset (counts) or None.
+    n_levels : number of outcome levels (``ordinal``).
+    link : ``logit`` or ``probit`` (``ordinal``).
+    start : starting values (coefficients, then cutpoints or log alpha); a data-driven start
+        when None.
+    maxiter : Newton iterations at most.
+
+    Returns
+    -------
+    MLEstimate
+        theta (coefficients, then cutpoints for ordinal or log alpha for negbin),
+        log_likelihood, converged, iterations and the likelihood object.
+    """
+    w = weights
+    if family == "ordinal":
+        likelihood = _OrdinalLikelihood(X, y, w, n_levels, link)
+        theta0 = start
+        if theta0 is None:
+            cum = np.cumsum(np.bincount(y.astype(int), weights=w, minlength=n_levels))[:-1]
+            cum = np.clip(cum / w.sum(), 1e-6, 1 - 1e-6)
+            cuts0 = special.logit(cum) if link == "logit" else special.ndtri(cum)
+            # keep start cutpoints strictly increasing
+            cuts0 = np.maximum.accumulate(cuts0 + np.arange(len(cuts0)) * 1e-6)
+            theta0 = np.concatenate((np.zeros(X.shape[1]), cuts0))
+    elif family == "logit":
+        likelihood = _LogitLikelihood(X, y, w, offset)
+        theta0 = np.zeros(X.shape[1]) if start is None else start
+    elif family in ("poisson", "negbin"):
+        poisson = _PoissonLikelihood(X, y, w, offset)
+        if family == "poisson":
+            likelihood = poisson
+            theta0 = _log_linear_start(X, y, w, offset) if start is None else start
+        else:
+            likelihood = _NB2Likelihood(X, y, w, offset)
+            theta0 = start
+            if theta0 is None:
+                beta_p, _, _ = _newton(poisson, _log_linear_start(X, y, w, offset), maxiter)
+                mu = np.exp(X @ beta_p + (offset if offset is not None else 0.0))
+                moment = float(w @ ((y - mu) ** 2 - y)) / float(w @ mu**2)
+                theta0 = np.concatenate((beta_p, [np.log(max(moment, 0.05))]))
+    else:
+        raise InputError(f"family {family!r}: expected one of ordinal, logit, poisson, negbin")
+    theta, converged, iterations = _newton(likelihood, theta0, maxiter)
+    return MLEstimate(theta, float(likelihood.loglike(theta)), converged, iterations, likelihood)
 
 
 def _fit_family(family, link, X, prep: _Prepared, levels, maxiter, need_scores, has_intercept):
@@ -1790,29 +1884,16 @@ def _fit_family(family, link, X, prep: _Prepared, levels, maxiter, need_scores, 
         extra["scale"] = sigma2
         return beta, True, 1, bread, unit_scores, float(ll), extra
 
-    if family == "ordinal":
-        likelihood = _OrdinalLikelihood(X, y, w, len(levels), link)
-        cum = np.cumsum(np.bincount(y.astype(int), weights=w, minlength=len(levels)))[:-1]
-        cum = np.clip(cum / w.sum(), 1e-6, 1 - 1e-6)
-        cuts0 = special.logit(cum) if link == "logit" else special.ndtri(cum)
-        # keep start cutpoints strictly increasing
-        cuts0 = np.maximum.accumulate(cuts0 + np.arange(len(cuts0)) * 1e-6)
-        theta0 = np.concatenate((np.zeros(X.shape[1]), cuts0))
-    elif family == "logit":
-        likelihood = _LogitLikelihood(X, y, w, offset)
-        theta0 = np.zeros(X.shape[1])
-    else:
-        poisson = _PoissonLikelihood(X, y, w, offset)
-        start = _log_linear_start(X, y, w, offset)
-        if family == "poisson":
-            likelihood, theta0 = poisson, start
-        else:
-            beta_p, ok, _ = _newton(poisson, start, maxiter)
-            mu = np.exp(X @ beta_p + (offset if offset is not None else 0.0))
-            moment = float(w @ ((y - mu) ** 2 - y)) / float(w @ mu**2)
-            theta0 = np.concatenate((beta_p, [np.log(max(moment, 0.05))]))
-            likelihood = _NB2Likelihood(X, y, w, offset)
-    theta, converged, iterations = _newton(likelihood, theta0, maxiter)
+    theta, _, converged, iterations, likelihood = maximize_likelihood(
+        family,
+        X,
+        y,
+        w,
+        offset=offset,
+        n_levels=len(levels) if levels is not None else None,
+        link=link,
+        maxiter=maxiter,
+    )
     ll, _, H, unit_scores = likelihood.derivatives(theta, scores=need_scores)
     bread = _invert_information(-H)
 
@@ -1997,7 +2078,7 @@ def model_data(result: FitResult, data: pd.DataFrame) -> ModelData:
     """
     parsed = _parse_formula(result.formula, data.columns)
     order = result.levels_ if result.family == "ordinal" else None
-    with _single_threaded_blas():
+    with single_threaded_blas():
         prep = _prepare(
             data,
             parsed,

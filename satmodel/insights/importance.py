@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import patsy
-from scipy import sparse, special
+from scipy import sparse
 
 from satmodel.errors import InputError
 from satmodel.insights._core import check_ci
@@ -424,6 +424,7 @@ class _Refitter:
 
         self._m = models
         self.family, self.X, self.y, self.w, self.offset = family, X, y, w, offset
+        self.n_levels = None
         if family == "ordinal":
             levels = np.unique(y)
             self.codes = np.searchsorted(levels, y).astype(float)
@@ -439,28 +440,22 @@ class _Refitter:
         w = self.w[sel] if w is None else w
         y = self.y[sel]
         if self.family == "ordinal":
-            codes = self.codes[sel]
-            lik = m._OrdinalLikelihood(X, codes, w, self.n_levels, "logit")
-            if theta0 is None:
-                freq = np.bincount(codes.astype(int), weights=w, minlength=self.n_levels)
-                cum = np.clip(np.cumsum(freq)[:-1] / w.sum(), 1e-6, 1 - 1e-6)
-                cuts = np.maximum.accumulate(special.logit(cum) + np.arange(len(cum)) * 1e-6)
-                theta0 = np.concatenate((np.zeros(X.shape[1]), cuts))
+            outcome, offset = self.codes[sel], None
         else:
             X = np.hstack((np.ones((X.shape[0], 1)), X))
+            outcome = y
             offset = None if self.offset is None else self.offset[sel]
-            if self.family == "logit":
-                lik = m._LogitLikelihood(X, y, w, offset)
-                if theta0 is None:
-                    rate = np.clip((w @ y) / w.sum(), 1e-6, 1 - 1e-6)
-                    theta0 = np.concatenate(([special.logit(rate)], np.zeros(X.shape[1] - 1)))
-            else:
-                lik = m._NB2Likelihood(X, y, w, offset)
-                if theta0 is None:
-                    start = m._log_linear_start(X, y, w, offset)
-                    theta0 = np.concatenate((start, [0.0]))
-        theta, _, _ = m._newton(lik, theta0, maxiter)
-        return lik.loglike(theta), theta
+        estimate = m.maximize_likelihood(
+            self.family,
+            X,
+            outcome,
+            w,
+            offset=offset,
+            n_levels=self.n_levels,
+            start=theta0,
+            maxiter=maxiter,
+        )
+        return estimate.log_likelihood, estimate.theta
 
 
 def _collapse(X, y, w, offset, codes):
@@ -493,9 +488,9 @@ def _base_fits(refit, subsets):
 
 
 def _blas_one_thread():
-    from satmodel.models import _single_threaded_blas
+    from satmodel.models import single_threaded_blas
 
-    return _single_threaded_blas()
+    return single_threaded_blas()
 
 
 def _boot_values(refit, subsets, base, wb):

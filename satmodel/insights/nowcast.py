@@ -70,9 +70,9 @@ def nowcast(models: dict, panel: pd.DataFrame, ci: float = 0.95, satisfied_cutof
             f"models: the nowcast needs the ordinal 'csat' model (have: {', '.join(models)})"
         )
     result = models["csat"]
-    from satmodel.models import _parse_formula
+    from satmodel.models import formula_columns
 
-    used = _parse_formula(result.formula, [*panel.columns, "csat"]).rhs_columns
+    used = formula_columns(result.formula, [*panel.columns, "csat"])
     frame, imputed = _fill_drivers(panel.reset_index(drop=True), used)
     design = result.design_matrix(frame)
     X = design.to_numpy(dtype=float)
