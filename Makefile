@@ -16,10 +16,10 @@ help: ## show this list of targets
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,spark]'
+	$(PY) -m pip install --quiet -e '.[dev,spark,postgres]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install satmodel with its dev and spark extras
+install: $(STAMP) ## create .venv and install satmodel with its dev, spark and postgres extras
 
 $(DB): | $(STAMP)
 	$(SATMODEL) demo --out data/demo --duckdb $(DB)

@@ -210,6 +210,7 @@ class Config:
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     path: Path | None = None
     source_url: str | None = None
+    duckdb: dict[str, Any] = field(default_factory=dict)
 
 
 def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -443,6 +444,33 @@ def _table_mapping(name: str, raw: dict[str, Any], base: Path, where: str) -> Ta
     )
 
 
+DUCKDB_SETTINGS = {
+    "memory_limit": str,
+    "temp_directory": str,
+    "max_temp_directory_size": str,
+    "threads": int,
+    "preserve_insertion_order": bool,
+}
+
+
+def _duckdb_settings(raw: dict[str, Any], base: Path, where: str) -> dict[str, Any]:
+    """The [duckdb] section: engine settings for large data (memory limit, spill folder)."""
+    settings: dict[str, Any] = {}
+    for key, value in raw.items():
+        kind = DUCKDB_SETTINGS.get(key)
+        if kind is None:
+            raise InputError(
+                f"config {where}: unknown setting duckdb.{key} (known: {', '.join(DUCKDB_SETTINGS)})"
+            )
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise InputError(
+                f"config {where}: duckdb.{key} must be a {kind.__name__}, got {value!r} "
+                '(e.g. memory_limit = "2GB")'
+            )
+        settings[key] = str(base / value) if key == "temp_directory" else value
+    return settings
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read a ``satmodel.toml`` file.
 
@@ -474,7 +502,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raise InputError(f"config {path}: not valid TOML ({exc})") from None
     where = str(path)
     base = path.resolve().parent
-    known_sections = {"source", "tables", "thresholds", "costs"}
+    known_sections = {"source", "tables", "thresholds", "costs", "duckdb"}
     unknown = set(raw) - known_sections
     if unknown:
         raise InputError(
@@ -505,7 +533,9 @@ def load_config(path: str | Path | None = None) -> Config:
             raise InputError(f"config {where}: [tables.{name}] must be a table")
         tables[name] = _table_mapping(name, mapping, base, where)
     costs = _section(raw, "costs", where)
+    duckdb_settings = _duckdb_settings(_section(raw, "duckdb", where), base, where)
     return Config(
+        duckdb=duckdb_settings,
         source=(base / source_path) if source_path else DEFAULT_DUCKDB,
         tables=tables,
         thresholds=_thresholds(_section(raw, "thresholds", where), where),

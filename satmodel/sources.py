@@ -14,8 +14,11 @@ through pandas.
 from __future__ import annotations
 
 import hashlib
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -178,7 +181,36 @@ class Source:
         self.con.close()
 
 
+def apply_duckdb_settings(con, settings: Mapping[str, Any] | None) -> None:
+    """Apply DuckDB settings (``memory_limit``, ``temp_directory``, ``threads``...) to ``con``.
+
+    Raises
+    ------
+    InputError
+        When DuckDB rejects a setting.
+    """
+    import duckdb
+
+    for key, value in (settings or {}).items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key)):
+            raise InputError(f"duckdb setting {key!r}: not a setting name")
+        literal = (
+            str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+            if isinstance(value, int | float)
+            else "'" + str(value).replace("'", "''") + "'"
+        )
+        try:
+            con.execute(f"SET {key} = {literal}")
+        except duckdb.Error as exc:
+            raise InputError(
+                f"duckdb setting {key} = {value!r}: {str(exc).splitlines()[0]}"
+            ) from None
+
+
 def _connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection in UTC with the ``raw`` schema for the canonical views."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
     con.execute("CREATE SCHEMA raw")
@@ -274,8 +306,8 @@ def derived_sql(derived: Derived) -> str:
     """The SQL expression of a derived column (identifiers quoted, values as literals)."""
     op, args = derived.op, derived.args
     if op in _DIVISORS:
-        start = f"epoch(CAST({quote(args['start'])} AS TIMESTAMP))"
-        end = f"epoch(CAST({quote(args['end'])} AS TIMESTAMP))"
+        start = f"epoch(TRY_CAST({quote(args['start'])} AS TIMESTAMP))"
+        end = f"epoch(TRY_CAST({quote(args['end'])} AS TIMESTAMP))"
         expression = f"(({end} - {start}) / {_DIVISORS[op]!r})"
     elif op in COMPARISONS:
         right = quote(args["other"]) if "other" in args else literal(args["value"])
@@ -283,7 +315,7 @@ def derived_sql(derived: Derived) -> str:
     elif op in ("is_null", "not_null"):
         return f"({quote(args['column'])} IS {'NOT ' if op == 'not_null' else ''}NULL)"
     elif op == "month_of":
-        return f"strftime(CAST({quote(args['column'])} AS TIMESTAMP), '%Y-%m')"
+        return f"strftime(TRY_CAST({quote(args['column'])} AS TIMESTAMP), '%Y-%m')"
     elif op == "date_from_parts":
         day = args.get("day", 1)
         return (
@@ -375,6 +407,16 @@ def _mapped_from(
         raise InputError(f"{name}: cannot read {label} ({_first_error_line(exc)})") from None
     _check_names(source, name, mapping, [row[0] for row in described], label)
     where = f"config {source.config.path}" if source.config.path else "config"
+    types = {row[0]: _base_type(row[1]) for row in described}
+    for column, derived in mapping.derived.items():
+        if derived.op in _DIVISORS or derived.op == "month_of":
+            for used in derived.columns():
+                if types.get(used) not in TIME_TYPES | {"VARCHAR"}:
+                    raise InputError(
+                        f"{where}: tables.{name}.derived.{column}: op {derived.op!r} cannot use "
+                        f"column {used!r} of {label}: it holds {types.get(used)}, not a date or "
+                        "timestamp"
+                    )
     rows = f"SELECT * FROM {from_clause}"
     if mapping.where:
         rows += " WHERE " + " AND ".join(_where_sql(c) for c in mapping.where)
@@ -523,6 +565,7 @@ def open_source(src: str | Path | None = None, config: Config | None = None) -> 
         hint = " (run `satmodel demo` to create the demo data)" if location == config.source else ""
         raise InputError(f"source {location}: not found{hint}")
     con = _connect()
+    apply_duckdb_settings(con, config.duckdb)
     if location.is_dir():
         kind = "folder"
     elif location.suffix.lower() in (".csv", ".parquet", ".tsv", ".txt"):

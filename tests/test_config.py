@@ -75,3 +75,82 @@ def test_loading_never_evaluates_code(tmp_path):
 def test_missing_file_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_derived_where_repeat_distinct_and_url_source(tmp_path):
+    path = tmp_path / "satmodel.toml"
+    path.write_text(
+        """
+[source]
+path = "postgresql://analyst@127.0.0.1:5432/ops"
+
+[tables.requests]
+distinct = true
+repeat = "n"
+where = [{ column = "status", equals = "delivered" }, { column = "kind", in = ["a", "b"] }]
+derived = { latency_ms = { days_between = ["bought", "delivered"], scale = 2 }, ok = { op = "less_equal", column = "delivered", other = "promised" } }
+""",
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.source_url == "postgresql://analyst@127.0.0.1:5432/ops"
+    mapping = config.tables["requests"]
+    assert mapping.distinct and mapping.repeat == "n"
+    assert [(c.column, c.test, c.value) for c in mapping.where] == [
+        ("status", "equals", "delivered"),
+        ("kind", "in", ("a", "b")),
+    ]
+    latency = mapping.derived["latency_ms"]
+    assert latency.op == "days_between"
+    assert latency.args == {"start": "bought", "end": "delivered", "scale": 2.0}
+    assert mapping.derived["ok"].columns() == ["delivered", "promised"]
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ('derived = { ok = { op = "exec", column = "x" } }', "unknown op 'exec'"),
+        ('derived = { ok = { op = "less", column = "x" } }', "exactly one of value"),
+        ('derived = { latency_ms = { op = "days_between", start = "a" } }', "needs end"),
+        ('derived = { latency_ms = { op = "month_of", column = 3 } }', "must be a column name"),
+        ('derived = { nonsense = { op = "copy", column = "x" } }', "is not a column of requests"),
+        ('where = { column = "x", like = "y" }', "needs exactly one test"),
+        ('where = { column = "x", in = [] }', "non-empty list"),
+        ('distinct = "yes"', "must be true or false"),
+        ('url = "mysql://x"', "must start with postgresql://"),
+        ('constants = { ok = true }\nderived = { ok = { op = "not_null", column = "x" } }', "both"),
+    ],
+)
+def test_bad_mapping_is_one_line_naming_the_setting(tmp_path, table, fragment):
+    path = tmp_path / "satmodel.toml"
+    path.write_text(f"[tables.requests]\n{table}\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    assert fragment in str(info.value)
+    assert "tables.requests" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_source_setting(tmp_path):
+    path = tmp_path / "satmodel.toml"
+    path.write_text('[source]\nfile = "x.csv"\n', encoding="utf-8")
+    with pytest.raises(InputError, match="unknown setting source.file"):
+        load_config(path)
+
+
+def test_duckdb_settings_are_checked_and_applied(tmp_path, good_folder):
+    from satmodel import open_source
+
+    path = tmp_path / "satmodel.toml"
+    path.write_text(
+        f'[source]\npath = "{good_folder}"\n[duckdb]\nmemory_limit = "1GB"\ntemp_directory = "spill"\n',
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    assert config.duckdb == {"memory_limit": "1GB", "temp_directory": str(tmp_path / "spill")}
+    source = open_source(path)
+    limit = source.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    assert limit.replace(" ", "").upper() in ("1.0GB", "953.6MIB", "1GB", "953.6MB")
+    path.write_text('[duckdb]\nmemory_limt = "1GB"\n', encoding="utf-8")
+    with pytest.raises(InputError, match="unknown setting duckdb.memory_limt"):
+        load_config(path)

@@ -788,3 +788,30 @@ def test_with_the_real_quarantine(good_folder):
     c1 = row(panel, "c1", "2025-01")
     assert c1.requests == 1 and c1.latency_p50_ms == 120.0 and c1.active_users == 1000.0
     assert row(panel, "c2", "2025-02").csat_mean == 2.0
+
+
+def test_month_key_matches_the_calendar():
+    """The integer month key agrees with DuckDB's strftime at every day edge 2000..2100."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    features.prepare_duckdb(con)
+    con.execute(
+        "CREATE TABLE t AS SELECT TIMESTAMPTZ '2000-01-01 00:00:00+00' + to_days(i) "
+        "+ to_microseconds(e) AS ts FROM range(0, 36525) a(i), (VALUES (-1), (0)) b(e)"
+    )
+    import ibis
+
+    table = ibis.duckdb.from_connection(con).table("t")
+    got = table.select(table.ts, key=features._month_key(table.ts), text=table.ts.strftime("%Y-%m"))
+    frame = got.to_pyarrow().to_pandas()
+    assert len(frame) == 73050
+    assert (frame["key"] == frame["text"]).all()
+
+
+def test_parse_memory_limit():
+    assert features._parse_bytes("2.0 GiB") == 2 * 2**30
+    assert features._parse_bytes("2GB") == 2e9
+    assert features._parse_bytes("512.5 MiB") == 512.5 * 2**20
+    assert features._parse_bytes("unlimited") is None

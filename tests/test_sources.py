@@ -94,3 +94,95 @@ def test_read_table_file_reads_csv_with_bom(tmp_path):
     assert list(read_table_file(path).columns) == ["a", "b"]
     with pytest.raises(InputError, match="file not found"):
         read_table_file(tmp_path / "absent.csv")
+
+
+ORDERS = """order_id,review_id,score,status,bought,delivered,promised,n
+o1,r1,5,delivered,2025-01-02 10:00:00,2025-01-05 10:00:00,2025-01-08,2
+o2,r2,1,delivered,2025-01-03 12:00:00,2025-01-20 12:00:00,2025-01-10,0
+o2,r3,2,delivered,2025-01-03 12:00:00,2025-01-20 12:00:00,2025-01-10,0
+o3,r4,3,canceled,2025-02-01 09:00:00,,2025-02-10,1
+"""
+ORDERS_CONFIG = """
+[source]
+path = "orders.csv"
+
+[tables.customers]
+distinct = true
+columns = { customer_id = "order_id" }
+constants = { segment = "all" }
+derived = { expected_latency_p95_ms = { days_between = ["bought", "promised"] } }
+units = { expected_latency_p95_ms = "days" }
+
+[tables.requests]
+distinct = true
+where = [{ column = "status", equals = "delivered" }, { column = "delivered", is_null = false }]
+columns = { customer_id = "order_id", ts = "bought" }
+units = { latency_ms = "days" }
+derived = { latency_ms = { op = "days_between", start = "bought", end = "delivered" }, ok = { op = "less_equal", column = "delivered", other = "promised" } }
+
+[tables.usage]
+distinct = true
+columns = { customer_id = "order_id" }
+constants = { active_users = 1 }
+derived = { month = { month_of = "bought" } }
+
+[tables.surveys]
+columns = { customer_id = "order_id", ts = "bought", csat = "score" }
+derived = { response_id = { op = "concat", columns = ["order_id", "review_id"], sep = ":" } }
+
+[tables.complaints]
+repeat = "n"
+columns = { customer_id = "order_id", ts = "bought" }
+constants = { category = "late" }
+derived = { complaint_id = { op = "concat", columns = ["order_id", "_repeat_index"] } }
+"""
+
+
+def test_one_csv_file_cut_into_tables_by_derived_columns_filters_and_repeat(tmp_path):
+    (tmp_path / "orders.csv").write_text(ORDERS, encoding="utf-8")
+    (tmp_path / "satmodel.toml").write_text(ORDERS_CONFIG, encoding="utf-8")
+    source = open_source(tmp_path / "satmodel.toml")
+    assert source.kind == "file"
+    assert source.tables == ["customers", "requests", "usage", "surveys", "complaints"]
+    assert source.files == [tmp_path / "orders.csv"]
+    report = quarantine(source)
+    assert report.ok, report.problem_lines()
+    customers = source.frame("customers").sort_values("customer_id")
+    assert customers["customer_id"].tolist() == ["o1", "o2", "o3"]
+    assert customers["expected_latency_p95_ms"].iloc[1] == pytest.approx(6.5 * 86_400_000)
+    requests = source.frame("requests").sort_values("customer_id")
+    assert requests["latency_ms"].tolist() == pytest.approx([3 * 86_400_000, 17 * 86_400_000])
+    assert requests["ok"].tolist() == [True, False]
+    assert sorted(source.frame("usage")["month"]) == ["2025-01", "2025-01", "2025-02"]
+    assert sorted(source.frame("surveys")["response_id"]) == ["o1:r1", "o2:r2", "o2:r3", "o3:r4"]
+    assert sorted(source.frame("complaints")["complaint_id"]) == ["o1-0", "o1-1", "o3-0"]
+
+
+def test_derived_column_naming_a_missing_column_is_one_line(tmp_path):
+    (tmp_path / "orders.csv").write_text(ORDERS, encoding="utf-8")
+    (tmp_path / "satmodel.toml").write_text(
+        ORDERS_CONFIG.replace('end = "delivered"', 'end = "delivred"'), encoding="utf-8"
+    )
+    with pytest.raises(InputError) as info:
+        open_source(tmp_path / "satmodel.toml")
+    message = str(info.value)
+    assert (
+        "tables.requests.derived.latency_ms: column 'delivred' not found in orders.csv" in message
+    )
+    assert "\n" not in message
+
+
+def test_derived_op_of_the_wrong_type_is_an_input_error(tmp_path):
+    (tmp_path / "orders.csv").write_text(ORDERS, encoding="utf-8")
+    (tmp_path / "satmodel.toml").write_text(
+        ORDERS_CONFIG.replace('{ month_of = "bought" }', '{ month_of = "score" }'),
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match=r"tables\.usage\.derived\.month: op 'month_of' cannot"):
+        open_source(tmp_path / "satmodel.toml")
+
+
+def test_single_file_without_mapping_is_an_input_error(tmp_path):
+    (tmp_path / "orders.csv").write_text(ORDERS, encoding="utf-8")
+    with pytest.raises(InputError, match="only through a satmodel.toml"):
+        open_source(tmp_path / "orders.csv")
