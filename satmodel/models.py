@@ -50,7 +50,6 @@ them. Rows with a missing driver are dropped and counted (``n_dropped_``).
 from __future__ import annotations
 
 import ast
-import builtins
 import contextlib
 import json
 import math
@@ -139,6 +138,50 @@ def _names_in_code(code: str) -> set[str]:
     return names
 
 
+# Formula terms are Python code that patsy evaluates: only this small vocabulary is allowed,
+# so a formula from a user (CLI, config, notebook parameter) can never run arbitrary code.
+_SAFE_BUILTINS = frozenset({"abs", "round", "min", "max", "pow", "float", "int", "True", "False"})
+_SAFE_NODES = (
+    ast.Expression,
+    ast.Name,
+    ast.Load,
+    ast.Call,
+    ast.Attribute,
+    ast.Constant,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.Compare,
+    ast.BoolOp,
+    ast.keyword,
+    ast.Tuple,
+    ast.List,
+    ast.operator,
+    ast.unaryop,
+    ast.cmpop,
+    ast.boolop,
+)
+
+
+def _unsafe_part(code: str, allowed_names: set[str]) -> str | None:
+    """Why a formula term's code is not allowed, or None when it is safe to evaluate."""
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+    except SyntaxError:
+        return "not a Python expression"
+    for node in ast.walk(tree):
+        if not isinstance(node, _SAFE_NODES):
+            return f"{type(node).__name__} expressions are not allowed"
+        if isinstance(node, ast.Attribute) and not (
+            isinstance(node.value, ast.Name)
+            and node.value.id == "np"
+            and not node.attr.startswith("_")
+        ):
+            return "only np.<function> attributes are allowed"
+        if isinstance(node, ast.Name) and (node.id.startswith("_") or node.id not in allowed_names):
+            return f"name {node.id!r} is not a column or an allowed function"
+    return None
+
+
 @dataclass
 class _Formula:
     text: str
@@ -161,7 +204,7 @@ def _parse_formula(formula: str, columns) -> _Formula:
     if len(lhs) != 1 or len(lhs[0].factors) != 1:
         raise InputError(f"formula {formula!r}: needs exactly one outcome left of '~'")
     lhs_code = lhs[0].factors[0].code
-    known = set(_eval_namespace()) | set(dir(builtins))
+    known = set(_eval_namespace()) | _SAFE_BUILTINS
     column_names = {str(c) for c in columns}
     factor_columns: dict[str, list[str]] = {}
     unknown: list[tuple[str, str]] = []
@@ -169,6 +212,12 @@ def _parse_formula(formula: str, columns) -> _Formula:
 
     def columns_of(code: str) -> list[str]:
         names = _names_in_code(code)
+        unsafe = _unsafe_part(code, known | names)
+        if unsafe is not None and not (names - column_names - known):
+            raise InputError(
+                f"formula {formula!r}: term {code!r} is not allowed ({unsafe}); use columns, "
+                "numbers, operators and np.<function>(...) calls"
+            )
         for name in sorted(names - column_names - known):
             unknown.append((name, code))
         return sorted(names & column_names)

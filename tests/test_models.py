@@ -632,3 +632,32 @@ def test_cli_bad_input_exits_2(tmp_path):
     )
     assert completed.returncode == 2
     assert "nothere" in completed.stderr and "Traceback" not in completed.stderr
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        "__import__('os').system('touch {marker}')",
+        "np.__dict__",
+        "open('{marker}', 'w')",
+        "x.__class__",
+        "getattr(np, 'load')",
+    ],
+)
+def test_formula_code_is_never_evaluated_beyond_the_safe_vocabulary(tmp_path, term):
+    marker = tmp_path / "pwned"
+    data = pd.DataFrame({"x": np.arange(40.0), "y": np.arange(40.0) % 7})
+    with pytest.raises(InputError):
+        fit(data, "y ~ " + term.format(marker=marker), "ols")
+    assert not marker.exists()
+
+
+def test_from_json_refuses_a_tampered_formula(tmp_path):
+    data = pd.DataFrame({"x": np.arange(40.0), "y": np.arange(40.0) % 7 + 0.5 * np.arange(40.0)})
+    payload = fit(data, "y ~ x", "ols").to_dict()
+    marker = tmp_path / "pwned"
+    payload["formula"] = f"y ~ __import__('pathlib').Path('{marker}').touch()"
+    loaded = FitResult.from_dict(payload)
+    with pytest.raises(InputError):
+        loaded.predict(data.head(2))
+    assert not marker.exists()
