@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from satmodel.errors import InputError
 from satmodel.insights import (
@@ -314,3 +316,29 @@ def test_cli_help_has_example():
     )
     assert proc.returncode == 0
     assert "Example:" in proc.stdout and "--lever" in proc.stdout
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    targets=st.tuples(
+        st.floats(min_value=0.55, max_value=0.9), st.floats(min_value=0.55, max_value=0.9)
+    ).filter(lambda pair: abs(pair[0] - pair[1]) > 1e-3)
+)
+def test_required_level_is_monotone_in_the_target(demo, targets):
+    low, high = sorted(targets)
+    required = {}
+    for target in (low, high):
+        res = solve_target(
+            demo["models"],
+            demo["panel"],
+            "csat_top2_rate",
+            target,
+            "latency_p95_ms",
+            segment="smb",
+            n_sim=50,
+        )
+        required[target] = res.required if res.feasible else 0.0
+    # a higher satisfaction target never allows a slower service
+    assert required[high] <= required[low] + 1e-9
