@@ -245,6 +245,15 @@ def cmd_proposal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_case_study(args: argparse.Namespace) -> int:
+    from satmodel.casestudies import run_case_study
+
+    folder = run_case_study(args.name, data=args.data, out=args.out)
+    print(f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)")
+    print(f"open {Path(folder).resolve() / 'report.html'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand, each with an example in its help."""
     parser = argparse.ArgumentParser(
@@ -476,6 +485,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     proposal.add_argument("--quiet", action="store_true", help="no progress bar")
     proposal.set_defaults(func=cmd_proposal)
+
+    case_study = add(
+        "case-study",
+        "run a real-data case study (Olist delivery reviews, DOT baggage complaints) into a "
+        "report like the monthly one",
+        "satmodel case-study olist_delivery --data examples/olist/satmodel.toml "
+        "--out reports/case_studies",
+    )
+    case_study.add_argument(
+        "name", choices=["olist_delivery", "dot_baggage"], help="the case study"
+    )
+    case_study.add_argument(
+        "--data", default=None, help="its satmodel.toml (default: the one under examples/)"
+    )
+    case_study.add_argument(
+        "--out",
+        default="reports/case_studies",
+        help="parent folder (default: reports/case_studies)",
+    )
+    case_study.set_defaults(func=cmd_case_study)
     return parser
 
 

@@ -1,4 +1,11 @@
-"""Run the monthly report: papermill, nbconvert, summary and manifest, written atomically.
+"""Run the monthly report and sales proposals: papermill, nbconvert, summary and manifest,
+written atomically.
+
+Both go through :func:`run_notebook` (one machinery: lock, staging folder, papermill, HTML
+without code, summary check, manifest, atomic publish, ``failed/`` on error).
+:func:`run_proposal` runs ``notebooks/03_expectation_to_support.ipynb`` into
+``OUT/<segment or customer>-csat<X>[-complaints<Y>]/`` (``proposal.ipynb``, ``proposal.html``,
+``summary.json``, ``manifest.json``), checking the segment or customer against the data first.
 
 ``run_report`` executes ``notebooks/04_monthly_report.ipynb`` with papermill for one month and
 writes ``OUT/YYYY-MM/``:
@@ -35,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +60,10 @@ __all__ = [
     "ReportError",
     "ReportBusyError",
     "default_notebook",
+    "default_proposal_notebook",
     "export_html",
+    "run_notebook",
+    "run_proposal",
     "run_report",
     "write_summary",
 ]
@@ -86,15 +97,16 @@ class ReportBusyError(SatmodelError):
     """Another run holds the lock of this month's report (CLI exit 1)."""
 
 
-def default_notebook() -> Path:
-    """The monthly report notebook: ``notebooks/`` of the source tree, or the installed copy."""
+def default_notebook(name: str = NOTEBOOK_NAME) -> Path:
+    """A notebook of the project (default: the monthly report): ``notebooks/`` of the source
+    tree, or the installed copy."""
     for candidate in (
-        Path(__file__).resolve().parents[1] / "notebooks" / NOTEBOOK_NAME,
-        Path(__file__).resolve().parent / "notebooks" / NOTEBOOK_NAME,
+        Path(__file__).resolve().parents[1] / "notebooks" / name,
+        Path(__file__).resolve().parent / "notebooks" / name,
     ):
         if candidate.is_file():
             return candidate
-    raise SatmodelError(f"report notebook {NOTEBOOK_NAME} not found next to the satmodel package")
+    raise SatmodelError(f"notebook {name} not found next to the satmodel package")
 
 
 # --------------------------------------------------------------------------------------
@@ -128,15 +140,15 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _month_lock(path: Path, month: str, wait: bool) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` for one month's run."""
+def _lock(path: Path, what: str, wait: bool) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` for one run (``what``: e.g. ``report 2026-10``)."""
     handle = path.open("a+")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise ReportBusyError(
-                f"report {month}: another run is building it (lock {path} is held); "
+                f"{what}: another run is building it (lock {path} is held); "
                 "try again when it has finished, or pass --wait"
             ) from None
         handle.seek(0)
@@ -186,16 +198,18 @@ def _publish(staging: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _keep_failed(staging: Path, target: Path, manifest: dict[str, Any], error: str) -> Path:
+def _keep_failed(
+    staging: Path, target: Path, manifest: dict[str, Any], error: str, stem: str = "report"
+) -> Path:
     """Move what a failed run produced to ``target/failed/`` (replacing an earlier failure)."""
     target.mkdir(exist_ok=True)
     failed = target / "failed"
     pending = target / ".failed.partial"
     shutil.rmtree(pending, ignore_errors=True)
     pending.mkdir()
-    notebook = staging / "report.ipynb"
+    notebook = staging / f"{stem}.ipynb"
     if notebook.is_file():
-        notebook.replace(pending / "report.ipynb")
+        notebook.replace(pending / f"{stem}.ipynb")
     (pending / "error.txt").write_text(error + "\n", encoding="utf-8")
     _write_json(pending / "manifest.json", manifest)
     old = target / ".failed.old"
@@ -304,8 +318,12 @@ def export_html(notebook: str | os.PathLike, html: str | os.PathLike, title: str
 # the run
 
 
-def _resolve_data(data: str | os.PathLike | None) -> Path:
-    """The absolute path of the data source the notebook will open."""
+def _resolve_data(data: str | os.PathLike | None) -> Path | str:
+    """The data source the notebook will open: an absolute path, or a database URL as given."""
+    from satmodel.config import is_url
+
+    if data not in (None, "") and is_url(str(data)):
+        return str(data)
     if data not in (None, ""):
         return Path(data).expanduser().resolve()
     from satmodel.config import CONFIG_FILE_NAME, load_config
@@ -339,48 +357,62 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}"
 
 
-def _run_month(
-    month: str,
-    data: Path,
-    out: Path,
-    notebook: Path,
-    fingerprints: dict[str, str],
-    parameters: dict[str, Any],
-    progress: bool,
-    wait: bool,
-    timeout: float | None,
-    resolve_seconds: float,
-) -> Path:
+@dataclass
+class _Job:
+    """One notebook run: where it goes, what it is called, and what it is given."""
+
+    key: str  # the folder name under ``out`` (a month, or a proposal's slug)
+    kind: str  # "report" or "proposal": the file stem and the start of every message
+    title: str  # the HTML page title
+    data: Path
+    out: Path
+    notebook: Path
+    fingerprints: dict[str, str]
+    leading: dict[str, Any]  # the notebook parameters that name the run (month...)
+    parameters: dict[str, Any]  # the other notebook parameters (after data and out_dir)
+    manifest: dict[str, Any] = field(default_factory=dict)  # extra manifest fields
+    resolve_seconds: float = 0.0
+
+
+def _run_job(job: _Job, progress: bool, wait: bool, timeout: float | None) -> Path:
+    """Execute one notebook into ``out/key/`` atomically, or keep it under ``failed/``."""
     import nbformat
     import papermill
 
-    target = out / month
-    with _month_lock(out / f".{month}.lock", month, wait):
-        staging = out / f".{month}.partial"
+    key, stem, out = job.key, job.kind, job.out
+    target = out / key
+    with _lock(out / f".{key}.lock", f"{job.kind} {key}", wait):
+        staging = out / f".{key}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        params = {"month": month, "data": str(data), "out_dir": str(staging), **parameters}
+        params = {
+            **job.leading,
+            "data": str(job.data),
+            "out_dir": str(staging),
+            **job.parameters,
+        }
         manifest: dict[str, Any] = {
             "manifest_version": MANIFEST_VERSION,
             "status": "running",
-            "month": month,
+            **job.manifest,
             "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             "parameters": params,
             "output_dir": str(target),
-            "notebook": {"path": str(notebook), "fingerprint": _sha256(notebook)},
-            "inputs": fingerprints,
+            "notebook": {"path": str(job.notebook), "fingerprint": _sha256(job.notebook)},
+            "inputs": job.fingerprints,
             "packages": _versions(),
             "host": {"platform": platform.platform(), "cpus": os.cpu_count()},
-            "timings_s": {"resolve": round(resolve_seconds, 3)},
+            "timings_s": {"resolve": round(job.resolve_seconds, 3)},
         }
         timings = manifest["timings_s"]
+        executed_path = staging / f"{stem}.ipynb"
         step = "execute"
         try:
             began = time.perf_counter()
             with _ipc_kernel_manager() as manager_class:
                 papermill.execute_notebook(
-                    str(notebook),
-                    str(staging / "report.ipynb"),
+                    str(job.notebook),
+                    str(executed_path),
                     parameters=params,
                     kernel_name="python3",
                     progress_bar=progress,
@@ -392,16 +424,12 @@ def _run_month(
             timings["execute"] = round(time.perf_counter() - began, 3)
             step = "html"
             began = time.perf_counter()
-            export_html(
-                staging / "report.ipynb",
-                staging / "report.html",
-                title=f"Service and satisfaction report {month}",
-            )
+            export_html(executed_path, staging / f"{stem}.html", title=job.title)
             timings["html"] = round(time.perf_counter() - began, 3)
             step = "summary"
             if not (staging / "summary.json").is_file():
-                raise ReportError(f"report {month}: the notebook did not write summary.json")
-            executed = nbformat.read(staging / "report.ipynb", as_version=4)
+                raise ReportError(f"{job.kind} {key}: the notebook did not write summary.json")
+            executed = nbformat.read(executed_path, as_version=4)
             cells = [c.get("metadata", {}).get("papermill", {}) for c in executed.cells]
             timings["cells"] = round(sum(c.get("duration") or 0 for c in cells), 3)
             manifest["stderr_outputs"] = sum(
@@ -414,28 +442,132 @@ def _run_month(
             manifest["status"] = "ok"
             manifest["outputs"] = {
                 name: _sha256(staging / name)
-                for name in ("report.ipynb", "report.html", "summary.json")
+                for name in (f"{stem}.ipynb", f"{stem}.html", "summary.json")
             }
             timings["total"] = round(sum(v for k, v in timings.items() if k != "cells"), 3)
             _write_json(staging / "manifest.json", manifest)
             _publish(staging, target)
         except KeyboardInterrupt:
             manifest.update(status="failed", failed_step=step, error="interrupted")
-            _keep_failed(staging, target, manifest, "interrupted")
+            _keep_failed(staging, target, manifest, "interrupted", stem)
             raise
         except Exception as exc:
             error = _error_text(exc)
             manifest.update(status="failed", failed_step=step, error=error)
-            failed = _keep_failed(staging, target, manifest, error)
+            failed = _keep_failed(staging, target, manifest, error, stem)
             kept = (
-                "the previous report was kept"
-                if (target / "report.html").exists()
-                else "no earlier report of this month"
+                f"the previous {job.kind} was kept"
+                if (target / f"{stem}.html").exists()
+                else f"no earlier {job.kind} of this {'month' if stem == 'report' else 'name'}"
             )
             raise ReportError(
-                f"report {month} failed at {step}: {error}; failed notebook in {failed}/ ({kept})"
+                f"{job.kind} {key} failed at {step}: {error}; failed notebook in {failed}/ ({kept})"
             ) from exc
     return target
+
+
+def run_notebook(
+    notebook: str | os.PathLike,
+    out: str | os.PathLike,
+    key: str,
+    parameters: dict[str, Any],
+    data: str | os.PathLike | None = None,
+    kind: str = "report",
+    title: str | None = None,
+    manifest: dict[str, Any] | None = None,
+    progress: bool = True,
+    wait: bool = False,
+    timeout: float | None = 3600,
+) -> Path:
+    """Run any parameterized notebook into ``out/key/`` with the report's guarantees.
+
+    Writes ``<kind>.ipynb`` (executed), ``<kind>.html`` (no code, offline), ``summary.json``
+    (written by the notebook into its ``out_dir`` parameter) and ``manifest.json``, built in
+    ``out/.key.partial/`` and swapped into place only when every step succeeded; a failed run
+    keeps the earlier good output and leaves the failed notebook under ``out/key/failed/``.
+
+    Parameters
+    ----------
+    notebook : the notebook to run; it must take ``data`` and ``out_dir`` parameters.
+    out : the parent folder.
+    key : the output folder's name (no path separator).
+    parameters : the other notebook parameters.
+    data : the data source (as for :func:`run_report`).
+    kind : ``report`` or ``proposal``: the output files' stem and the start of messages.
+    title : the HTML page title.
+    manifest : extra manifest fields (e.g. ``{"month": "2026-10"}``).
+    progress, wait, timeout : as for :func:`run_report`.
+
+    Returns
+    -------
+    Path
+        The output folder.
+    """
+    began = time.perf_counter()
+    if not key or key.startswith(".") or "/" in key or os.sep in key:
+        raise InputError(f"output name {key!r}: must be a plain folder name")
+    notebook = Path(notebook).resolve()
+    if not notebook.is_file():
+        raise InputError(f"notebook {notebook}: not found")
+    out_path = _writable_out(out)
+    data_path = _resolve_data(data)
+    _, fingerprints = _inspect_source(data_path)
+    job = _Job(
+        key=key,
+        kind=kind,
+        title=title or f"{kind} {key}",
+        data=data_path,
+        out=out_path,
+        notebook=notebook,
+        fingerprints=fingerprints,
+        leading={},
+        parameters=dict(parameters),
+        manifest=dict(manifest or {}),
+        resolve_seconds=time.perf_counter() - began,
+    )
+    return _run_job(job, progress=progress, wait=wait, timeout=timeout)
+
+
+def _writable_out(out: str | os.PathLike) -> Path:
+    """The resolved output folder, created when missing; InputError when unusable."""
+    out_path = Path(out).expanduser().resolve()
+    if out_path.exists() and not out_path.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    try:
+        out_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot create ({exc.strerror})") from None
+    if not os.access(out_path, os.W_OK):
+        raise InputError(f"--out {out}: not writable")
+    return out_path
+
+
+def _run_month(
+    month: str,
+    data: Path,
+    out: Path,
+    notebook: Path,
+    fingerprints: dict[str, str],
+    parameters: dict[str, Any],
+    progress: bool,
+    wait: bool,
+    timeout: float | None,
+    resolve_seconds: float,
+) -> Path:
+    job = _Job(
+        key=month,
+        kind="report",
+        title=f"Service and satisfaction report {month}",
+        data=data,
+        out=out,
+        notebook=notebook,
+        fingerprints=fingerprints,
+        leading={"month": month},
+        parameters=parameters,
+        manifest={"month": month},
+        resolve_seconds=resolve_seconds,
+    )
+    return _run_job(job, progress=progress, wait=wait, timeout=timeout)
 
 
 def run_report(
@@ -517,12 +649,7 @@ def run_report(
             f"month {outside[0]}: outside the data's months {window[0]}..{window[1]}"
             + (f" ({len(outside)} months of the range are)" if len(outside) > 1 else "")
         )
-    try:
-        out_path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--out {out}: cannot create ({exc.strerror})") from None
-    if not os.access(out_path, os.W_OK):
-        raise InputError(f"--out {out}: not writable")
+    out_path = _writable_out(out)
     resolve_seconds = time.perf_counter() - began
     run = {
         "data": data_path,
@@ -552,3 +679,120 @@ def run_report(
             f"{len(failures)} of {len(months)} months failed: " + " | ".join(failures)
         )
     return done
+
+
+# --------------------------------------------------------------------------------------
+# proposals
+
+
+PROPOSAL_NOTEBOOK_NAME = "03_expectation_to_support.ipynb"
+
+
+def default_proposal_notebook() -> Path:
+    """The sales notebook: ``notebooks/`` of the source tree, or the installed copy."""
+    return default_notebook(PROPOSAL_NOTEBOOK_NAME)
+
+
+def run_proposal(
+    segment: str | None = None,
+    customer: str | None = None,
+    csat_target: float | None = None,
+    complaint_target: float | None = None,
+    data: str | os.PathLike | None = None,
+    out: str | os.PathLike = "reports/proposals",
+    month: str | None = None,
+    tiers: str | None = None,
+    progress: bool = True,
+    wait: bool = False,
+    notebook: str | os.PathLike | None = None,
+    parameters: dict[str, Any] | None = None,
+    timeout: float | None = 3600,
+    now: datetime | None = None,
+) -> Path:
+    """Build a one-page expectation-to-support proposal for a segment or one customer.
+
+    Runs ``notebooks/03_expectation_to_support.ipynb`` with papermill into
+    ``out/<name>-csat<X>[-complaints<Y>]/`` (see :func:`satmodel.reporting.proposal_slug`):
+    ``proposal.ipynb``, ``proposal.html`` (no code, offline), ``summary.json`` and
+    ``manifest.json``, with the same guarantees as :func:`run_report` (atomic, locked, failed
+    runs kept under ``failed/``).
+
+    Parameters
+    ----------
+    segment, customer : who the proposal is for (exactly one).
+    csat_target : the mean CSAT (1-5) the customer expects.
+    complaint_target : at most this many complaints per 1,000 active users (optional).
+    data : the data source (as for :func:`run_report`).
+    out : the proposals folder (default ``reports/proposals``).
+    month : the last month of data used (default: the last complete month).
+    tiers : the candidate service tiers, e.g. ``"Bronze 99.5/800/24; Gold 99.95/300/4"``
+        (availability %, p95 latency ms, resolution hours); None for the default tiers.
+    progress, wait, notebook, parameters, timeout, now : as for :func:`run_report`.
+
+    Returns
+    -------
+    Path
+        The proposal folder.
+
+    Raises
+    ------
+    InputError
+        For an unknown segment or customer (naming valid ones), a target outside its range, a
+        malformed month or tier list, a missing source or an unusable out folder (CLI exit 2).
+    ReportBusyError, ReportError
+        As for :func:`run_report`.
+    """
+    from satmodel.reporting import check_proposal_request, parse_tiers, proposal_slug
+    from satmodel.sources import open_source
+
+    began = time.perf_counter()
+    if month is not None:
+        check_month(month, "--month")
+    if tiers is not None:
+        parse_tiers(tiers)
+    notebook = Path(notebook).resolve() if notebook is not None else default_proposal_notebook()
+    if not notebook.is_file():
+        raise InputError(f"notebook {notebook}: not found")
+    data_path = _resolve_data(data)
+    source = open_source(data_path)
+    try:
+        check_proposal_request(source, segment, customer, csat_target, complaint_target)
+        window = data_window(source)
+        fingerprints = source.fingerprint()
+        if source.config.path is not None:
+            path = Path(source.config.path).resolve()
+            fingerprints[str(path)] = _sha256(path)
+    finally:
+        source.close()
+    if window is None:
+        raise InputError(f"data {data_path}: no dated rows (usage.month, surveys.ts...)")
+    month = month or last_complete_month(window, now)
+    if not window[0] <= month <= window[1]:
+        raise InputError(f"month {month}: outside the data's months {window[0]}..{window[1]}")
+    key = proposal_slug(segment, customer, csat_target, complaint_target)
+    out_path = _writable_out(out)
+    who = f"segment {segment}" if segment else f"customer {customer}"
+    leading = {
+        "segment": segment or "",
+        "customer": customer or "",
+        "csat_target": float(csat_target),
+        "complaint_target": float(complaint_target) if complaint_target is not None else 0.0,
+        "month": month,
+    }
+    extra = dict(parameters or {})
+    if tiers is not None:
+        extra["tiers"] = tiers
+    job = _Job(
+        key=key,
+        kind="proposal",
+        title=f"Service proposal for {who}: CSAT {float(csat_target):g}",
+        data=data_path,
+        out=out_path,
+        notebook=notebook,
+        fingerprints=fingerprints,
+        leading=leading,
+        parameters=extra,
+        manifest={"proposal": key, "month": month},
+        resolve_seconds=time.perf_counter() - began,
+    )
+    return _run_job(job, progress=progress, wait=wait, timeout=timeout)

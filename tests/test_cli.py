@@ -7,13 +7,11 @@ import pytest
 
 from satmodel.cli import build_parser, main
 
-COMMANDS = ["demo", "validate", "features", "fit"]
+COMMANDS = ["demo", "validate", "features", "fit", "targets", "report", "proposal", "case-study"]
 
 
 def _run(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "satmodel", *args], capture_output=True, text=True
-    )
+    return subprocess.run([sys.executable, "-m", "satmodel", *args], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -39,7 +37,9 @@ def test_bad_usage_exits_2():
 
 
 def test_missing_file_is_one_line_exit_2(tmp_path):
-    result = _run("fit", "--data", str(tmp_path / "absent.csv"), "--formula", "y ~ x", "--family", "ols")
+    result = _run(
+        "fit", "--data", str(tmp_path / "absent.csv"), "--formula", "y ~ x", "--family", "ols"
+    )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "Traceback" not in result.stderr

@@ -1,7 +1,8 @@
-"""Tests of the notebooks: stored thin and without outputs; the monthly report runs on demo data.
+"""Tests of the notebooks: stored thin and without outputs; every notebook runs on demo data.
 
-``demo_report`` builds one small demo (40 customers, 6 months) and its report once per test
-session; tests/test_report_browser.py reuses it.
+``demo_data`` builds one small demo (40 customers, 6 months) once per test session and
+``demo_report`` its monthly report; tests/test_report_browser.py and tests/test_proposal.py reuse
+them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
 REPORT_NOTEBOOK = ROOT / "notebooks" / "04_monthly_report.ipynb"
 DEMO = {"customers": 40, "months": 6, "seed": 7, "start_month": "2024-11"}
 LAST_MONTH = "2025-04"
@@ -23,18 +24,60 @@ LAST_MONTH = "2025-04"
 _CACHE: dict[str, Path] = {}
 
 
+def demo_data(tmp_path_factory) -> Path:
+    """The small demo's DuckDB file, generated once per session."""
+    if "data" in _CACHE:
+        return _CACHE["data"]
+    from satmodel.demo import generate_demo
+
+    base = tmp_path_factory.mktemp("demo_data")
+    generate_demo(base / "demo", duckdb_path=base / "demo.duckdb", progress=False, **DEMO)
+    _CACHE["data"] = base / "demo.duckdb"
+    return _CACHE["data"]
+
+
 def demo_report(tmp_path_factory) -> Path:
     """The report folder of the small demo's last month, built once per session."""
     if "report" in _CACHE:
         return _CACHE["report"]
-    from satmodel.demo import generate_demo
     from satmodel.report import run_report
 
-    base = tmp_path_factory.mktemp("demo_report")
-    generate_demo(base / "demo", duckdb_path=base / "demo.duckdb", progress=False, **DEMO)
-    _CACHE["data"] = base / "demo.duckdb"
-    _CACHE["report"] = run_report(data=base / "demo.duckdb", out=base / "reports", progress=False)
+    data = demo_data(tmp_path_factory)
+    out = tmp_path_factory.mktemp("demo_report") / "reports"
+    _CACHE["report"] = run_report(data=data, out=out, progress=False)
     return _CACHE["report"]
+
+
+def run_notebook_on_demo(tmp_path_factory, name: str, **parameters) -> nbformat.NotebookNode:
+    """Execute notebooks/<name> with papermill on the small demo; return the executed notebook."""
+    import papermill
+
+    from satmodel.report import _ipc_kernel_manager
+
+    data = demo_data(tmp_path_factory)
+    out = tmp_path_factory.mktemp(name.split(".")[0])
+    with _ipc_kernel_manager() as manager_class:  # no TCP kernel warning
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / name),
+            str(out / name),
+            parameters={"data": str(data), **parameters},
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+            cwd=str(out),
+            kernel_manager_class=manager_class,
+        )
+    return nbformat.read(out / name, as_version=4)
+
+
+def outputs_of(nb, output_type: str) -> list:
+    return [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == output_type]
+
+
+def images_of(nb) -> int:
+    """Number of PNG figures a notebook shows (displayed or as a cell's value)."""
+    shown = outputs_of(nb, "display_data") + outputs_of(nb, "execute_result")
+    return sum("image/png" in o.data for o in shown)
 
 
 def code_without_magics(source: str) -> str:
@@ -44,7 +87,7 @@ def code_without_magics(source: str) -> str:
     )
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_stored_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
@@ -56,7 +99,7 @@ def test_notebook_is_stored_without_outputs(path):
     assert "papermill" not in nb.metadata
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_defines_no_function_or_class(path):
     nb = nbformat.read(path, as_version=4)
     for index, cell in enumerate(nb.cells):
@@ -74,7 +117,7 @@ def test_notebook_defines_no_function_or_class(path):
         )
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_has_typed_commented_parameters_cell_first(path):
     import papermill
 
@@ -138,6 +181,24 @@ def test_monthly_report_runs_on_demo_data(tmp_path_factory):
     assert segments[-1] == "All customers" and len(segments) >= 2
     assert summary["service_levels"][-1]["customers"] == DEMO["customers"]
     assert set(summary["drivers"]) == {"csat", "top2", "complaints"}
+    assert list(summary)[-5:] == [
+        "driver_importance",
+        "driver_drift",
+        "burn_rate",
+        "operations",
+        "diagnostics",
+    ]
+    assert summary["burn_rate"][-1]["segment"] == "All customers"
+    assert summary["burn_rate"][-1]["elapsed_pct"] == 100
+    measures = [row["kpi"] for row in summary["operations"]["measures"]]
+    assert measures[:3] == ["changes_per_week", "change_failure_pct", "mttr_hours"]
+    assert summary["driver_importance"]["drivers"][0]["rank"] == 1
+    assert {"model", "term", "z", "p_value", "flagged"} <= set(summary["driver_drift"]["params"][0])
+    assert summary["diagnostics"]["checks"] > 10
+    segments_now = {row["segment"] for row in summary["service_levels"][:-1]}
+    assert {row["segment"] for row in summary["targets"]["segments"]} == segments_now
+    assert {"required", "ci_low", "ci_high", "feasible"} <= set(summary["targets"]["segments"][0])
+    assert {"at_risk", "by_segment"} <= set(summary["gaps"])
     for model in summary["drivers"].values():
         assert model["params"] and {"term", "estimate", "ci_low", "ci_high", "p_value"} <= set(
             model["params"][0]
@@ -157,9 +218,18 @@ def test_monthly_report_runs_on_demo_data(tmp_path_factory):
         "Customers whose expectations were missed",
         "Data quality",
         "What drives satisfaction and complaints",
+        "Error budget burn rate",
+        "Operations scorecard",
+        "Which drivers matter most",
+        "Did the effects change this month?",
+        "Response curves",
+        "Targets: what service each segment",
+        "Expectation gaps and customers at risk",
+        "Appendix: model diagnostics",
     ):
         assert heading in html
-    assert html.count("data:image/png;base64,") >= 3  # trends, service levels, drivers
+    # trends, service levels, burn, operations, drivers, importance, response curves
+    assert html.count("data:image/png;base64,") >= 7
     assert "&lt;Figure size" not in html  # figures rendered, not their repr
     assert "reporting." not in html  # no code
     assert "Traceback" not in html
@@ -184,3 +254,45 @@ def test_summary_is_identical_on_rerun(tmp_path_factory):
     )
     assert again == folder
     assert (folder / "summary.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_explore_notebook_runs_on_demo_data(tmp_path_factory):
+    nb = run_notebook_on_demo(tmp_path_factory, "01_explore.ipynb", bins=5)
+    assert outputs_of(nb, "error") == []
+    assert images_of(nb) >= 3  # distributions and two relationship charts
+    html = "".join(o.data.get("text/html", "") for o in outputs_of(nb, "display_data"))
+    html += "".join(o.data.get("text/html", "") for o in outputs_of(nb, "execute_result"))
+    assert "Rows read and quarantined per table" in html
+    assert "Rank correlation" in html
+
+
+@pytest.mark.slow
+def test_drivers_notebook_runs_on_demo_data(tmp_path_factory):
+    nb = run_notebook_on_demo(tmp_path_factory, "02_drivers.ipynb", n_splits=2, importance_boot=20)
+    assert outputs_of(nb, "error") == []
+    html = "".join(
+        o.data.get("text/html", "")
+        for o in outputs_of(nb, "display_data") + outputs_of(nb, "execute_result")
+    )
+    for caption in ("Diagnostics", "Mean out-of-sample error", "Driver importance for CSAT"):
+        assert caption in html
+    assert "naive baseline" in html and "gradient boosting" in html
+    assert images_of(nb) >= 5  # two forest plots, CV, importance, response curves
+
+
+@pytest.mark.slow
+def test_proposal_notebook_runs_interactively_on_demo_data(tmp_path_factory):
+    nb = run_notebook_on_demo(
+        tmp_path_factory,
+        "03_expectation_to_support.ipynb",
+        segment="smb",
+        csat_target=4.0,
+        n_sim=100,
+    )
+    assert outputs_of(nb, "error") == []
+    markdown = "".join(
+        o.data.get("text/markdown", "")
+        for o in outputs_of(nb, "display_data") + outputs_of(nb, "execute_result")
+    )
+    assert "**Today**" in markdown

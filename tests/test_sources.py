@@ -21,7 +21,7 @@ def test_folder_of_csv_tables(good_folder):
         "latency_ms": "DOUBLE",
         "ok": "BOOLEAN",
     }
-    surveys = source.frame("surveys")
+    surveys = source.frame("surveys").sort_values("response_id")
     assert surveys["csat"].tolist() == [5, 2]
 
 

@@ -1,0 +1,178 @@
+"""The ``satmodel proposal`` command: bad input exits 2 before anything runs; a good request
+writes proposal.ipynb, proposal.html (no code, offline), summary.json and manifest.json."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import duckdb
+import nbformat
+import pytest
+from test_notebooks import demo_data
+from test_report import external_references
+
+from satmodel.cli import main
+from satmodel.errors import InputError
+from satmodel.report import ReportError, default_proposal_notebook, run_proposal
+
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def data(tmp_path):
+    from conftest import GOOD_TABLES, write_tables
+
+    return write_tables(tmp_path / "data", GOOD_TABLES)
+
+
+def cli(*argv: str) -> int:
+    return main(["proposal", "--quiet", *argv])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--segment", "enterprize", "--csat-target", "4.3"],
+            "--segment 'enterprize': not in customers.segment (valid segments: enterprise, smb)"
+            "; did you mean enterprise?",
+        ),
+        (
+            ["--customer", "c9", "--csat-target", "4.3"],
+            "--customer 'c9': not in customers.customer_id (valid customers: c1, c2)",
+        ),
+        (["--segment", "smb", "--csat-target", "6"], "must be a mean CSAT between 1 and 5"),
+        (
+            ["--segment", "smb", "--csat-target", "4", "--complaint-target", "-1"],
+            "must be >= 0 complaints per 1,000 users",
+        ),
+        (["--segment", "smb", "--csat-target", "4", "--tiers", "Gold 99.9/300"], "--tiers"),
+        (["--segment", "smb", "--csat-target", "4", "--month", "2025-13"], "YYYY-MM"),
+        (["--segment", "smb", "--csat-target", "4", "--month", "2030-01"], "outside the data"),
+    ],
+)
+def test_bad_request_exits_2_with_one_clear_line(argv, message, data, tmp_path, capsys):
+    out = tmp_path / "proposals"
+    assert cli("--data", str(data), "--out", str(out), *argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing written, no kernel started
+
+
+def test_segment_and_customer_together_is_a_usage_error(data, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli("--data", str(data), "--segment", "smb", "--customer", "c1", "--csat-target", "4")
+    assert info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_neither_segment_nor_customer_is_a_usage_error(data, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli("--data", str(data), "--csat-target", "4")
+    assert info.value.code == 2
+
+
+def test_missing_source_exits_2(tmp_path, capsys):
+    code = cli("--data", str(tmp_path / "nope.duckdb"), "--segment", "smb", "--csat-target", "4")
+    assert code == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_unknown_segment_is_input_error_from_python(data, tmp_path):
+    with pytest.raises(InputError, match="valid segments: enterprise, smb"):
+        run_proposal(segment="gold", csat_target=4.0, data=data, out=tmp_path, progress=False)
+
+
+@pytest.mark.slow
+def test_proposal_for_a_segment_writes_the_four_files(tmp_path_factory, capsys):
+    data = demo_data(tmp_path_factory)
+    out = tmp_path_factory.mktemp("proposals")
+    code = cli(
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--segment",
+        "enterprise",
+        "--csat-target",
+        "4.3",
+        "--complaint-target",
+        "2",
+    )
+    assert code == 0, capsys.readouterr().err
+    folder = out / "enterprise-csat4.3-complaints2"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json",
+        "proposal.html",
+        "proposal.ipynb",
+        "summary.json",
+    ]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["kind"] == "proposal" and summary["segment"] == "enterprise"
+    assert summary["csat_target"] == 4.3 and summary["complaint_target"] == 2
+    tiers = [row["tier"] for row in summary["tiers"]]
+    assert tiers == ["Current service", "Bronze", "Silver", "Gold"]
+    for row in summary["tiers"]:
+        assert row["csat_mean_ci_low"] <= row["csat_mean"] <= row["csat_mean_ci_high"]
+        assert row["meets_csat"] in ("yes", "likely", "no")
+        assert row["monthly_cost"] >= 0
+    assert {r["target_of"] for r in summary["requirements"]} == {"CSAT", "complaints"}
+    assert summary["plans"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["status"] == "ok" and manifest["proposal"] == folder.name
+    assert manifest["parameters"]["segment"] == "enterprise"
+    html = (folder / "proposal.html").read_text()
+    assert "The answer" in html and "Predictions per tier" in html
+    assert "reporting." not in html and "Traceback" not in html
+    assert external_references(html) == []
+    assert html.count("data:image/png;base64,") >= 1
+
+
+@pytest.mark.slow
+def test_failed_proposal_is_kept_and_exits_1(tmp_path_factory, tmp_path, capsys):
+    """A notebook that raises: exit 1, nothing published, the failed notebook kept."""
+    data = demo_data(tmp_path_factory)
+    broken = tmp_path / "broken.ipynb"
+    shutil.copy(default_proposal_notebook(), broken)
+    nb = nbformat.read(broken, as_version=4)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("raise RuntimeError('boom in the proposal')"))
+    nbformat.write(nb, broken)
+
+    with pytest.raises(ReportError, match="boom in the proposal") as info:
+        run_proposal(
+            customer="C0001",
+            csat_target=4.0,
+            data=data,
+            out=tmp_path / "p",
+            notebook=broken,
+            progress=False,
+        )
+    assert "no earlier proposal" in str(info.value)
+    folder = tmp_path / "p" / "customer-C0001-csat4"
+    assert sorted(p.name for p in folder.iterdir()) == ["failed"]
+    assert (folder / "failed" / "proposal.ipynb").is_file()
+
+
+@pytest.mark.slow
+def test_segment_names_are_escaped_in_the_html(tmp_path_factory, tmp_path):
+    """A segment named like a script tag renders as text in every table and sentence."""
+    evil_data = tmp_path / "evil.duckdb"
+    shutil.copy(demo_data(tmp_path_factory), evil_data)
+    with duckdb.connect(str(evil_data)) as con:
+        con.execute("UPDATE customers SET segment = ? WHERE segment = 'smb'", [EVIL])
+    folder = run_proposal(
+        segment=EVIL,
+        csat_target=4.0,
+        data=evil_data,
+        out=tmp_path / "proposals",
+        parameters={"n_sim": 100},
+        progress=False,
+    )
+    assert "<" not in folder.name and "/" not in folder.name
+    html = (folder / "proposal.html").read_text()
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert not re.search(r"<script>\s*alert", html)
