@@ -41,11 +41,16 @@ def _need(path: Path) -> None:
 
 
 def _run(name: str, tmp_path_factory, data: Path | None = None) -> Path:
+    """Run a case study once per session through the CLI, as a user with no code would."""
     if name not in _RUNS:
-        from satmodel.casestudies import run_case_study
+        from satmodel.cli import main
 
         out = tmp_path_factory.mktemp(f"case_{name}")
-        _RUNS[name] = run_case_study(name, data=data, out=out)
+        args = ["case-study", name, "--out", str(out)]
+        if data is not None:
+            args += ["--data", str(data)]
+        assert main(args) == 0
+        _RUNS[name] = out / name
     return _RUNS[name]
 
 
