@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             report_s.append(
                 timed(
                     [satmodel, "report", "--month", month, "--data", str(data), "--out", str(out)]
+                    + ["--allow-outside"]
                     + ["--quiet"]
                 )
             )

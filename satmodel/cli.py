@@ -207,6 +207,13 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _allow_outside(args: argparse.Namespace) -> bool:
+    """--allow-outside, or SATMODEL_ALLOW_PATHS=1: paths may lie outside data/ and reports/."""
+    from satmodel.report import allowed_outside_by_env
+
+    return bool(args.allow_outside) or allowed_outside_by_env()
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from satmodel.report import run_report
 
@@ -218,6 +225,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         to_month=args.to_month,
         progress=not args.quiet,
         wait=args.wait,
+        allow_outside=_allow_outside(args),
+        pseudonymise=args.pseudonymise,
     )
     for folder in result if isinstance(result, list) else [result]:
         print(f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)")
@@ -239,6 +248,8 @@ def cmd_proposal(args: argparse.Namespace) -> int:
         tiers=args.tiers,
         progress=not args.quiet,
         wait=args.wait,
+        allow_outside=_allow_outside(args),
+        pseudonymise=args.pseudonymise,
     )
     print(f"wrote {folder}/ (proposal.ipynb, summary.json, manifest.json)")
     print(f"open {Path(folder).resolve() / 'proposal.html'}")
@@ -252,6 +263,23 @@ def cmd_case_study(args: argparse.Namespace) -> int:
     print(f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)")
     print(f"open {Path(folder).resolve() / 'report.html'}")
     return 0
+
+
+def _add_safety_options(parser: argparse.ArgumentParser) -> None:
+    """--allow-outside and --pseudonymise of the report and proposal commands."""
+    parser.add_argument(
+        "--allow-outside",
+        action="store_true",
+        help="allow --data and --out outside the project's data/ and reports/ folders "
+        "(also: SATMODEL_ALLOW_PATHS=1)",
+    )
+    parser.add_argument(
+        "--pseudonymise",
+        action="store_true",
+        help="show every customer id as a stable keyed pseudonym (cust-...), for reports "
+        "that leave the team; key from SATMODEL_PSEUDONYM_KEY, else data/pseudonym.key "
+        "(created on first use)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -436,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="wait for another run of the same month to finish instead of failing",
     )
+    _add_safety_options(report)
     report.add_argument("--quiet", action="store_true", help="no progress bar")
     report.set_defaults(func=cmd_report)
 
@@ -483,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="wait for another run of the same proposal to finish instead of failing",
     )
+    _add_safety_options(proposal)
     proposal.add_argument("--quiet", action="store_true", help="no progress bar")
     proposal.set_defaults(func=cmd_proposal)
 

@@ -141,6 +141,41 @@ def _names_in_code(code: str) -> set[str]:
 # Formula terms are Python code that patsy evaluates: only this small vocabulary is allowed,
 # so a formula from a user (CLI, config, notebook parameter) can never run arbitrary code.
 _SAFE_BUILTINS = frozenset({"abs", "round", "min", "max", "pow", "float", "int", "True", "False"})
+# numpy functions a formula may call: element-wise maths only (np.save, np.load... never).
+_SAFE_NUMPY = frozenset(
+    {
+        "abs",
+        "absolute",
+        "clip",
+        "exp",
+        "expm1",
+        "log",
+        "log1p",
+        "log2",
+        "log10",
+        "sqrt",
+        "square",
+        "power",
+        "maximum",
+        "minimum",
+        "fmax",
+        "fmin",
+        "where",
+        "sign",
+        "floor",
+        "ceil",
+        "round",
+        "rint",
+        "tanh",
+        "arctan",
+        "isnan",
+        "isfinite",
+        "nan",
+        "inf",
+        "pi",
+        "e",
+    }
+)
 _SAFE_NODES = (
     ast.Expression,
     ast.Name,
@@ -172,11 +207,9 @@ def _unsafe_part(code: str, allowed_names: set[str]) -> str | None:
         if not isinstance(node, _SAFE_NODES):
             return f"{type(node).__name__} expressions are not allowed"
         if isinstance(node, ast.Attribute) and not (
-            isinstance(node.value, ast.Name)
-            and node.value.id == "np"
-            and not node.attr.startswith("_")
+            isinstance(node.value, ast.Name) and node.value.id == "np" and node.attr in _SAFE_NUMPY
         ):
-            return "only np.<function> attributes are allowed"
+            return f"np.{getattr(node, 'attr', '?')} is not an allowed element-wise np function"
         if isinstance(node, ast.Name) and (node.id.startswith("_") or node.id not in allowed_names):
             return f"name {node.id!r} is not a column or an allowed function"
     return None
@@ -216,7 +249,7 @@ def _parse_formula(formula: str, columns) -> _Formula:
         if unsafe is not None and not (names - column_names - known):
             raise InputError(
                 f"formula {formula!r}: term {code!r} is not allowed ({unsafe}); use columns, "
-                "numbers, operators and np.<function>(...) calls"
+                "numbers, operators and element-wise np functions such as np.log(...)"
             )
         for name in sorted(names - column_names - known):
             unknown.append((name, code))
@@ -2065,6 +2098,7 @@ def fit_default_models(
     results: dict[str, FitResult] = {}
     if responses is not None:
         defaults = default_formulas(responses.columns)
+        thin = _thin_segments(responses, panel)
         for name in ("csat", "top2"):
             spec = DEFAULT_MODELS[name]
             results[name] = fit(
@@ -2073,6 +2107,9 @@ def fit_default_models(
                 spec["family"],
                 cluster=cluster if cluster in responses.columns else None,
             )
+            results[name].warnings_.extend(thin)
+        for flag in thin:
+            warnings.warn(f"csat and top2 models: {flag}", ModelWarning, stacklevel=2)
     if panel is not None and "complaints" in panel.columns and exposure in panel.columns:
         defaults = default_formulas(panel.columns)
         users = pd.to_numeric(panel[exposure], errors="coerce")
@@ -2091,6 +2128,30 @@ def fit_default_models(
             result.notes_.append(f"{n_none} customer-months without {exposure} left out")
         results["complaints"] = result
     return results
+
+
+def _thin_segments(responses: pd.DataFrame, panel: pd.DataFrame | None) -> list[str]:
+    """One warning per segment with fewer than MIN_RESPONSES survey responses.
+
+    Every segment of the panel counts (one without any response gets 0): what the models say
+    about such a segment rests on too few answers and must not be read as if it were fine.
+    """
+    if "segment" not in responses.columns or "csat" not in responses.columns:
+        return []
+    answered = responses.loc[responses["csat"].notna(), "segment"].dropna().astype(str)
+    counts = answered.value_counts()
+    segments = set(counts.index)
+    if panel is not None and "segment" in panel.columns:
+        segments |= set(panel["segment"].dropna().astype(str))
+    flags = []
+    for segment in sorted(segments):
+        n = int(counts.get(segment, 0))
+        if n < MIN_RESPONSES:
+            flags.append(
+                f"too few responses in segment {segment!r}: n = {n} (need >= {MIN_RESPONSES}); "
+                "its estimates are unreliable"
+            )
+    return flags
 
 
 # --------------------------------------------------------------------------------------

@@ -23,6 +23,23 @@ notebook, the error and a manifest under ``OUT/YYYY-MM/failed/`` and raises
 :class:`ReportError` (CLI exit 1). A lock file ``OUT/.YYYY-MM.lock`` (``fcntl.flock``) keeps two
 runs of the same month from interleaving: the second one stops at once with a clear message, or
 waits for the first when ``wait=True``.
+
+Faults and hostile input:
+
+- a run killed outright (SIGKILL, power loss) leaves only its hidden ``OUT/.KEY.partial/``
+  staging folder and its kernel's private socket folder; its ``flock`` dies with the process,
+  so the next run is not blocked, and every run removes staging folders whose lock nobody
+  holds and kernel folders whose process is gone;
+- the output folder is probed by really creating (and removing) a folder in it, because
+  ``os.access`` says yes to root where writing still fails (``/proc``, read-only mounts,
+  immutable folders); an unusable one is an :class:`~satmodel.errors.InputError` (exit 2);
+- notebook parameters are checked before anything runs: plain names, scalar values, no
+  control characters (papermill writes them into the notebook as Python source);
+- with ``allow_outside=False`` (the command line's default) the data and output paths must
+  lie inside the project's ``data/`` and ``reports/`` folders (under the working directory),
+  after symbolic links are resolved;
+- ``pseudonymise=True`` replaces every customer id the outputs show by a keyed pseudonym
+  (:func:`satmodel.reporting.pseudonym`); the key never reaches the notebook's parameters.
 """
 
 from __future__ import annotations
@@ -35,12 +52,16 @@ import errno
 import fcntl
 import hashlib
 import json
+import keyword
+import math
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,8 +78,11 @@ from satmodel.reporting import (
 )
 
 __all__ = [
+    "ALLOW_PATHS_ENV",
     "ReportError",
     "ReportBusyError",
+    "check_parameters",
+    "confine_path",
     "default_notebook",
     "default_proposal_notebook",
     "export_html",
@@ -87,6 +111,10 @@ PACKAGES = (
     "jupyter_client",
 )
 MANIFEST_VERSION = 1
+ALLOW_PATHS_ENV = "SATMODEL_ALLOW_PATHS"
+MAX_PARAMETER_CHARS = 2000
+KERNEL_FOLDER_PREFIX = "satmodel-kernel-"
+TRASH_PREFIX = ".satmodel-trash-"
 
 
 class ReportError(SatmodelError):
@@ -231,7 +259,8 @@ def _ipc_kernel_manager() -> Iterator[type]:
     """
     from jupyter_client.manager import AsyncKernelManager
 
-    folder = tempfile.mkdtemp(prefix="satmodel-kernel-")
+    _sweep_kernel_folders()
+    folder = tempfile.mkdtemp(prefix=f"{KERNEL_FOLDER_PREFIX}{os.getpid()}-")
     prefix = os.path.join(folder, "kernel")
 
     class IPCKernelManager(AsyncKernelManager):
@@ -244,6 +273,214 @@ def _ipc_kernel_manager() -> Iterator[type]:
         yield IPCKernelManager
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _sweep_kernel_folders() -> None:
+    """Remove kernel socket folders of runs that were killed (their process is gone)."""
+    pattern = re.compile(rf"{re.escape(KERNEL_FOLDER_PREFIX)}(\d+)-\w+")
+    base = Path(tempfile.gettempdir())
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if not match or _pid_alive(int(match.group(1))):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_uid == os.getuid():
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def _sweep_stale(out: Path) -> list[str]:
+    """Remove staging folders (``.KEY.partial``, ``.KEY.old``) left by killed runs.
+
+    A folder is stale when nobody holds the lock of its key: a live run holds it for as long
+    as it runs, and a killed run's ``flock`` is released by the kernel when it dies. The lock
+    is held only for an instant (to rename the folder to ``.satmodel-trash-*``), so a run of
+    that key starting at the same moment is not told it is busy; the trash is removed after,
+    and trash a killed sweep left behind is removed by the next one.
+
+    Returns
+    -------
+    list of str
+        The names removed.
+    """
+    removed = []
+    pattern = re.compile(r"\.(.+)\.(partial|old)")
+    for entry in sorted(out.iterdir()):
+        if not entry.is_dir() or entry.is_symlink():
+            continue
+        if entry.name.startswith(TRASH_PREFIX):
+            shutil.rmtree(entry, ignore_errors=True)
+            continue
+        match = pattern.fullmatch(entry.name)
+        if not match:
+            continue
+        try:
+            handle = (out / f".{match.group(1)}.lock").open("a+")
+        except OSError:
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a live run owns it
+            trash = Path(tempfile.mkdtemp(prefix=TRASH_PREFIX, dir=out))
+            with contextlib.suppress(OSError):  # gone already: a concurrent sweep took it
+                entry.rename(trash / entry.name)
+        shutil.rmtree(trash, ignore_errors=True)
+        if entry.exists():
+            continue
+        removed.append(entry.name)
+    return removed
+
+
+# --------------------------------------------------------------------------------------
+# parameters and paths, checked before anything runs
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _bad_char(text: str) -> str | None:
+    """The first control or line-separator character of ``text`` (as ``U+XXXX``), or None."""
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs"):
+            return f"U+{ord(char):04X}"
+    return None
+
+
+def check_parameters(parameters: dict[str, Any], what: str = "notebook parameter") -> None:
+    """Check notebook parameters before papermill writes them into the notebook.
+
+    Names must be plain Python identifiers (not keywords); values None, bool, int, finite
+    float or str, or lists of those; strings at most 2,000 characters with no control,
+    format or line-separator character (a newline in a segment name has no business in a
+    report, and papermill turns values into Python source).
+
+    Raises
+    ------
+    InputError
+        One line per bad parameter.
+    """
+    problems = []
+
+    def bad_value(value: Any) -> str | None:
+        if value is None or isinstance(value, bool | int):
+            return None
+        if isinstance(value, float):
+            return None if math.isfinite(value) else "not a finite number"
+        if isinstance(value, str):
+            if len(value) > MAX_PARAMETER_CHARS:
+                return f"longer than {MAX_PARAMETER_CHARS:,} characters"
+            char = _bad_char(value)
+            return f"contains the control character {char}" if char else None
+        if isinstance(value, list | tuple):
+            for item in value:
+                if isinstance(item, list | tuple):
+                    return "nested lists are not allowed"
+                reason = bad_value(item)
+                if reason:
+                    return reason
+            return None
+        return f"type {type(value).__name__} is not allowed (str, int, float, bool, list)"
+
+    for name, value in parameters.items():
+        if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or keyword.iskeyword(name):
+            problems.append(f"{what} {name!r}: not a plain name")
+            continue
+        reason = bad_value(value)
+        if reason:
+            problems.append(f"{what} {name} = {str(value)[:60]!r}: {reason}")
+    if problems:
+        raise InputError(problems)
+
+
+def _check_text(values: dict[str, Any]) -> None:
+    """Check command-line values (``--segment`` ...) like notebook parameters."""
+    problems = []
+    for flag, value in values.items():
+        if value is None:
+            continue
+        char = _bad_char(str(value))
+        if char:
+            problems.append(f"{flag} {str(value)[:60]!r}: contains the control character {char}")
+    if problems:
+        raise InputError(problems)
+
+
+def project_folders(base: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The folders paths are confined to: ``data`` and ``reports`` under ``base`` (default cwd)."""
+    root = Path(base) if base is not None else Path.cwd()
+    return {"data": root / "data", "out": root / "reports"}
+
+
+def allowed_outside_by_env() -> bool:
+    """True when ``SATMODEL_ALLOW_PATHS=1`` lifts the path confinement (as ``--allow-outside``)."""
+    return os.environ.get(ALLOW_PATHS_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def confine_path(path: str | os.PathLike, roots: list[Path], flag: str) -> Path:
+    """``path`` resolved (symbolic links followed), when it lies inside one of ``roots``.
+
+    Raises
+    ------
+    InputError
+        When it lies outside every root (naming them and how to allow it).
+    """
+    resolved = Path(path).expanduser().resolve()
+    for root in roots:
+        top = root.expanduser().resolve()
+        if resolved == top or resolved.is_relative_to(top):
+            return resolved
+    names = " or ".join(str(r) for r in roots)
+    raise InputError(
+        f"{flag} {path}: outside the project's folders ({names}); pass --allow-outside "
+        f"(or set {ALLOW_PATHS_ENV}=1) to use it"
+    )
+
+
+def _confine_data(data: str | os.PathLike | None, roots: list[Path]) -> None:
+    """Confine a user-given data source, and the files a ``.toml`` config names, to ``roots``.
+
+    Database URLs are not paths and are allowed; ``data=None`` (the project's own
+    ``satmodel.toml`` or default database) is trusted.
+    """
+    from satmodel.config import is_url, load_config
+
+    if data in (None, "") or is_url(str(data)):
+        return
+    resolved = confine_path(data, roots, "--data")
+    if Path(data).suffix != ".toml" or not resolved.is_file():  # open_source's own test
+        return
+    config = load_config(resolved)
+    if config.source_url is None and config.source is not None:
+        confine_path(config.source, roots, f"--data {data}: source.path")
+    for name, mapping in config.tables.items():
+        file = getattr(mapping, "file", None)
+        if file is not None and not is_url(str(file)):
+            confine_path(file, roots, f"--data {data}: tables.{name}.file")
+
+
+def _confine(data: str | os.PathLike | None, out: str | os.PathLike, allow_outside: bool) -> None:
+    if allow_outside:
+        return
+    folders = project_folders()
+    _confine_data(data, [folders["data"]])
+    confine_path(out, [folders["out"]], "--out")
 
 
 # --------------------------------------------------------------------------------------
@@ -381,16 +618,18 @@ def _run_job(job: _Job, progress: bool, wait: bool, timeout: float | None) -> Pa
 
     key, stem, out = job.key, job.kind, job.out
     target = out / key
+    staging = out / f".{key}.partial"
+    params = {
+        **job.leading,
+        "data": str(job.data),
+        "out_dir": str(staging),
+        **job.parameters,
+    }
+    check_parameters(params)
     with _lock(out / f".{key}.lock", f"{job.kind} {key}", wait):
-        staging = out / f".{key}.partial"
+        _sweep_stale(out)  # staging folders of killed runs (this key's included)
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
-        params = {
-            **job.leading,
-            "data": str(job.data),
-            "out_dir": str(staging),
-            **job.parameters,
-        }
         manifest: dict[str, Any] = {
             "manifest_version": MANIFEST_VERSION,
             "status": "running",
@@ -441,8 +680,9 @@ def _run_job(job: _Job, progress: bool, wait: bool, timeout: float | None) -> Pa
             step = "publish"
             manifest["status"] = "ok"
             manifest["outputs"] = {
-                name: _sha256(staging / name)
-                for name in (f"{stem}.ipynb", f"{stem}.html", "summary.json")
+                path.name: _sha256(path)
+                for path in sorted(staging.iterdir())
+                if path.is_file() and not path.name.startswith(".")
             }
             timings["total"] = round(sum(v for k, v in timings.items() if k != "cells"), 3)
             _write_json(staging / "manifest.json", manifest)
@@ -478,6 +718,7 @@ def run_notebook(
     progress: bool = True,
     wait: bool = False,
     timeout: float | None = 3600,
+    allow_outside: bool = True,
 ) -> Path:
     """Run any parameterized notebook into ``out/key/`` with the report's guarantees.
 
@@ -496,7 +737,7 @@ def run_notebook(
     kind : ``report`` or ``proposal``: the output files' stem and the start of messages.
     title : the HTML page title.
     manifest : extra manifest fields (e.g. ``{"month": "2026-10"}``).
-    progress, wait, timeout : as for :func:`run_report`.
+    progress, wait, timeout, allow_outside : as for :func:`run_report`.
 
     Returns
     -------
@@ -504,8 +745,11 @@ def run_notebook(
         The output folder.
     """
     began = time.perf_counter()
-    if not key or key.startswith(".") or "/" in key or os.sep in key:
+    if not key or key.startswith(".") or "/" in key or os.sep in key or _bad_char(key):
         raise InputError(f"output name {key!r}: must be a plain folder name")
+    _check_text({"--data": data, "--out": out})
+    check_parameters(dict(parameters))
+    _confine(data, out, allow_outside)
     notebook = Path(notebook).resolve()
     if not notebook.is_file():
         raise InputError(f"notebook {notebook}: not found")
@@ -536,9 +780,14 @@ def _writable_out(out: str | os.PathLike) -> Path:
     try:
         out_path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"--out {out}: cannot create ({exc.strerror})") from None
-    if not os.access(out_path, os.W_OK):
-        raise InputError(f"--out {out}: not writable")
+        raise InputError(f"--out {out}: cannot create ({exc.strerror or exc})") from None
+    # Probe with a real folder: os.access() says yes to root where creating still fails
+    # (/proc, read-only bind mounts, immutable folders, root-squashed NFS).
+    try:
+        probe = tempfile.mkdtemp(prefix=".satmodel-probe-", dir=out_path)
+        os.rmdir(probe)
+    except OSError as exc:
+        raise InputError(f"--out {out}: not writable ({exc.strerror or exc})") from None
     return out_path
 
 
@@ -582,6 +831,8 @@ def run_report(
     parameters: dict[str, Any] | None = None,
     timeout: float | None = 3600,
     now: datetime | None = None,
+    allow_outside: bool = True,
+    pseudonymise: bool = False,
 ) -> Path | list[Path]:
     """Build the monthly report of one month, or of every month from ``from_month`` to ``to_month``.
 
@@ -601,6 +852,13 @@ def run_report(
     parameters : extra notebook parameters (e.g. ``{"fit_models": False}``).
     timeout : seconds one cell may run before the run fails (None: no limit).
     now : the current time, for the default month (tests).
+    allow_outside : False confines ``data`` and ``out`` to the project's ``data/`` and
+        ``reports/`` folders under the working directory (the command line's default, lifted by
+        ``--allow-outside`` or ``SATMODEL_ALLOW_PATHS=1``). True (the default in Python: the
+        caller is code, not a user) allows any path.
+    pseudonymise : replace every customer id in the HTML, ``summary.json`` and CSV exports
+        (and the executed notebook) by its keyed pseudonym, for reports that leave the team
+        (key: ``SATMODEL_PSEUDONYM_KEY``, else ``data/pseudonym.key``, created on first use).
 
     Returns
     -------
@@ -610,8 +868,9 @@ def run_report(
     Raises
     ------
     InputError
-        For a malformed month, a month outside the data, a missing source or an unusable out
-        folder (CLI exit 2), before anything runs.
+        For a malformed month, a month outside the data, a missing source, a path outside
+        the project (with ``allow_outside=False``), a parameter with control characters, an
+        unusable out folder or pseudonym key (CLI exit 2), before anything runs.
     ReportBusyError
         When another run holds the month's lock and ``wait`` is False.
     ReportError
@@ -626,6 +885,9 @@ def run_report(
     for value, name in ((month, "--month"), (from_month, "--from"), (to_month, "--to")):
         if value is not None:
             check_month(value, name)
+    _check_text({"--data": data, "--out": out})
+    check_parameters(dict(parameters or {}))
+    _confine(data, out, allow_outside)
     notebook = Path(notebook).resolve() if notebook is not None else default_notebook()
     if not notebook.is_file():
         raise InputError(f"notebook {notebook}: not found")
@@ -649,6 +911,12 @@ def run_report(
             f"month {outside[0]}: outside the data's months {window[0]}..{window[1]}"
             + (f" ({len(outside)} months of the range are)" if len(outside) > 1 else "")
         )
+    extra = dict(parameters or {})
+    if pseudonymise:
+        from satmodel.reporting import pseudonym_key
+
+        pseudonym_key(create=True)  # the notebook reads the same key
+        extra["pseudonymise"] = True
     out_path = _writable_out(out)
     resolve_seconds = time.perf_counter() - began
     run = {
@@ -656,7 +924,7 @@ def run_report(
         "out": out_path,
         "notebook": notebook,
         "fingerprints": fingerprints,
-        "parameters": dict(parameters or {}),
+        "parameters": extra,
         "wait": wait,
         "timeout": timeout,
         "resolve_seconds": resolve_seconds,
@@ -708,6 +976,8 @@ def run_proposal(
     parameters: dict[str, Any] | None = None,
     timeout: float | None = 3600,
     now: datetime | None = None,
+    allow_outside: bool = True,
+    pseudonymise: bool = False,
 ) -> Path:
     """Build a one-page expectation-to-support proposal for a segment or one customer.
 
@@ -727,7 +997,10 @@ def run_proposal(
     month : the last month of data used (default: the last complete month).
     tiers : the candidate service tiers, e.g. ``"Bronze 99.5/800/24; Gold 99.95/300/4"``
         (availability %, p95 latency ms, resolution hours); None for the default tiers.
-    progress, wait, notebook, parameters, timeout, now : as for :func:`run_report`.
+    progress, wait, notebook, parameters, timeout, now, allow_outside : as for
+        :func:`run_report`.
+    pseudonymise : as for :func:`run_report`; a customer's proposal is then named, titled
+        and run with the customer's pseudonym (the notebook never sees the real id).
 
     Returns
     -------
@@ -746,10 +1019,21 @@ def run_proposal(
     from satmodel.sources import open_source
 
     began = time.perf_counter()
+    _check_text(
+        {
+            "--segment": segment,
+            "--customer": customer,
+            "--tiers": tiers,
+            "--data": data,
+            "--out": out,
+        }
+    )
+    check_parameters(dict(parameters or {}))
     if month is not None:
         check_month(month, "--month")
     if tiers is not None:
         parse_tiers(tiers)
+    _confine(data, out, allow_outside)
     notebook = Path(notebook).resolve() if notebook is not None else default_proposal_notebook()
     if not notebook.is_file():
         raise InputError(f"notebook {notebook}: not found")
@@ -769,6 +1053,14 @@ def run_proposal(
     month = month or last_complete_month(window, now)
     if not window[0] <= month <= window[1]:
         raise InputError(f"month {month}: outside the data's months {window[0]}..{window[1]}")
+    extra = dict(parameters or {})
+    if pseudonymise:
+        from satmodel.reporting import pseudonym, pseudonym_key
+
+        key_bytes = pseudonym_key(create=True)
+        if customer:
+            customer = pseudonym(customer, key_bytes)  # from here on, only the pseudonym
+        extra["pseudonymise"] = True
     key = proposal_slug(segment, customer, csat_target, complaint_target)
     out_path = _writable_out(out)
     who = f"segment {segment}" if segment else f"customer {customer}"
@@ -779,7 +1071,6 @@ def run_proposal(
         "complaint_target": float(complaint_target) if complaint_target is not None else 0.0,
         "month": month,
     }
-    extra = dict(parameters or {})
     if tiers is not None:
         extra["tiers"] = tiers
     job = _Job(

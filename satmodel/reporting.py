@@ -13,12 +13,18 @@ an old month shows what was known then (the quarantine rules, however, see the w
 from __future__ import annotations
 
 import calendar
+import contextlib
+import hashlib
+import hmac
 import html
 import json
 import math
 import os
 import re
+import secrets
+import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -306,6 +312,9 @@ class ReportData:
     responses : survey responses with their panel columns, up to ``month`` (None when the
         source has no surveys or the features module cannot build them).
     notes : things the reader should know (sections left out and why).
+    ids : None, or (for a pseudonymised report) the function that maps a Series of real
+        customer ids to their pseudonyms; ``panel``, ``responses`` and ``validation`` then
+        already hold pseudonyms, and tables read from ``source`` must go through it.
     """
 
     month: str
@@ -316,6 +325,12 @@ class ReportData:
     panel: pd.DataFrame
     responses: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    ids: Callable[[pd.Series], pd.Series] | None = field(default=None, repr=False)
+
+    @property
+    def pseudonymised(self) -> bool:
+        """True when customer ids are replaced by keyed pseudonyms (:func:`pseudonym`)."""
+        return self.ids is not None
 
 
 def _up_to(frame: pd.DataFrame | None, month: str) -> pd.DataFrame | None:
@@ -328,6 +343,7 @@ def load_report_data(
     data: str | os.PathLike | None = None,
     month: str | None = None,
     now: datetime | None = None,
+    pseudonymise: bool = False,
 ) -> ReportData:
     """Open, validate and build the panel for one monthly report.
 
@@ -337,6 +353,9 @@ def load_report_data(
         default ``data/satmodel.duckdb``.
     month : ``YYYY-MM``; None or ``""`` for the last complete month in the data.
     now : the current time, for the default month (tests).
+    pseudonymise : replace every customer id of the panel, the responses and the quarantine
+        examples by its keyed pseudonym (:func:`pseudonym`, key from :func:`pseudonym_key`),
+        for reports that leave the team. The source itself is left as it is.
 
     Returns
     -------
@@ -369,6 +388,16 @@ def load_report_data(
             responses = build_responses(source, panel)
         except (ImportError, SatmodelError) as exc:
             notes.append(f"survey responses could not be built ({exc})")
+    ids = None
+    if pseudonymise:
+        key = pseudonym_key()
+
+        def ids(values: pd.Series) -> pd.Series:
+            return pseudonymise_ids(values, key)
+
+        panel = _with_ids(panel, ids)
+        responses = _with_ids(responses, ids)
+        validation = _pseudonymised_validation(validation, ids)
     return ReportData(
         month=month,
         window=tuple(window),
@@ -378,6 +407,7 @@ def load_report_data(
         panel=_up_to(panel, month),
         responses=_up_to(responses, month),
         notes=notes,
+        ids=ids,
     )
 
 
@@ -978,15 +1008,230 @@ _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>$])")
 def md_escape(value: Any) -> str:
     """A data string made safe for Markdown and HTML output: shown as text, never as markup.
 
-    HTML special characters become entities and Markdown punctuation is backslash-escaped, so
-    a segment named ``<script>alert(1)</script>`` or ``**big**`` renders literally.
+    HTML special characters ``< > &`` become entities and Markdown punctuation is
+    backslash-escaped, so a segment named ``<script>alert(1)</script>`` or ``**big**`` renders
+    literally. Quotes stay as they are: they are harmless in text, and their numeric entities
+    (``&#x27;``) would be broken by the escaped ``#`` and shown to the reader.
     """
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=True))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
 
 
 def plot_label(value: Any) -> str:
     """A data string made safe for a Matplotlib label (no mathtext: ``$`` is escaped)."""
     return str(value).replace("$", r"\$")
+
+
+# --------------------------------------------------------------------------------------
+# CSV exports for sales: spreadsheet formulas neutralised
+
+# A cell starting with one of these is run as a formula by Excel, LibreOffice Calc or Google
+# Sheets (OWASP "CSV injection": = + - @, tab and carriage return); the full-width forms are
+# included because some spreadsheet imports fold them to their ASCII twins.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def neutralise_cell(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs as a formula.
+
+    A string starting with ``= + - @``, a tab or a carriage return (or their full-width forms)
+    gets a leading apostrophe, which spreadsheets read as "text follows" and do not show;
+    anything else, numbers included, is returned unchanged.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def _neutral_column(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_datetime64_any_dtype(
+        column.dtype
+    ):
+        return column  # numbers stay numbers (a negative number is not a formula)
+    return column.astype(object).map(neutralise_cell)
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a table for spreadsheets (sales) atomically, with formulas neutralised.
+
+    Every CSV export of the reports goes through this function. String cells and column names
+    are passed through :func:`neutralise_cell`; numeric columns are written as numbers. The
+    file is UTF-8 with a byte-order mark (so Excel reads accents right), with CRLF line ends
+    (RFC 4180: a cell holding a CR or LF is quoted, so it cannot start a new row) and no
+    index; it is written to a temporary file in the same folder, flushed to disk and then
+    renamed over ``path``, so a reader never sees half a file.
+
+    Parameters
+    ----------
+    frame : the table.
+    path : the ``.csv`` file to write (its folder must exist).
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    target = Path(path)
+    safe = pd.DataFrame(
+        {j: _neutral_column(frame.iloc[:, j]) for j in range(frame.shape[1])},
+        index=range(len(frame)),
+    )
+    safe.columns = [neutralise_cell(str(c)) for c in frame.columns]
+    text = safe.to_csv(index=False, lineterminator="\r\n")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8-sig", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a report file is meant to be shared
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def export_csv(frame: pd.DataFrame, out_dir: str | os.PathLike | None, name: str) -> Path | None:
+    """Write ``frame`` as ``out_dir/name`` through :func:`write_csv`; nothing when out_dir is empty.
+
+    For the notebooks: ``out_dir`` is ``""`` when they run interactively.
+    """
+    if not out_dir:
+        return None
+    if not name.endswith(".csv") or "/" in name or os.sep in name:
+        raise InputError(f"export {name!r}: expected a plain file name ending in .csv")
+    return write_csv(frame, Path(out_dir) / name)
+
+
+# --------------------------------------------------------------------------------------
+# pseudonyms: customer ids in reports that leave the team
+
+PSEUDONYM_KEY_ENV = "SATMODEL_PSEUDONYM_KEY"
+PSEUDONYM_KEY_FILE = Path("data") / "pseudonym.key"
+PSEUDONYM_PREFIX = "cust-"
+MIN_KEY_CHARS = 16
+
+
+def _key_file() -> Path:
+    return Path.cwd() / PSEUDONYM_KEY_FILE
+
+
+def pseudonym_key(create: bool = False) -> bytes:
+    """The secret key of :func:`pseudonym`.
+
+    From the environment variable ``SATMODEL_PSEUDONYM_KEY`` (at least 16 characters), else
+    from ``data/pseudonym.key`` under the working directory, which ``create=True`` makes on
+    first use (64 random hex digits, mode 0600). Without the key a pseudonym cannot be traced
+    back to its customer, even by trying every plausible id.
+
+    Raises
+    ------
+    InputError
+        When the key is too short, the key file is readable by others, or it is missing
+        (and ``create`` is False) or cannot be created.
+    """
+    value = os.environ.get(PSEUDONYM_KEY_ENV, "")
+    if value:
+        if len(value) < MIN_KEY_CHARS:
+            raise InputError(
+                f"{PSEUDONYM_KEY_ENV}: too short ({len(value)} characters; need at least "
+                f"{MIN_KEY_CHARS}, e.g. 64 random hex digits)"
+            )
+        return value.encode("utf-8")
+    path = _key_file()
+    if not path.exists():
+        if not create:
+            raise InputError(
+                f"{path}: no pseudonym key (set {PSEUDONYM_KEY_ENV}, or run "
+                "`satmodel report --pseudonymise` once to create it)"
+            )
+        _create_key_file(path)
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the pseudonym key ({exc})") from None
+    if mode & 0o077:
+        raise InputError(
+            f"{path}: readable by others (mode {mode & 0o777:o}); run `chmod 600 {path}`"
+        )
+    if len(text) < MIN_KEY_CHARS:
+        raise InputError(f"{path}: the pseudonym key is too short (need {MIN_KEY_CHARS}+ chars)")
+    return text.encode("ascii")
+
+
+def _create_key_file(path: Path) -> None:
+    """Create the key file atomically (a concurrent creator wins; its key is then used)."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".pseudonym.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:  # mkstemp: mode 0600
+                handle.write(secrets.token_hex(32) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # fails if it exists: never overwrite a key
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot create the pseudonym key ({exc.strerror})") from None
+
+
+def pseudonym(customer_id: Any, key: bytes) -> str:
+    """The stable pseudonym of a customer id: ``cust-`` and 16 hex digits of HMAC-SHA256.
+
+    The same id and key always give the same pseudonym (so reports of different months and
+    proposals agree); another key gives unrelated ones.
+
+    Examples
+    --------
+    >>> pseudonym("C0001", b"0123456789abcdef0123")
+    'cust-7f7afe0fd450d798'
+    """
+    digest = hmac.new(key, str(customer_id).encode("utf-8"), hashlib.sha256).hexdigest()
+    return PSEUDONYM_PREFIX + digest[:16]
+
+
+def pseudonymise_ids(values: pd.Series, key: bytes) -> pd.Series:
+    """Map a Series of customer ids to pseudonyms (missing values stay missing).
+
+    Raises
+    ------
+    SatmodelError
+        When two ids would share a pseudonym (64 bits: not expected below billions of ids).
+    """
+    unique = pd.unique(values.dropna().astype(str))
+    mapping = {value: pseudonym(value, key) for value in unique}
+    if len(set(mapping.values())) != len(mapping):
+        raise SatmodelError("pseudonyms: two customer ids share a pseudonym; use another key")
+    out = values.astype(object).where(values.isna(), values.astype(str).map(mapping))
+    return out.astype(object)
+
+
+def _with_ids(
+    frame: pd.DataFrame | None, ids: Callable[[pd.Series], pd.Series] | None
+) -> pd.DataFrame | None:
+    """``frame`` with its customer_id column mapped through ``ids`` (unchanged when None)."""
+    if frame is None or ids is None or "customer_id" not in frame.columns:
+        return frame
+    return frame.assign(customer_id=ids(frame["customer_id"]))
+
+
+def _pseudonymised_validation(validation, ids: Callable[[pd.Series], pd.Series]):
+    """A copy of a validation report whose customer_id examples are pseudonyms."""
+    import copy
+
+    rejected = getattr(validation, "rejected", None)
+    if rejected is None or not len(rejected):
+        return validation
+    out = copy.copy(validation)
+    rejected = rejected.copy()
+    mask = rejected["column_name"].astype(str) == "customer_id"
+    if mask.any():
+        rejected.loc[mask, "example"] = ids(rejected.loc[mask, "example"].astype(str)).to_numpy()
+    out.rejected = rejected
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -1221,6 +1466,7 @@ def month_incidents(data: ReportData) -> pd.DataFrame | None:
         f"WHERE start_ts < {hi} AND end_ts > {lo}"
     ).df()
     frame["customer_id"] = frame["customer_id"].astype(str)
+    frame = _with_ids(frame, data.ids)
     for column in ("start_ts", "end_ts"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame
@@ -1311,7 +1557,7 @@ def load_operations(data: ReportData, months: int = 15) -> tuple[pd.DataFrame, p
             ).df()
         else:
             frame = pd.DataFrame(columns=[c.strip() for c in columns.split(",")])
-        frames.append(frame)
+        frames.append(_with_ids(frame, data.ids))
     return frames[0], frames[1]
 
 
@@ -2912,16 +3158,7 @@ def check_proposal_request(
     problems = []
     if (segment in (None, "")) == (customer in (None, "")):
         problems.append("proposal: give exactly one of --segment or --customer")
-    if csat_target is None or not (isinstance(csat_target, int | float) and 1 <= csat_target <= 5):
-        problems.append(f"--csat-target {csat_target!r}: must be a mean CSAT between 1 and 5")
-    if complaint_target is not None and not (
-        isinstance(complaint_target, int | float)
-        and math.isfinite(complaint_target)
-        and complaint_target >= 0
-    ):
-        problems.append(
-            f"--complaint-target {complaint_target!r}: must be >= 0 complaints per 1,000 users"
-        )
+    problems += _target_problems(csat_target, complaint_target)
     if problems:
         raise InputError(problems)
     if not source.has("customers"):
@@ -2943,6 +3180,22 @@ def check_proposal_request(
     raise InputError(
         f"{flag} {wanted!r}: not in customers.{column} (valid {what}: {_known(values)}){hint}"
     )
+
+
+def _target_problems(csat_target: float | None, complaint_target: float | None) -> list[str]:
+    """One line per out-of-range proposal target (CSAT 1-5, complaints >= 0)."""
+    problems = []
+    if csat_target is None or not (isinstance(csat_target, int | float) and 1 <= csat_target <= 5):
+        problems.append(f"--csat-target {csat_target!r}: must be a mean CSAT between 1 and 5")
+    if complaint_target is not None and not (
+        isinstance(complaint_target, int | float)
+        and math.isfinite(complaint_target)
+        and complaint_target >= 0
+    ):
+        problems.append(
+            f"--complaint-target {complaint_target!r}: must be >= 0 complaints per 1,000 users"
+        )
+    return problems
 
 
 def _slug(text: str) -> str:
@@ -3018,7 +3271,21 @@ def proposal_request(
         For an unknown segment or customer (naming valid ones), bad targets or tiers.
     """
     complaint = float(complaint_target) if complaint_target else None
-    check_proposal_request(data.source, segment or None, customer or None, csat_target, complaint)
+    if data.pseudonymised and customer:
+        # the customer is named by its pseudonym: check it against the (pseudonymised) panel
+        problems = _target_problems(csat_target, complaint)
+        if problems:
+            raise InputError(problems)
+        known = set(data.panel["customer_id"].astype(str))
+        if str(customer) not in known:
+            raise InputError(
+                f"--customer {customer!r}: no customer has this pseudonym (pass the real "
+                "customer id; the report shows its pseudonym)"
+            )
+    else:
+        check_proposal_request(
+            data.source, segment or None, customer or None, csat_target, complaint
+        )
     return ProposalRequest(
         segment=segment or None,
         customer=customer or None,

@@ -28,7 +28,8 @@ def data(tmp_path):
 
 
 def cli(*argv: str) -> int:
-    return main(["proposal", "--quiet", *argv])
+    # tmp paths lie outside the project's data/ and reports/ folders
+    return main(["proposal", "--quiet", "--allow-outside", *argv])
 
 
 @pytest.mark.parametrize(
@@ -106,6 +107,7 @@ def test_proposal_for_a_segment_writes_the_four_files(tmp_path_factory, capsys):
     folder = out / "enterprise-csat4.3-complaints2"
     assert sorted(p.name for p in folder.iterdir()) == [
         "manifest.json",
+        "proposal.csv",
         "proposal.html",
         "proposal.ipynb",
         "summary.json",

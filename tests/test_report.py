@@ -276,7 +276,10 @@ def test_backfill_builds_every_month(tiny, data, tmp_path):
     ],
 )
 def test_cli_bad_month_exits_2(argv, message, data, tmp_path, capsys):
-    code = main(["report", "--data", str(data), "--out", str(tmp_path / "r"), "--quiet", *argv])
+    code = main(
+        ["report", "--data", str(data), "--out", str(tmp_path / "r"), "--quiet", *argv]
+        + ["--allow-outside"]  # tmp paths lie outside the project's data/ and reports/
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert message in err
@@ -285,14 +288,18 @@ def test_cli_bad_month_exits_2(argv, message, data, tmp_path, capsys):
 
 
 def test_cli_missing_source_exits_2(tmp_path, capsys):
-    code = main(["report", "--data", str(tmp_path / "nope.duckdb"), "--out", str(tmp_path)])
+    code = main(
+        ["report", "--data", str(tmp_path / "nope.duckdb"), "--out", str(tmp_path)]
+        + ["--allow-outside"]
+    )
     assert code == 2
     assert "not found" in capsys.readouterr().err
 
 
 def test_out_is_a_file_exits_2(data, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
-    assert main(["report", "--data", str(data), "--out", str(tmp_path / "file")]) == 2
+    argv = ["report", "--data", str(data), "--out", str(tmp_path / "file"), "--allow-outside"]
+    assert main(argv) == 2
     assert "is not a folder" in capsys.readouterr().err
 
 

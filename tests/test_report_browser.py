@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 from test_notebooks import demo_report
+from test_security import EVIL_ID, EVIL_SEGMENT, FORMULA_SEGMENT, hostile_report
 
 websocket = pytest.importorskip("websocket", reason="websocket-client is needed for CDP")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -58,14 +59,31 @@ class Page:
 
     def send(self, method: str, **params) -> dict:
         self.next_id += 1
-        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        wanted = self.next_id
+        self.socket.send(json.dumps({"id": wanted, "method": method, "params": params}))
         while True:
             message = json.loads(self.socket.recv())
-            if message.get("id") == self.next_id:
+            if message.get("id") == wanted:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
-            self.events.append(message)
+            self.record(message)
+
+    def record(self, message: dict) -> None:
+        """Keep an event; a JavaScript dialog (a script ran!) is kept and dismissed at once,
+        so a page that opens one still loads and the tests can say what happened."""
+        self.events.append(message)
+        if message.get("method") == "Page.javascriptDialogOpening":
+            self.next_id += 1
+            self.socket.send(
+                json.dumps(
+                    {
+                        "id": self.next_id,
+                        "method": "Page.handleJavaScriptDialog",
+                        "params": {"accept": True},
+                    }
+                )
+            )
 
     def wait_for(self, event: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -73,7 +91,7 @@ class Page:
             if time.monotonic() > deadline:
                 raise TimeoutError(event)
             self.socket.settimeout(max(0.1, deadline - time.monotonic()))
-            self.events.append(json.loads(self.socket.recv()))
+            self.record(json.loads(self.socket.recv()))
 
     def drain(self, seconds: float) -> None:
         """Collect events for a while (late requests, module imports, console messages)."""
@@ -81,7 +99,7 @@ class Page:
         while time.monotonic() < deadline:
             self.socket.settimeout(max(0.05, deadline - time.monotonic()))
             try:
-                self.events.append(json.loads(self.socket.recv()))
+                self.record(json.loads(self.socket.recv()))
             except websocket.WebSocketTimeoutException:
                 break
 
@@ -126,7 +144,8 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def open_page(endpoint: str, url: str) -> Page:
+def new_page(endpoint: str) -> Page:
+    """A blank tab with the Page, Network, Runtime and Log events switched on."""
     from urllib.request import Request, urlopen
 
     with urlopen(Request(f"{endpoint}/json/new?about:blank", method="PUT"), timeout=30) as reply:
@@ -134,6 +153,11 @@ def open_page(endpoint: str, url: str) -> Page:
     page = Page(target["webSocketDebuggerUrl"])
     for domain in ("Page", "Network", "Runtime", "Log"):
         page.send(f"{domain}.enable")
+    return page
+
+
+def open_page(endpoint: str, url: str) -> Page:
+    page = new_page(endpoint)
     page.send(
         "Emulation.setDeviceMetricsOverride",
         width=1200,
@@ -237,5 +261,56 @@ def test_a_page_with_a_cdn_script_is_caught(browser, tmp_path):
         assert "https://cdn.example.com/lib.js" in requested
         images = page.evaluate("Array.from(document.images).map(i => i.naturalWidth)")
         assert images == [0]
+    finally:
+        page.close()
+
+
+def dialogs(page: Page) -> list[dict]:
+    """alert/confirm/prompt dialogs the page opened (each one means a script ran)."""
+    return [e["params"] for e in page.events if e.get("method") == "Page.javascriptDialogOpening"]
+
+
+def test_hostile_names_render_as_text_and_run_nothing(browser, tmp_path_factory):
+    """A segment named <script>alert(1)</script> and customer ids holding
+    <img src=x onerror=alert(1)>: shown as text, no dialog, no script, no image request."""
+    folder = hostile_report(tmp_path_factory)
+    url = (folder / "report.html").resolve().as_uri()
+    page = open_page(browser, url)
+    try:
+        page.drain(1.0)
+        assert dialogs(page) == []
+        text = page.evaluate("document.body.textContent")
+        assert EVIL_SEGMENT in text
+        assert EVIL_ID in text
+        assert FORMULA_SEGMENT in text
+        assert (
+            page.evaluate("document.querySelectorAll('img[onerror], img[src=\\'x\\']').length") == 0
+        )
+        assert page.evaluate("document.querySelectorAll('script').length") == 0
+        requested = [
+            e["params"]["request"]["url"]
+            for e in page.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]
+        assert [u for u in requested if not (u == url or u.startswith("data:"))] == []
+        # the at-risk table shows the ids in cells, as text
+        cells = page.evaluate(
+            "Array.from(document.querySelectorAll('td')).map(td => td.textContent)"
+            ".filter(t => t.startsWith('<img'))"
+        )
+        assert cells and all(cell.startswith(EVIL_ID) for cell in cells)
+    finally:
+        page.close()
+
+
+def test_an_unescaped_payload_is_caught(browser, tmp_path):
+    """The dialog check above does see a script that runs: the same strings, unescaped."""
+    bad = tmp_path / "xss.html"
+    bad.write_text(f"<!DOCTYPE html><html><body><p>{EVIL_ID}</p></body></html>")
+    page = new_page(browser)
+    try:
+        page.send("Page.navigate", url=bad.resolve().as_uri())
+        page.wait_for("Page.javascriptDialogOpening")
+        assert dialogs(page)[0]["message"] == "1"  # seen, and dismissed by Page.record
     finally:
         page.close()
