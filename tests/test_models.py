@@ -585,7 +585,9 @@ def run_cli(*args, cwd: Path):
 
 
 @needs_references
-@pytest.mark.parametrize("case", ["ships_negbin", "MASS_housing", "ologit_ucla"])
+@pytest.mark.parametrize(
+    "case", ["ships_poisson", "ships_negbin", "randhie_negbin", "MASS_housing", "ologit_ucla"]
+)
 def test_reference_case_through_cli(case, tmp_path):
     spec = expected(case)
     out = tmp_path / "fit.json"
