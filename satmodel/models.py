@@ -354,6 +354,8 @@ def _outcome_series(data: pd.DataFrame, formula: _Formula) -> pd.Series:
     code = formula.lhs_code
     if code in data.columns:
         return data[code]
+    # Only reached with a _Formula from _parse_formula, whose outcome code passed _unsafe_part:
+    # columns, numbers, operators and allow-listed np functions (tests/test_security.py).
     try:
         values = _eval_env().eval(code, inner_namespace=data)
     except Exception as exc:
