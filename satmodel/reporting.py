@@ -3455,33 +3455,15 @@ def tier_view(predictions: pd.DataFrame) -> pd.DataFrame:
     if predictions.empty:
         return pd.DataFrame(columns=columns)
     out = predictions[["tier", *TIER_LEVERS]].copy()
-    out["csat"] = [
-        _with_interval(*values, 2)
-        for values in zip(
-            predictions["csat_mean"],
-            predictions["csat_mean_ci_low"],
-            predictions["csat_mean_ci_high"],
-            strict=True,
-        )
-    ]
-    out["satisfied_pct"] = [
-        _with_interval(*values, 0)
-        for values in zip(
-            predictions["csat_top2_pct"],
-            predictions["csat_top2_ci_low"],
-            predictions["csat_top2_ci_high"],
-            strict=True,
-        )
-    ]
-    out["complaints_per_1k"] = [
-        _with_interval(*values, 2)
-        for values in zip(
-            predictions["complaint_rate_per_1k"],
-            predictions["complaint_ci_low"],
-            predictions["complaint_ci_high"],
-            strict=True,
-        )
-    ]
+    for column, (value, low, high, digits) in {
+        "csat": ("csat_mean", "csat_mean_ci_low", "csat_mean_ci_high", 2),
+        "satisfied_pct": ("csat_top2_pct", "csat_top2_ci_low", "csat_top2_ci_high", 0),
+        "complaints_per_1k": ("complaint_rate_per_1k", "complaint_ci_low", "complaint_ci_high", 2),
+    }.items():
+        out[column] = [
+            _with_interval(*values, digits)
+            for values in zip(predictions[value], predictions[low], predictions[high], strict=True)
+        ]
     for column in ("meets_csat", "meets_complaints", "monthly_cost"):
         out[column] = predictions[column]
     return out[columns].reset_index(drop=True)
