@@ -208,10 +208,17 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 
 def _allow_outside(args: argparse.Namespace) -> bool:
-    """--allow-outside, or SATMODEL_ALLOW_PATHS=1: paths may lie outside data/ and reports/."""
-    from satmodel.report import allowed_outside_by_env
+    """Whether --data and --out may lie outside the project's data/ and reports/ folders.
 
-    return bool(args.allow_outside) or allowed_outside_by_env()
+    Paths named on the command line are the user's explicit choice (the DESIGN.md contract
+    takes any SRC and DIR), so they are allowed unless confinement is switched on with
+    --confine-paths or SATMODEL_CONFINE_PATHS=1 (for schedulers and shared deployments);
+    --allow-outside or SATMODEL_ALLOW_PATHS=1 then lifts it again.
+    """
+    from satmodel.report import allowed_outside_by_env, confined_by_env
+
+    confined = bool(getattr(args, "confine_paths", False)) or confined_by_env()
+    return not confined or bool(args.allow_outside) or allowed_outside_by_env()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -268,10 +275,15 @@ def cmd_case_study(args: argparse.Namespace) -> int:
 def _add_safety_options(parser: argparse.ArgumentParser) -> None:
     """--allow-outside and --pseudonymise of the report and proposal commands."""
     parser.add_argument(
+        "--confine-paths",
+        action="store_true",
+        help="refuse --data and --out outside the project's data/ and reports/ folders, and "
+        "source files a satmodel.toml names outside them (also: SATMODEL_CONFINE_PATHS=1)",
+    )
+    parser.add_argument(
         "--allow-outside",
         action="store_true",
-        help="allow --data and --out outside the project's data/ and reports/ folders "
-        "(also: SATMODEL_ALLOW_PATHS=1)",
+        help="lift --confine-paths / SATMODEL_CONFINE_PATHS (also: SATMODEL_ALLOW_PATHS=1)",
     )
     parser.add_argument(
         "--pseudonymise",

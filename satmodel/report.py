@@ -79,6 +79,7 @@ from satmodel.reporting import (
 
 __all__ = [
     "ALLOW_PATHS_ENV",
+    "CONFINE_PATHS_ENV",
     "ReportError",
     "ReportBusyError",
     "check_parameters",
@@ -112,6 +113,7 @@ PACKAGES = (
 )
 MANIFEST_VERSION = 1
 ALLOW_PATHS_ENV = "SATMODEL_ALLOW_PATHS"
+CONFINE_PATHS_ENV = "SATMODEL_CONFINE_PATHS"
 MAX_PARAMETER_CHARS = 2000
 KERNEL_FOLDER_PREFIX = "satmodel-kernel-"
 TRASH_PREFIX = ".satmodel-trash-"
@@ -426,6 +428,11 @@ def project_folders(base: str | os.PathLike | None = None) -> dict[str, Path]:
     """The folders paths are confined to: ``data`` and ``reports`` under ``base`` (default cwd)."""
     root = Path(base) if base is not None else Path.cwd()
     return {"data": root / "data", "out": root / "reports"}
+
+
+def confined_by_env() -> bool:
+    """True when ``SATMODEL_CONFINE_PATHS=1`` confines the command line to data/ and reports/."""
+    return os.environ.get(CONFINE_PATHS_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def allowed_outside_by_env() -> bool:

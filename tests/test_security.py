@@ -377,6 +377,7 @@ def test_paths_outside_the_project_are_refused(
     (root / "data" / "evil.toml").write_text(f'[source]\npath = "{data}"\n')
     monkeypatch.chdir(root)
     monkeypatch.delenv("SATMODEL_ALLOW_PATHS", raising=False)
+    monkeypatch.setenv("SATMODEL_CONFINE_PATHS", "1")
     argv = [
         "--data",
         data_arg.format(outside=data),
