@@ -62,6 +62,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         start_month=args.start,
         duckdb_path=args.duckdb,
         progress=not args.quiet,
+        force=args.force,
     )
     rows = ", ".join(f"{table} {count:,}" for table, count in result.row_counts.items())
     print(f"demo data: {rows}")
@@ -334,7 +335,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--duckdb",
         default="data/satmodel.duckdb",
-        help="DuckDB file to load (default: data/satmodel.duckdb)",
+        help="DuckDB file to load (default: data/satmodel.duckdb); an existing file is only "
+        "rewritten when the demo made it",
+    )
+    demo.add_argument(
+        "--force",
+        action="store_true",
+        help="also load into an existing DuckDB file the demo did not make (its canonical "
+        "tables are replaced, its other tables kept)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=cmd_demo)

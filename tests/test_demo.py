@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import duckdb
@@ -12,22 +11,17 @@ import patsy
 import pyarrow.parquet as pq
 import pytest
 
-from satmodel import demo
+from satmodel import demo, features, sources
+from satmodel.cli import main
+from satmodel.demo.store import load_duckdb
 from satmodel.errors import InputError
 from satmodel.schema import TABLES
-
-HAS_FEATURES = importlib.util.find_spec("satmodel.features") is not None
-needs_features = pytest.mark.skipif(
-    not HAS_FEATURES, reason="satmodel.features (build_panel) not available yet"
-)
 
 SMALL = {"customers": 30, "months": 4, "seed": 7, "start_month": "2025-11"}
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> demo.DemoResult:
-    if not HAS_FEATURES:
-        pytest.skip("satmodel.features (build_panel) not available yet")
     out = tmp_path_factory.mktemp("demo") / "small"
     return demo.generate_demo(out, progress=False, **SMALL)
 
@@ -66,7 +60,7 @@ def handmade_panel(customers: int, months: int, seed: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------
-# arguments and pure pieces (no satmodel.features needed)
+# arguments and pure pieces
 
 
 @pytest.mark.parametrize(
@@ -138,7 +132,7 @@ def test_draw_outcomes_on_a_handmade_panel():
     per_month = surveys.groupby(["customer_id", month_of(surveys["ts"])]).size()
     assert 0.25 < len(per_month) / len(panel) < 0.6
     assert per_month.between(1, 6).all()
-    assert set(complaints["category"]) <= set(demo._COMPLAINT_CATEGORIES)
+    assert set(complaints["category"]) <= set(demo.COMPLAINT_CATEGORIES)
 
 
 def test_draw_outcomes_is_deterministic_and_csat_responds_to_latency():
@@ -202,10 +196,9 @@ def test_csat_and_complaints_recover_the_truth():
 
 
 # --------------------------------------------------------------------------------------
-# the whole world (needs satmodel.features.build_panel)
+# the whole world
 
 
-@needs_features
 def test_tables_have_canonical_columns_and_types(small):
     assert set(small.paths) == {*TABLES, "truth"}
     for name in TABLES:
@@ -223,7 +216,6 @@ def test_tables_have_canonical_columns_and_types(small):
         assert means.nunique() == 3
 
 
-@needs_features
 def test_ids_are_unique_and_rows_valid(small):
     for table, key in (
         ("incidents", "incident_id"),
@@ -246,7 +238,6 @@ def test_ids_are_unique_and_rows_valid(small):
     assert (usage["active_users"] > 0).all()
 
 
-@needs_features
 def test_every_customer_month_has_requests(small):
     requests = read(small, "requests")
     per_month = requests.groupby(["customer_id", month_of(requests["ts"])]).size()
@@ -255,7 +246,6 @@ def test_every_customer_month_has_requests(small):
     assert 0 < (~requests["ok"]).mean() < 0.1
 
 
-@needs_features
 def test_incidents_overlap_and_cross_months(small):
     incidents = read(small, "incidents").sort_values(["customer_id", "start_ts"])
     previous_end = (
@@ -269,7 +259,6 @@ def test_incidents_overlap_and_cross_months(small):
     assert crossing.sum() >= 3
 
 
-@needs_features
 def test_global_changes_exist(small):
     changes = read(small, "changes")
     assert changes["customer_id"].isna().sum() >= 2 * SMALL["months"]
@@ -277,7 +266,6 @@ def test_global_changes_exist(small):
     assert changes["failed"].any() and not changes["failed"].all()
 
 
-@needs_features
 def test_surveys_are_sparse(small):
     surveys = read(small, "surveys")
     per_month = surveys.groupby(["customer_id", month_of(surveys["ts"])]).size()
@@ -288,7 +276,6 @@ def test_surveys_are_sparse(small):
     assert surveys["nps"].isna().any()
 
 
-@needs_features
 def test_truth_json(small):
     truth = json.loads(small.paths["truth"].read_text(encoding="utf-8"))
     assert truth == small.truth
@@ -308,8 +295,6 @@ def test_truth_json(small):
     assert truth["complaints"]["alpha"] > 0
     assert "lag" in truth["lag_rule"]["description"]
 
-    from satmodel import features, sources
-
     source = sources.open_source(small.out_dir)
     try:
         panel = features.build_panel(source)
@@ -325,7 +310,6 @@ def test_truth_json(small):
         assert len(matrix) == len(panel) - SMALL["customers"]
 
 
-@needs_features
 def test_same_seed_gives_identical_files_and_other_seed_differs(small, tmp_path):
     again = demo.generate_demo(tmp_path / "again", progress=False, **SMALL)
     other = demo.generate_demo(tmp_path / "other", progress=False, **{**SMALL, "seed": 8})
@@ -336,49 +320,119 @@ def test_same_seed_gives_identical_files_and_other_seed_differs(small, tmp_path)
     assert not [p for p in (tmp_path / "again").iterdir() if p.name.startswith(".")]
 
 
-@needs_features
-def test_duckdb_load_replaces_tables_and_is_atomic(small, tmp_path, capsys):
-    target = tmp_path / "db" / "satmodel.duckdb"
-    target.parent.mkdir()
-    con = duckdb.connect(str(target))
+def foreign_duckdb(path):
+    """A DuckDB file the demo did not make: a canonical table, rejected rows and a note."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(path))
     con.execute("CREATE TABLE notes AS SELECT 1 AS x")
     con.execute("CREATE TABLE rejected AS SELECT 'old' AS reason")
     con.execute("CREATE TABLE surveys AS SELECT 42 AS old_column")
     con.close()
+    return path
 
-    result = demo.generate_demo(tmp_path / "out", duckdb_path=target, progress=True, **SMALL)
+
+def table_names(path) -> set[str]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+
+
+def test_duckdb_file_the_demo_did_not_make_is_refused_without_force(tmp_path):
+    target = foreign_duckdb(tmp_path / "db" / "satmodel.duckdb")
+    before = target.read_bytes()
+    with pytest.raises(InputError, match="force") as caught:
+        demo.generate_demo(tmp_path / "out", duckdb_path=target, progress=False, **SMALL)
+    assert len(caught.value.problems) == 1
+    assert target.read_bytes() == before
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
+
+
+def test_duckdb_load_replaces_tables_marks_the_file_and_is_atomic(small, tmp_path, capsys):
+    target = foreign_duckdb(tmp_path / "db" / "satmodel.duckdb")
+    result = demo.generate_demo(
+        tmp_path / "out", duckdb_path=target, progress=True, force=True, **SMALL
+    )
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "demo" in captured.err
+    assert table_names(target) == {*TABLES, "notes", demo.MARKER_TABLE}
     con = duckdb.connect(str(target), read_only=True)
     try:
-        names = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        assert names == {*TABLES, "notes"}
         for name in TABLES:
             rows = con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
             assert rows == result.row_counts[name], name
         columns = [row[0] for row in con.execute("DESCRIBE surveys").fetchall()]
         assert columns == TABLES["surveys"].column_names
+        marker = con.execute(f"SELECT * FROM {demo.MARKER_TABLE}").df()
     finally:
         con.close()
+    assert len(marker) == 1
+    for key in ("seed", "customers", "months", "start_month", "end_month"):
+        assert marker[key].iloc[0] == result.truth[key], key
+
+    # its own file is rewritten without force (the demo is rerun freely), the note kept
+    again = demo.generate_demo(tmp_path / "out", duckdb_path=target, progress=False, **SMALL)
+    assert again.row_counts == result.row_counts
+    assert table_names(target) == {*TABLES, "notes", demo.MARKER_TABLE}
 
     # a failing load leaves the earlier good file untouched and no temporary files behind
     before = target.read_bytes()
     broken = {**result.paths, "requests": tmp_path / "missing.parquet"}
     with pytest.raises(duckdb.Error):
-        demo._load_duckdb(broken, target)
+        load_duckdb(broken, target, result.truth)
     assert target.read_bytes() == before
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
 
 
-@needs_features
+def test_cli_demo_refuses_a_foreign_duckdb_file_unless_force(tmp_path, capsys):
+    target = foreign_duckdb(tmp_path / "own.duckdb")
+    args = ["demo", "--customers", "12", "--months", "2", "--out", str(tmp_path / "out")]
+    args += ["--duckdb", str(target), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "--force" in err and "Traceback" not in err
+    assert table_names(target) == {"notes", "rejected", "surveys"}
+    assert main([*args, "--force"]) == 0
+    assert demo.MARKER_TABLE in table_names(target)
+    assert main(args) == 0  # now it is the demo's own file
+
+
+def window_of(truth: dict) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First instant of the first month and first instant after the last month."""
+    start = pd.Timestamp(truth["start_month"] + "-01", tz="UTC")
+    return start, start + pd.DateOffset(months=truth["months"])
+
+
+@pytest.mark.parametrize(
+    "customers", [1500, pytest.param(5000, marks=pytest.mark.slow)], ids=["1500", "5000"]
+)
+def test_demo_at_any_size_keeps_every_timestamp_in_its_months(tmp_path, customers):
+    """At these sizes an incident runs past the data end; it must not add an empty month."""
+    db = tmp_path / "demo.duckdb"
+    args = ["demo", "--customers", str(customers), "--months", "3", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "out"), "--duckdb", str(db)]) == 0
+    truth = json.loads((tmp_path / "out" / "truth.json").read_text(encoding="utf-8"))
+    start, end = window_of(truth)
+    for table, spec in TABLES.items():
+        frame = pq.read_table(tmp_path / "out" / f"{table}.parquet").to_pandas()
+        for column in spec.columns:
+            if column.kind == "timestamp":
+                stamps = frame[column.name].dropna()
+                assert stamps.min() >= start and stamps.max() < end, (table, column.name)
+    source = sources.open_source(db)
+    try:
+        panel = features.build_panel(source)
+    finally:
+        source.close()
+    assert len(panel) == customers * 3
+    assert panel["latency_p95_ms"].notna().all()
+
+
 @pytest.mark.slow
 def test_demo_recovers_its_truth_through_the_panel(tmp_path):
     """End to end: demo tables -> build_panel/build_responses -> statsmodels -> truth."""
     import statsmodels.formula.api as smf
     from statsmodels.miscmodels.ordinal_model import OrderedModel
-
-    from satmodel import features, sources
 
     result = demo.generate_demo(tmp_path / "mid", customers=150, months=10, seed=11, progress=False)
     truth = result.truth
