@@ -14,7 +14,8 @@ How the world is made
 3. **Service tables** drawn from that quality: raw ``requests`` (lognormal latencies, every
    customer-month has requests), ``incidents`` (Poisson counts, heavy-tailed durations, some
    deliberately overlapping and some crossing a month boundary), ``tickets``, ``changes``
-   (some global, ``customer_id`` null) and ``usage``.
+   (some global, ``customer_id`` null) and ``usage``. Every timestamp lies in the months
+   generated: an incident still open at the end of the data ends in the last month.
 4. **The panel**: the service tables are written and :func:`satmodel.features.build_panel`
    computes the service panel from them, exactly as an analyst would.
 5. **Outcomes** (:func:`draw_outcomes`): the true linear predictors are evaluated on that panel
