@@ -51,9 +51,9 @@ def test_models_and_fit_use_the_right_table(demo_folder):
     book = Workbook(demo_folder)
     assert set(book.models_) == {"csat", "top2", "complaints"}
     csat = book.fit("csat ~ np.log(latency_p95_ms)", "ordinal", cluster="customer_id")
-    assert csat.n_obs == len(book.responses_)
+    assert csat.n_obs_ == len(book.responses_)
     panel_fit = book.fit("complaints ~ np.log(latency_p95_ms)", "poisson", exposure="active_users")
-    assert panel_fit.n_obs == (book.panel_["active_users"] > 0).sum()
+    assert panel_fit.n_obs_ == (book.panel_["active_users"] > 0).sum()
 
 
 def test_fit_of_a_response_outcome_without_surveys_names_the_table(tmp_path, demo_folder):
