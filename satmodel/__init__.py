@@ -38,6 +38,7 @@ _PUBLIC = {
     "cheapest_plan": "satmodel.insights",
     "calibrate_apdex": "satmodel.insights",
     "nowcast": "satmodel.insights",
+    "Workbook": "satmodel.workbook",
 }
 # `satmodel.targets(...)` is the inverse solver under the name the CLI command uses.
 _ALIASES = {"targets": ("satmodel.insights", "solve_target")}
