@@ -1,0 +1,156 @@
+"""Calendar months, the one owner of ``YYYY-MM`` months in satmodel.
+
+A month is a ``YYYY-MM`` string of ASCII digits (:func:`check_month`); every other function
+here takes a month already checked.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from satmodel.errors import InputError
+
+__all__ = [
+    "MONTH_PATTERN",
+    "add_months",
+    "check_month",
+    "data_window",
+    "days_in_month",
+    "last_complete_month",
+    "minutes_in_month",
+    "month_abbr",
+    "month_index",
+    "month_name",
+    "month_range",
+    "month_start",
+]
+
+# ASCII digits only: ``\d`` would also take full-width digits (``２０２５-06``), which int()
+# reads, so a range of such months would never reach its end.
+MONTH_PATTERN = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+def check_month(value: str, name: str = "month") -> str:
+    """Return ``value`` when it is a ``YYYY-MM`` month, else raise :class:`InputError`.
+
+    Parameters
+    ----------
+    value : the month to check.
+    name : how the value is named in the error message (e.g. ``--month``).
+    """
+    if not isinstance(value, str) or not MONTH_PATTERN.fullmatch(value):
+        raise InputError(f"{name} {value!r}: expected a month as YYYY-MM, e.g. 2026-10")
+    return value
+
+
+def month_index(month: str) -> int:
+    """Months since year 0: ``2026-10`` -> 24,321 (so months subtract as integers)."""
+    return int(month[:4]) * 12 + int(month[5:7]) - 1
+
+
+def add_months(month: str, n: int) -> str:
+    """The month ``n`` months after ``month`` (``n`` may be negative)."""
+    index = month_index(month) + n
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def month_range(first: str, last: str) -> list[str]:
+    """Every month from ``first`` to ``last``, both included (empty when first > last)."""
+    # counted, not compared as strings: a range always ends, whatever digits it was given
+    count = month_index(last) - month_index(first) + 1
+    return [add_months(first, i) for i in range(max(count, 0))]
+
+
+def minutes_in_month(month: str) -> int:
+    """Number of minutes in a calendar month."""
+    return calendar.monthrange(int(month[:4]), int(month[5:7]))[1] * 24 * 60
+
+
+def month_name(month: str) -> str:
+    """``2026-10`` -> ``October 2026``."""
+    return f"{calendar.month_name[int(month[5:7])]} {month[:4]}"
+
+
+def data_window(source) -> tuple[str, str] | None:
+    """First and last month of a source's data, without loading it.
+
+    The months of the ``usage`` table when present (the same window validation uses), else
+    the months of the survey, complaint and request timestamps.
+
+    Parameters
+    ----------
+    source : an open :class:`satmodel.sources.Source`.
+
+    Returns
+    -------
+    tuple of str or None
+        ``(first, last)`` as ``YYYY-MM``, or None when the source holds no dated row.
+    """
+    con = source.con
+    if source.has("usage") and "month" not in source.missing_columns.get("usage", []):
+        rows = con.execute(
+            "SELECT min(month), max(month) FROM raw.usage "
+            "WHERE regexp_full_match(month, '[0-9]{4}-(0[1-9]|1[0-2])')"
+        ).fetchall()
+        if rows[0][0] is not None:
+            return rows[0][0], rows[0][1]
+    firsts, lasts = [], []
+    for table in ("surveys", "complaints", "requests"):
+        if not source.has(table) or "ts" in source.missing_columns.get(table, []):
+            continue
+        rows = con.execute(
+            f"SELECT strftime(min(ts), '%Y-%m'), strftime(max(ts), '%Y-%m') FROM raw.{table} "
+            "WHERE ts >= TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+        ).fetchall()
+        if rows[0][0] is not None:
+            firsts.append(rows[0][0])
+            lasts.append(rows[0][1])
+    return (min(firsts), max(lasts)) if firsts else None
+
+
+def last_complete_month(window: tuple[str, str] | None, now: datetime | None = None) -> str:
+    """The month a report covers by default: the last complete month in the data.
+
+    That is the last month of the data window whose calendar end is in the past: when the
+    data reaches into the current (unfinished) month, the month before it.
+
+    Parameters
+    ----------
+    window : ``(first, last)`` month of the data, from :func:`data_window`.
+    now : the current time (UTC); defaults to now.
+
+    Raises
+    ------
+    InputError
+        When the data holds no complete month.
+    """
+    if window is None:
+        raise InputError("data: no dated rows (usage.month, surveys.ts...), so no month to report")
+    now = now or datetime.now(UTC)
+    current = f"{now.year:04d}-{now.month:02d}"
+    month = min(window[1], add_months(current, -1))
+    if month < window[0]:
+        raise InputError(
+            f"data: no complete month yet (data covers {window[0]}..{window[1]}, "
+            f"current month {current})"
+        )
+    return month
+
+
+def month_start(month: str) -> pd.Timestamp:
+    """The first instant of a month (UTC)."""
+    return pd.Timestamp(f"{month}-01", tz="UTC")
+
+
+def days_in_month(month: str) -> int:
+    """Number of days in a calendar month."""
+    return calendar.monthrange(int(month[:4]), int(month[5:7]))[1]
+
+
+def month_abbr(month: str) -> str:
+    """``2026-10`` -> ``Oct``."""
+    return calendar.month_abbr[int(month[5:7])]

@@ -1,0 +1,118 @@
+"""Tables and notes as the report shows them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from satmodel.reporting.labels import LABELS, MAX_TEXT_CHARS, escape_label, md_escape
+
+
+def _number(precision: int, whole: bool = False):
+    """A formatter: ``-`` for missing, yes/no for booleans, whole numbers without decimals."""
+
+    def formatted(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return "-"
+        if isinstance(value, bool | np.bool_):
+            return "yes" if value else "no"
+        if whole or isinstance(value, int | np.integer):
+            return f"{float(value):,.0f}"
+        return f"{float(value):,.{precision}f}"
+
+    return formatted
+
+
+def _p_value(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _whole(column: pd.Series) -> bool:
+    values = pd.to_numeric(column, errors="coerce").dropna()
+    return bool(len(values)) and bool((values == values.round()).all())
+
+
+def _html_text(value: Any) -> str:
+    return escape_label(value, "html", MAX_TEXT_CHARS)
+
+
+def show(
+    frame: pd.DataFrame,
+    caption: str | None = None,
+    precision: int = 2,
+    key: str = "t",
+    empty: str = "Nothing to show.",
+):
+    """A table for the report: readable column labels, no index, numbers rounded.
+
+    Columns of whole numbers are shown without decimals (in the headline table, which mixes
+    measures by row, every whole number is), p-values as ``<0.001`` when tiny, text is
+    left-aligned, missing values are ``-``.
+
+    Parameters
+    ----------
+    frame : a tidy table.
+    caption : shown above the table.
+    precision : decimals of other numbers.
+    key : a stable id for the table's HTML (keeps the HTML deterministic).
+    empty : the sentence shown instead of an empty table.
+
+    Returns
+    -------
+    pandas.io.formats.style.Styler or IPython.display.Markdown
+    """
+    if frame.empty:
+        from IPython.display import Markdown
+
+        return Markdown(f"**{md_escape(caption, MAX_TEXT_CHARS)}**: {empty}" if caption else empty)
+    shown = frame.drop(columns=[c for c in ("kpi", "higher_is_better") if c in frame])
+    text = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
+    numbers = [c for c in shown.columns if c not in text]
+    labels: dict[str, str] = {}
+    for c in shown.columns:
+        label = LABELS.get(c, c.replace("_", " "))
+        labels[c] = label if label not in labels.values() else f"{label} ({c})"
+    shown = shown.rename(columns=labels)
+    styler = shown.style.set_uuid(key).hide(axis="index")
+    by_cell = "kpi" in frame.columns
+    for column in numbers:
+        if column == "p_value":
+            styler = styler.format(_p_value, subset=[labels[column]])
+        elif by_cell:
+            styler = styler.format(
+                lambda v: _number(precision, whole=_whole(pd.Series([v])))(v),
+                subset=[labels[column]],
+            )
+        else:
+            styler = styler.format(
+                _number(precision, whole=_whole(shown[labels[column]])), subset=[labels[column]]
+            )
+    styler = styler.format(_html_text, na_rep="-", subset=[labels[c] for c in text])
+    styler = styler.format_index(_html_text, axis=1)
+    if text:
+        styler = styler.set_properties(subset=[labels[c] for c in text], **{"text-align": "left"})
+    if caption:
+        styler = styler.set_caption(_html_text(caption))
+    # the classes MathJax skips: JupyterLab would otherwise typeset "$...$" in a cell as maths
+    styler = styler.set_table_attributes('class="tex2jax_ignore mathjax_ignore"')
+    return styler.set_table_styles(
+        [
+            {"selector": "caption", "props": "caption-side: top; font-weight: bold;"},
+            {"selector": "th", "props": "text-align: left;"},
+        ]
+    )
+
+
+def notes_markdown(*groups: list[str]):
+    """A bullet list of notes and warnings as IPython Markdown (``None`` when there are none)."""
+    from IPython.display import Markdown
+
+    lines = [line for group in groups for line in group]
+    if not lines:
+        return Markdown("No warnings.")
+    return Markdown("\n".join(f"- {md_escape(line, MAX_TEXT_CHARS)}" for line in lines))

@@ -1,0 +1,195 @@
+"""Headline section: the month's satisfaction and complaint measures and their trend."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from satmodel.calendar import add_months, month_name
+from satmodel.reporting.figures import figure_style, new_figure, trend_panel
+
+# Headline measures: key -> (label, unit, higher_is_better).
+HEADLINE = {
+    "csat_mean": ("CSAT, mean score", "score 1-5", True),
+    "csat_top2_pct": ("Satisfied customers (CSAT 4-5)", "% of responses", True),
+    "complaint_rate_per_1k": ("Complaints per 1,000 active users", "per 1,000 users", False),
+    "responses": ("Survey responses", "responses", None),
+    "complaints": ("Complaints", "complaints", None),
+    "active_users": ("Active users", "users", None),
+}
+
+
+def weighted_mean(values: pd.Series, weights: pd.Series) -> float:
+    """Mean of ``values`` weighted by ``weights``, over positive weights (NaN when none)."""
+    values = pd.to_numeric(values, errors="coerce").astype(float)
+    weights = pd.to_numeric(weights, errors="coerce").astype(float)
+    ok = values.notna() & weights.notna() & (weights > 0)
+    total = weights[ok].sum()
+    return float((values[ok] * weights[ok]).sum() / total) if total > 0 else math.nan
+
+
+def monthly_kpis(panel: pd.DataFrame) -> pd.DataFrame:
+    """Outcome measures per month, over all customers.
+
+    CSAT and the top-2 share are response-weighted (every survey response counts once); the
+    complaint rate is total complaints per 1,000 total active users.
+
+    Parameters
+    ----------
+    panel : the service panel.
+
+    Returns
+    -------
+    DataFrame
+        One row per month: month, customers, active_users, responses, csat_mean,
+        csat_top2_pct, complaints, complaint_rate_per_1k (a column is NaN when the panel
+        lacks its source).
+    """
+    rows = []
+    for month, group in panel.groupby(panel["month"].astype(str), sort=True):
+        row: dict[str, Any] = {"month": month, "customers": int(group["customer_id"].nunique())}
+        users = (
+            pd.to_numeric(group["active_users"], errors="coerce")
+            if "active_users" in group
+            else None
+        )
+        row["active_users"] = float(users.sum()) if users is not None else math.nan
+        if "csat_n" in group:
+            n = pd.to_numeric(group["csat_n"], errors="coerce").fillna(0)
+            row["responses"] = float(n.sum())
+            row["csat_mean"] = (
+                weighted_mean(group["csat_mean"], n) if "csat_mean" in group else math.nan
+            )
+            row["csat_top2_pct"] = (
+                100 * weighted_mean(group["csat_top2_rate"], n)
+                if "csat_top2_rate" in group
+                else math.nan
+            )
+        else:
+            row.update(responses=math.nan, csat_mean=math.nan, csat_top2_pct=math.nan)
+        if "complaints" in group:
+            complaints = pd.to_numeric(group["complaints"], errors="coerce").fillna(0)
+            row["complaints"] = float(complaints.sum())
+            if users is not None:
+                has_users = users > 0
+                exposed = float(users[has_users].sum())
+                row["complaint_rate_per_1k"] = (
+                    1000 * float(complaints[has_users].sum()) / exposed if exposed else math.nan
+                )
+            else:
+                row["complaint_rate_per_1k"] = math.nan
+        else:
+            row.update(complaints=math.nan, complaint_rate_per_1k=math.nan)
+        rows.append(row)
+    columns = ["month", "customers", "active_users", "responses", "csat_mean", "csat_top2_pct"]
+    columns += ["complaints", "complaint_rate_per_1k"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def headline_kpis(panel: pd.DataFrame, month: str, window: int = 12) -> pd.DataFrame:
+    """The headline measures of one month, against the month before and the trailing average.
+
+    Parameters
+    ----------
+    panel : the service panel (months after ``month`` are ignored).
+    month : the month reported, ``YYYY-MM``.
+    window : months in the trailing average (the months before ``month``).
+
+    Returns
+    -------
+    DataFrame
+        One row per measure: kpi, label, unit, value, previous, change, trailing_mean,
+        higher_is_better (True, False or None for plain counts).
+    """
+    monthly = monthly_kpis(panel).set_index("month")
+    previous_month = add_months(month, -1)
+    before = [m for m in monthly.index if add_months(month, -window) <= m < month]
+    rows = []
+    for kpi, (label, unit, better) in HEADLINE.items():
+        value = monthly.at[month, kpi] if month in monthly.index else math.nan
+        previous = monthly.at[previous_month, kpi] if previous_month in monthly.index else math.nan
+        trailing = monthly.loc[before, kpi].mean() if before else math.nan
+        rows.append(
+            {
+                "kpi": kpi,
+                "label": label,
+                "unit": unit,
+                "value": float(value),
+                "previous": float(previous),
+                "change": float(value - previous),
+                "trailing_mean": float(trailing),
+                "higher_is_better": better,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def headline_text(kpis: pd.DataFrame, month: str):
+    """A sentence or two on the headline measures, as IPython Markdown.
+
+    Parameters
+    ----------
+    kpis : the output of :func:`headline_kpis`.
+    month : the month reported.
+    """
+    from IPython.display import Markdown
+
+    lines = []
+    by_kpi = kpis.set_index("kpi")
+    formats = {"csat_mean": "{:.2f}", "csat_top2_pct": "{:.1f}%", "complaint_rate_per_1k": "{:.2f}"}
+    for kpi, fmt in formats.items():
+        if kpi not in by_kpi.index or pd.isna(by_kpi.at[kpi, "value"]):
+            continue
+        row = by_kpi.loc[kpi]
+        text = f"- **{row['label']}**: {fmt.format(row['value'])}"
+        if pd.notna(row["change"]):
+            if abs(row["change"]) < 1e-9:
+                verdict = "unchanged"
+            else:
+                up = row["change"] > 0
+                good = up == bool(row["higher_is_better"])
+                change = fmt.format(abs(row["change"])).replace("%", " points")
+                verdict = f"{'up' if up else 'down'} {change} ({'better' if good else 'worse'})"
+            text += f", {verdict} on {month_name(add_months(month, -1))}"
+        if pd.notna(row["trailing_mean"]):
+            text += f"; 12-month average {fmt.format(row['trailing_mean'])}"
+        lines.append(text)
+    if not lines:
+        lines.append("- No survey or complaint data for this month.")
+    return Markdown(f"**{month_name(month)} at a glance**\n\n" + "\n".join(lines))
+
+
+def plot_kpi_trends(panel: pd.DataFrame, month: str, months: int = 12):
+    """Line charts of CSAT, the satisfied share and the complaint rate over the last months.
+
+    Parameters
+    ----------
+    panel : the service panel.
+    month : the month reported (highlighted).
+    months : how many months to show, ending at ``month``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    monthly = monthly_kpis(panel)
+    monthly = monthly.loc[
+        (monthly["month"] > add_months(month, -months)) & (monthly["month"] <= month)
+    ].reset_index(drop=True)
+    shown = list(monthly["month"])
+    panels = [
+        ("csat_mean", "CSAT, mean score", "score (1 = very unhappy, 5 = very happy)"),
+        ("csat_top2_pct", "Satisfied customers (CSAT 4-5)", "% of survey responses"),
+        ("complaint_rate_per_1k", "Complaints per 1,000 active users", "complaints / 1,000 users"),
+    ]
+    with figure_style():
+        figure, axes = new_figure(13, 3.8, ncols=3)
+        for ax, (column, title, unit) in zip(axes, panels, strict=True):
+            trend_panel(ax, monthly[column].astype(float), shown, month, title, unit)
+        figure.suptitle(
+            f"Customer satisfaction and complaints, {len(shown)} months to {month_name(month)}",
+            fontsize=12,
+        )
+    return figure

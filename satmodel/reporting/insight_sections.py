@@ -1,0 +1,556 @@
+"""Insight sections: driver importance, CSAT targets, response curves, customers at risk, gaps."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from satmodel.errors import InputError, SatmodelError
+from satmodel.reporting.data import ReportData
+from satmodel.reporting.drivers import ModelSection
+from satmodel.reporting.figures import (
+    INK_COLOR,
+    MAIN_COLOR,
+    figure_style,
+    label_positions,
+    new_figure,
+)
+from satmodel.reporting.labels import (
+    IMPORTANCE_NAMES,
+    LEVER_NAMES,
+    OUTCOME_METRICS,
+    md_escape,
+    plot_label,
+)
+
+TARGET_LEVERS = ("latency_p95_ms", "availability_pct")
+DEFAULT_CSAT_TARGETS = "4.2"
+
+
+def driver_importance(data: ReportData, n_boot: int = 300, seed: int = 0):
+    """Driver importance for the mean CSAT of customer-months, with bootstrap intervals.
+
+    Shapley (LMG) shares of the explained variation (R²) of a linear model of each
+    customer-month's mean CSAT (weighted by its responses) on the default drivers, with
+    customer-level bootstrap intervals (:func:`satmodel.insights.importance.driver_importance`).
+
+    Returns
+    -------
+    ImportanceResult or None
+        None (with a note in ``data.notes``) when it cannot be computed.
+    """
+    from satmodel.insights.importance import driver_importance as lmg_importance
+
+    if "csat_mean" not in data.panel:
+        return None
+    panel = data.panel.loc[pd.to_numeric(data.panel["csat_n"], errors="coerce") > 0]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return lmg_importance(
+                panel, "csat_mean", family="ols", weights="csat_n", n_boot=n_boot, seed=seed
+            )
+    except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
+        data.notes.append(f"driver importance: could not be computed ({exc})")
+        return None
+
+
+def importance_view(importance) -> pd.DataFrame:
+    """Driver importance as a manager reads it.
+
+    Returns
+    -------
+    DataFrame
+        driver, share_pct (share of what the model explains), share_low_pct,
+        share_high_pct, rank, rank_range (e.g. ``2-3``); empty when ``importance`` is None.
+    """
+    columns = ["driver", "share_pct", "share_low_pct", "share_high_pct", "rank", "rank_range"]
+    if importance is None:
+        return pd.DataFrame(columns=columns)
+    table = importance.table_
+    out = pd.DataFrame(
+        {
+            "driver": [IMPORTANCE_NAMES.get(d, d) for d in table["driver"]],
+            "share_pct": 100 * table["relative_share"].astype(float),
+            "share_low_pct": 100 * table["relative_share_ci_low"].astype(float),
+            "share_high_pct": 100 * table["relative_share_ci_high"].astype(float),
+            "rank": table["rank"].astype(int),
+            "rank_range": [
+                f"{int(lo)}" if lo == hi else f"{int(lo)}-{int(hi)}"
+                for lo, hi in zip(table["rank_ci_low"], table["rank_ci_high"], strict=True)
+            ],
+        }
+    )
+    return out[columns].reset_index(drop=True)
+
+
+def plot_importance(importance, panel: pd.DataFrame):
+    """Driver importance (bars with 95% intervals) and importance against performance.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        None when ``importance`` is None.
+    """
+    if importance is None:
+        return None
+    from satmodel.insights.importance import driver_performance, plot_importance_quadrant
+
+    view = importance_view(importance).iloc[::-1]
+    with figure_style():
+        figure, (left, right) = new_figure(13, 0.45 * len(view) + 2.6, ncols=2)
+        y = label_positions(left, [plot_label(d) for d in view["driver"]], fontsize=9)
+        left.barh(y, view["share_pct"], color=MAIN_COLOR)
+        left.errorbar(
+            view["share_pct"],
+            y,
+            xerr=[
+                view["share_pct"] - view["share_low_pct"],
+                view["share_high_pct"] - view["share_pct"],
+            ],
+            fmt="none",
+            ecolor=INK_COLOR,
+            capsize=3,
+        )
+        left.set_xlabel("% of the explained variation in CSAT (95% interval)", fontsize=9)
+        left.set_title(
+            f"Driver importance (model explains {100 * importance.total_:.0f}% of CSAT variation)",
+            fontsize=11,
+        )
+        table = importance.table_.assign(
+            driver=[IMPORTANCE_NAMES.get(d, d) for d in importance.table_["driver"]]
+        )
+        performance = driver_performance(panel)
+        performance.index = [IMPORTANCE_NAMES.get(d, d) for d in performance.index]
+        try:
+            plot_importance_quadrant(
+                table,
+                performance=performance,
+                ax=right,
+                title="Importance vs. how often we meet expectations",
+            )
+            right.title.set_fontsize(11)
+        except SatmodelError:
+            right.set_visible(False)
+        figure.suptitle("Which service measures matter most for satisfaction", fontsize=12)
+    return figure
+
+
+def parse_csat_targets(spec: str | float | None, segments: list[str]) -> dict[str, float]:
+    """Each segment's CSAT target from ``"4.2"`` (every segment) or ``"enterprise 4.4; * 4.0"``.
+
+    ``*`` sets the default of the segments not named; without it, unnamed segments get
+    :data:`DEFAULT_CSAT_TARGETS`.
+
+    Raises
+    ------
+    InputError
+        For a malformed target or one outside 1-5.
+    """
+    text = str(spec if spec not in (None, "") else DEFAULT_CSAT_TARGETS).strip()
+    named: dict[str, float] = {}
+    default = float(DEFAULT_CSAT_TARGETS)
+    problems = []
+    for part in (p.strip() for p in text.split(";") if p.strip()):
+        name, _, value = part.rpartition(" ")
+        try:
+            number = float(value)
+        except ValueError:
+            problems.append(f"csat_targets {part!r}: expected 'SEGMENT TARGET', e.g. 'smb 4.0'")
+            continue
+        if not 1 <= number <= 5:
+            problems.append(f"csat_targets {part!r}: a CSAT target must be between 1 and 5")
+        name = name.strip()
+        if name in ("", "*"):
+            default = number
+        else:
+            named[name] = number
+    if problems:
+        raise InputError(problems)
+    return {segment: named.get(segment, default) for segment in segments}
+
+
+def segment_targets(
+    models: ModelSection,
+    data: ReportData,
+    csat_targets: str | float | None = None,
+    levers: tuple[str, ...] = TARGET_LEVERS,
+    n_sim: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The service level each segment needs for its CSAT target (the inverse solver).
+
+    For every segment and lever: the level of the lever (other drivers held at the segment's
+    values this month) at which the segment's predicted mean CSAT just reaches its target
+    (:func:`satmodel.insights.targets.solve_target`). When the target is already met, that is
+    the worst level the segment can afford (e.g. p95 latency may rise to ``required``); when
+    not, the level it needs.
+
+    Returns
+    -------
+    DataFrame
+        segment, csat_target, current_csat, met_now, lever, unit, direction, current_level,
+        required, ci_low, ci_high, feasible, extrapolated; empty without models or insights.
+    """
+    columns = ["segment", "csat_target", "current_csat", "met_now", "lever", "unit"]
+    columns += ["direction", "current_level", "required", "ci_low", "ci_high", "feasible"]
+    columns += ["extrapolated"]
+    from satmodel.insights.targets import solve_target
+
+    if not {"csat", "complaints"} & set(models.results):
+        return pd.DataFrame(columns=columns)
+    month = data.panel.loc[data.panel["month"].astype(str) == data.month]
+    segments = sorted(str(s) for s in month["segment"].dropna().unique())
+    targets = parse_csat_targets(csat_targets, segments)
+    rows = []
+    for segment in segments:
+        for lever in levers:
+            if lever not in data.panel:
+                continue
+            name, unit, direction = LEVER_NAMES.get(lever, (lever, "", ""))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    result = solve_target(
+                        models.results,
+                        data.panel,
+                        "csat_mean",
+                        targets[segment],
+                        lever,
+                        segment=segment,
+                        n_sim=n_sim,
+                        seed=seed,
+                    )
+            except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
+                data.notes.append(f"target for {segment}, {name}: not solved ({exc})")
+                continue
+            rows.append(
+                {
+                    "segment": segment,
+                    "csat_target": targets[segment],
+                    "current_csat": result.current_outcome,
+                    "met_now": bool(result.met_now),
+                    "lever": name,
+                    "unit": unit,
+                    "direction": direction,
+                    "current_level": result.current,
+                    "required": math.nan if result.required is None else result.required,
+                    "ci_low": math.nan if result.ci_low is None else result.ci_low,
+                    "ci_high": math.nan if result.ci_high is None else result.ci_high,
+                    "feasible": bool(result.feasible),
+                    "extrapolated": bool(result.extrapolated),
+                }
+            )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def targets_text(targets: pd.DataFrame):
+    """One line per segment: what its CSAT target needs, as IPython Markdown."""
+    from IPython.display import Markdown
+
+    if targets.empty:
+        return Markdown("No targets could be computed (no fitted models).")
+    lines = []
+    for segment, group in targets.groupby("segment", sort=True):
+        first = group.iloc[0]
+        status = "meets" if first["met_now"] else "misses"
+        parts = []
+        for r in group.itertuples(index=False):
+            if not r.feasible:
+                parts.append(f"no {r.lever} alone reaches it")
+                continue
+            level = f"{r.required:,.3f}" if r.unit == "%" else f"{r.required:,.0f}"
+            flag = " (beyond the levels seen in the data)" if r.extrapolated else ""
+            parts.append(f"{r.lever} {r.direction} {level} {r.unit}{flag}")
+        lines.append(
+            f"- **{md_escape(segment)}** ({status} its target of {first['csat_target']:.2f} "
+            f"now, at {first['current_csat']:.2f}): " + "; ".join(parts) + "."
+        )
+    return Markdown(
+        "Service level needed for each segment's CSAT target, one measure at a time (the "
+        "others held at this month's values):\n\n" + "\n".join(lines)
+    )
+
+
+CURVE_LEVERS = ("latency_p95_ms", "availability_pct", "resolution_hours_median")
+
+
+def curve_grid(panel: pd.DataFrame, lever: str, n_points: int = 40) -> np.ndarray:
+    """Lever levels for a response curve: log-spaced over the levels customers see.
+
+    Latency and resolution time run from the 1st to 1.5x the 99th percentile of the panel;
+    availability from 99.999% down to the 1st percentile (at least to 99%), spaced evenly in
+    "nines" (log of the unavailability), where customers feel the difference.
+    """
+    values = pd.to_numeric(panel[lever], errors="coerce").dropna()
+    if lever == "availability_pct":
+        worst = 100 - float(values.quantile(0.01)) if len(values) else 1.0
+        gaps = np.geomspace(0.001, min(max(worst, 1.0), 20.0), n_points)
+        return np.sort(100 - gaps)
+    positive = values[values > 0]
+    if positive.empty:
+        return np.geomspace(1, 1000, n_points)
+    low = float(positive.quantile(0.01))
+    high = float(positive.quantile(0.99)) * 1.5
+    if lever == "latency_p95_ms":
+        low /= 1.5
+    return np.geomspace(low, max(high, low * 2), n_points)
+
+
+def response_curves(
+    models: ModelSection,
+    data: ReportData,
+    levers: tuple[str, ...] = CURVE_LEVERS,
+    outcome: str = "csat_mean",
+    n_points: int = 40,
+    n_sim: int = 200,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Predicted outcome of each segment along each lever, other drivers held at this month's.
+
+    Calls :func:`satmodel.insights.whatif.response_curve` per segment and lever (parameter
+    simulation intervals). ``current_level`` is the segment's median of the lever this month,
+    the level its held profile uses.
+
+    Returns
+    -------
+    DataFrame
+        segment, lever, level, estimate, ci_low, ci_high, observed, current_level, unit;
+        empty (with a note) without models or insights.
+    """
+    columns = ["segment", "lever", "level", "estimate", "ci_low", "ci_high", "observed"]
+    columns += ["current_level", "unit"]
+    from satmodel.insights.whatif import response_curve
+
+    if not models.results:
+        return pd.DataFrame(columns=columns)
+    month = data.panel.loc[data.panel["month"].astype(str) == data.month]
+    segments = sorted(str(s) for s in month["segment"].dropna().unique())
+    frames = []
+    for lever in levers:
+        if lever not in data.panel:
+            continue
+        for segment in segments:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    curve = response_curve(
+                        models.results,
+                        data.panel,
+                        outcome,
+                        lever,
+                        segment=segment,
+                        grid=curve_grid(data.panel, lever, n_points),
+                        n_sim=n_sim,
+                        seed=seed,
+                    )
+            except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
+                data.notes.append(f"response curve of {segment}, {lever}: not drawn ({exc})")
+                continue
+            current = pd.to_numeric(
+                month.loc[month["segment"].astype(str) == segment, lever], errors="coerce"
+            ).median()
+            frames.append(curve.assign(segment=segment, current_level=float(current))[columns])
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)
+
+
+def plot_response_curves(
+    curves: pd.DataFrame, targets: pd.DataFrame | None = None, outcome: str = "csat_mean"
+):
+    """One chart per lever: each segment's predicted CSAT along it, with 95% bands.
+
+    Parameters
+    ----------
+    curves : the output of :func:`response_curves`.
+    targets : the output of :func:`segment_targets` (draws each segment's target), optional.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        None when there is no curve.
+    """
+    import seaborn as sns
+
+    if curves.empty:
+        return None
+    levers = list(dict.fromkeys(curves["lever"]))
+    segments = sorted(curves["segment"].unique())
+    palette = dict(zip(segments, sns.color_palette("deep"), strict=False))
+    goal = (
+        targets.drop_duplicates("segment").set_index("segment")["csat_target"]
+        if targets is not None and len(targets)
+        else pd.Series(dtype=float)
+    )
+    label_y, unit_y, _ = OUTCOME_METRICS.get(outcome, (outcome, "", False))
+    with figure_style():
+        figure, axes = new_figure(13, 4.2, ncols=len(levers))
+        for ax, lever in zip(axes, levers, strict=True):
+            name, unit, _ = LEVER_NAMES.get(lever, (lever, "", ""))
+            for segment in segments:
+                rows = curves.loc[(curves["lever"] == lever) & (curves["segment"] == segment)]
+                if rows.empty:
+                    continue
+                color = palette[segment]
+                # availability is drawn as unavailability (100 - %) on a log axis: the "nines"
+                shift = 100.0 if lever == "availability_pct" else 0.0
+                x = (shift - rows["level"]).abs() if shift else rows["level"]
+                ax.fill_between(x, rows["ci_low"], rows["ci_high"], color=color, alpha=0.15)
+                ax.plot(x, rows["estimate"], color=color, label=plot_label(segment))
+                current = float(rows["current_level"].iloc[0])
+                x_now = abs(shift - current) if shift else current
+                if math.isfinite(x_now) and x.min() <= x_now <= x.max():
+                    order = np.argsort(x.to_numpy())
+                    y_now = float(
+                        np.interp(x_now, x.to_numpy()[order], rows["estimate"].to_numpy()[order])
+                    )
+                    ax.plot([x_now], [y_now], marker="o", color=color, markersize=7)
+                if segment in goal.index:
+                    ax.axhline(goal[segment], color=color, linestyle=":", linewidth=1)
+            ax.set_xscale("log")
+            if lever == "availability_pct":
+                from matplotlib.ticker import FixedLocator, FuncFormatter
+
+                ax.invert_xaxis()
+                ax.xaxis.set_major_locator(FixedLocator([10, 1, 0.1, 0.01, 0.001]))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 - v:g}"))
+                ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+            ax.set_xlabel(f"{name} ({unit}, log scale)", fontsize=9)
+            ax.set_ylabel(f"predicted {label_y} ({unit_y})", fontsize=9)
+            ax.set_title(f"{label_y} vs. {name}", fontsize=11)
+        axes[0].legend(title="segment (dot: now)", fontsize=8, title_fontsize=8)
+        figure.suptitle(
+            "Response curves: predicted satisfaction as one service measure moves "
+            "(dotted: segment's target)",
+            fontsize=12,
+        )
+    return figure
+
+
+AT_RISK_COLUMNS = ["customer_id", "segment", "predicted_csat", "ci_low", "ci_high"]
+AT_RISK_COLUMNS += ["csat_target", "observed_csat", "responses", "n_gaps", "gain_if_gaps_closed"]
+
+
+def customers_at_risk(
+    models: ModelSection,
+    data: ReportData,
+    csat_targets: str | float | None = None,
+    gaps=None,
+) -> pd.DataFrame:
+    """Customers whose predicted CSAT this month is clearly below their segment's target.
+
+    A customer is at risk when the whole 95% interval of its predicted CSAT lies below the
+    target (a prediction just under it is not flagged). The prediction is the nowcast of the ordinal CSAT model for every customer of the month,
+    surveyed or not (:func:`satmodel.insights.nowcast.nowcast`): what the service each got
+    predicts. ``gain_if_gaps_closed`` is the CSAT the customer would gain if its own
+    expectation gaps were closed (:func:`satmodel.insights.gaps.gap_analysis`, from ``gaps``).
+
+    Parameters
+    ----------
+    gaps : a :class:`satmodel.insights.gaps.GapResult` of the month, optional.
+
+    Returns
+    -------
+    DataFrame
+        customer_id, segment, predicted_csat, ci_low, ci_high, csat_target, observed_csat,
+        responses, n_gaps, gain_if_gaps_closed; lowest prediction first.
+    """
+    from satmodel.insights.nowcast import nowcast
+
+    if "csat" not in models.results:
+        return pd.DataFrame(columns=AT_RISK_COLUMNS)
+    month = data.panel.loc[data.panel["month"].astype(str) == data.month]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            now = nowcast(models.results, month)
+    except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
+        data.notes.append(f"customers at risk: no nowcast ({exc})")
+        return pd.DataFrame(columns=AT_RISK_COLUMNS)
+    segments = sorted(str(s) for s in now["segment"].dropna().unique())
+    targets = parse_csat_targets(csat_targets, segments)
+    out = pd.DataFrame(
+        {
+            "customer_id": now["customer_id"].astype(str),
+            "segment": now["segment"].astype(str),
+            "predicted_csat": now["csat_expected"].astype(float),
+            "ci_low": now["csat_expected_ci_low"].astype(float),
+            "ci_high": now["csat_expected_ci_high"].astype(float),
+            "csat_target": now["segment"].astype(str).map(targets).astype(float),
+            "observed_csat": pd.to_numeric(now["csat_mean"], errors="coerce"),
+            "responses": pd.to_numeric(now["csat_n"], errors="coerce").fillna(0).astype(int),
+        }
+    )
+    if gaps is not None:
+        per_customer = gaps.customers_.set_index(gaps.customers_["customer_id"].astype(str))
+        out["n_gaps"] = out["customer_id"].map(per_customer["n_gaps"]).fillna(0).astype(int)
+        out["gain_if_gaps_closed"] = out["customer_id"].map(per_customer["csat_mean_gain"])
+    else:
+        out["n_gaps"] = 0
+        out["gain_if_gaps_closed"] = math.nan
+    out = out.loc[out["ci_high"] < out["csat_target"]]
+    out = out.sort_values(["predicted_csat", "customer_id"], kind="stable")
+    return out[AT_RISK_COLUMNS].reset_index(drop=True)
+
+
+def gap_analysis(models: ModelSection, data: ReportData, n_sim: int = 300, seed: int = 0):
+    """Expectation gaps of the month and what they cost in satisfaction and complaints.
+
+    :func:`satmodel.insights.gaps.gap_analysis` for the report month (each customer's
+    measured availability, p95 latency and median resolution time against its expectation).
+
+    Returns
+    -------
+    GapResult or None
+        None (with a note) without the CSAT model or insights.
+    """
+    from satmodel.insights.gaps import gap_analysis as analyse_gaps
+
+    if "csat" not in models.results:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return analyse_gaps(
+                models.results, data.panel, month=data.month, n_sim=n_sim, seed=seed
+            )
+    except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
+        data.notes.append(f"gap analysis: not possible ({exc})")
+        return None
+
+
+def gap_view(gaps) -> pd.DataFrame:
+    """Per segment: customers with each gap, CSAT now and with every gap closed.
+
+    Returns
+    -------
+    DataFrame
+        segment, customers, with_availability_gap, with_latency_gap, with_resolution_gap,
+        csat_mean_now, csat_mean_closed, csat_mean_gain, complaints_avoidable_per_month
+        (the columns gap analysis gives); empty when ``gaps`` is None.
+    """
+    wanted = ["segment", "customers", "with_availability_gap", "with_latency_gap"]
+    wanted += ["with_resolution_gap", "csat_mean_now", "csat_mean_closed", "csat_mean_gain"]
+    wanted += ["complaints_avoidable_per_month"]
+    if gaps is None:
+        return pd.DataFrame(columns=wanted)
+    table = gaps.segments_
+    return table[[c for c in wanted if c in table]].reset_index(drop=True)
+
+
+def at_risk_text(at_risk: pd.DataFrame):
+    """One paragraph on the customers at risk, as IPython Markdown."""
+    from IPython.display import Markdown
+
+    if at_risk.empty:
+        return Markdown("No customer is predicted to fall below its segment's CSAT target.")
+    by_segment = at_risk["segment"].value_counts().sort_index()
+    parts = ", ".join(f"{count:,} in {md_escape(name)}" for name, count in by_segment.items())
+    return Markdown(
+        f"**{len(at_risk):,} customers** are predicted, with their whole 95% interval, to fall "
+        f"below their segment's CSAT target this month: {parts}."
+    )

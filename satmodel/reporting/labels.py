@@ -1,0 +1,269 @@
+"""Display names of the report and the one function that makes data strings safe to show.
+
+Every data string (segment, tier, driver, customer...) shown in a figure, in Markdown or in
+an HTML table goes through :func:`escape_label`: it is shortened for display and escaped for
+its medium, so it is always shown as text, never as markup or maths.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any, Literal
+
+# Display labels: tidy column name -> what a manager reads in the report.
+LABELS: dict[str, str] = {
+    "kpi": "Measure",
+    "label": "Measure",
+    "unit": "Unit",
+    "value": "This month",
+    "previous": "Previous month",
+    "change": "Change",
+    "trailing_mean": "Average of the 12 months before",
+    "segment": "Segment",
+    "customers": "Customers",
+    "availability_target_pct": "Availability SLO (%)",
+    "availability_met_pct": "Customers meeting availability SLO (%)",
+    "error_budget_used_pct": "Error budget used (%)",
+    "customers_over_budget": "Customers over budget",
+    "latency_target_ms": "p95 latency SLO (ms)",
+    "latency_met_pct": "Customers meeting latency SLO (%)",
+    "tickets": "Tickets",
+    "resolution_sla_breach_pct": "Tickets resolved late (%)",
+    "customer_id": "Customer",
+    "availability_pct": "Availability (%)",
+    "expected_availability_pct": "Expected availability (%)",
+    "latency_p95_ms": "p95 latency (ms)",
+    "expected_latency_p95_ms": "Expected p95 latency (ms)",
+    "resolution_hours_median": "Median resolution (h)",
+    "expected_resolution_hours": "Expected resolution (h)",
+    "misses": "Expectations missed",
+    "table_name": "Table",
+    "column_name": "Column",
+    "reason": "Reason",
+    "rows": "Rows",
+    "example": "Example value",
+    "rows_read": "Rows read",
+    "rows_quarantined": "Rows quarantined",
+    "quarantined_pct": "Quarantined (%)",
+    "model": "Model",
+    "family": "Family",
+    "term": "Driver",
+    "estimate": "Estimate",
+    "ratio": "Odds / rate ratio per unit",
+    "driver": "Driver",
+    "step": "For",
+    "effect": "Effect (x odds or rate)",
+    "effect_low": "95% CI low",
+    "effect_high": "95% CI high",
+    "formula": "Formula",
+    "missed": "Missed on",
+    "ci_low": "95% CI low",
+    "ci_high": "95% CI high",
+    "p_value": "p-value",
+    "n_obs": "Observations",
+    "converged": "Converged",
+    "warnings": "Warnings",
+    "quarter_ago": "Same month last quarter",
+    "change_quarter": "Change on last quarter",
+    "trend": "Trend (vs. previous month)",
+    "budget_minutes": "Error budget (min)",
+    "downtime_minutes": "Downtime (min)",
+    "elapsed_pct": "Month elapsed (%)",
+    "burn_rate": "Burn rate (x)",
+    "peak_7day_burn_rate": "Worst 7 days burn rate (x)",
+    "projected_used_pct": "Budget used at this rate by month end (%)",
+    "status": "Status",
+    "previous_estimate": "Coefficient last month",
+    "coefficient": "Coefficient this month",
+    "z": "z",
+    "flagged": "Changed?",
+    "share_pct": "Share of explained variation (%)",
+    "share_low_pct": "95% CI low",
+    "share_high_pct": "95% CI high",
+    "rank": "Rank",
+    "rank_range": "Rank, 95% range",
+    "csat_target": "CSAT target",
+    "current_csat": "Predicted CSAT now",
+    "met_now": "Target met now",
+    "lever": "Service measure",
+    "direction": "Needs",
+    "current_level": "Now",
+    "required": "Level needed",
+    "feasible": "Reachable",
+    "extrapolated": "Beyond the data",
+    "measured_pct": "Measured (% of customer-months)",
+    "p05": "5th percentile",
+    "median": "Median",
+    "p95": "95th percentile",
+    "mean": "Mean",
+    "csat_mean": "CSAT mean",
+    "csat_top2_rate": "Satisfied share",
+    "complaint_rate_per_1k": "Complaints per 1,000 users",
+    "model_name": "Model",
+    "metric": "Metric",
+    "vs_baseline_pct": "Error vs. baseline (%)",
+    "predicted_csat": "Predicted CSAT",
+    "observed_csat": "Observed CSAT",
+    "responses": "Responses",
+    "n_gaps": "Expectations missed",
+    "gain_if_gaps_closed": "CSAT gain if gaps closed",
+    "with_availability_gap": "With availability gap",
+    "with_latency_gap": "With latency gap",
+    "with_resolution_gap": "With resolution gap",
+    "csat_mean_now": "Predicted CSAT now",
+    "csat_mean_closed": "Predicted CSAT, gaps closed",
+    "csat_mean_gain": "CSAT gain",
+    "complaints_avoidable_per_month": "Complaints avoidable / month",
+    "tier": "Tier",
+    "csat_top2_pct": "Satisfied share (%)",
+    "csat": "CSAT (95% CI)",
+    "satisfied_pct": "Satisfied % (95% CI)",
+    "complaints_per_1k": "Complaints per 1,000 (95% CI)",
+    "csat_mean_ci_low": "CSAT 95% low",
+    "csat_mean_ci_high": "CSAT 95% high",
+    "csat_top2_ci_low": "Satisfied 95% low",
+    "csat_top2_ci_high": "Satisfied 95% high",
+    "complaint_ci_low": "Complaints 95% low",
+    "complaint_ci_high": "Complaints 95% high",
+    "meets_csat": "Meets CSAT target",
+    "meets_complaints": "Meets complaint target",
+    "monthly_cost": "Extra cost / month",
+    "target_of": "Target",
+    "tier_level": "Tier's level",
+    "tier_is_enough": "Tier's level enough",
+    "current": "Now",
+    "planned": "Planned",
+    "cost": "Cost / month",
+    "total_cost": "Total cost / month",
+    "predicted": "Predicted",
+    "predicted_ci_low": "95% low",
+    "predicted_ci_high": "95% high",
+    "check": "Check",
+    "threshold": "Threshold",
+    "ok": "OK",
+    "note": "Note",
+}
+
+
+# Plain names of the default drivers (satmodel.models.DEFAULT_DRIVERS) for the report.
+DRIVER_NAMES = {
+    "np.log(latency_p95_ms)": "p95 latency",
+    "np.log1p(downtime_minutes)": "downtime minutes",
+    "error_rate": "error rate",
+    "np.log1p(resolution_hours_median)": "median ticket resolution time",
+    "np.maximum(0, np.log(latency_p95_ms / expected_latency_p95_ms))": (
+        "p95 latency above the customer's expectation"
+    ),
+    "np.maximum(0, expected_availability_pct - availability_pct)": (
+        "availability below the customer's expectation"
+    ),
+    "np.log1p(downtime_minutes_lag1)": "last month's downtime minutes",
+}
+
+
+# Readable names of satmodel.insights' driver names.
+IMPORTANCE_NAMES = {
+    "latency": "p95 latency",
+    "latency_shortfall": "p95 latency above expectation",
+    "downtime": "downtime",
+    "downtime_lag1": "last month's downtime",
+    "availability_shortfall": "availability below expectation",
+    "error_rate": "error rate",
+    "resolution": "ticket resolution time",
+    "segment": "segment",
+}
+
+
+LEVER_NAMES = {
+    "latency_p95_ms": ("p95 latency", "ms", "at most"),
+    "availability_pct": ("availability", "%", "at least"),
+    "resolution_hours_median": ("resolution time", "hours, median", "at most"),
+    "error_rate": ("error rate", "share of requests", "at most"),
+    "downtime_minutes": ("downtime", "minutes / month", "at most"),
+}
+
+
+# Service metrics and outcomes of the panel: column -> (label, unit, log scale in charts).
+METRICS = {
+    "availability_pct": ("Availability", "%", False),
+    "downtime_minutes": ("Downtime", "minutes / month", True),
+    "latency_p95_ms": ("p95 latency", "ms", True),
+    "error_rate": ("Error rate", "share of requests", False),
+    "apdex": ("Apdex", "score 0-1", False),
+    "resolution_hours_median": ("Median ticket resolution", "hours", True),
+    "sla_breach_rate": ("Tickets resolved late", "share of tickets", False),
+    "change_failure_rate": ("Change failure rate", "share of changes", False),
+}
+
+
+OUTCOME_METRICS = {
+    "csat_mean": ("CSAT, mean score", "score 1-5", False),
+    "csat_top2_rate": ("Satisfied share (CSAT 4-5)", "share of responses", False),
+    "complaint_rate_per_1k": ("Complaints per 1,000 users", "per 1,000 users", False),
+}
+
+
+CV_NAMES = {
+    "satmodel": "satmodel model",
+    "baseline": "naive baseline",
+    "hist_gradient_boosting": "gradient boosting",
+}
+
+
+# Longest data string shown as a label (figure text, names in prose) and as free text (table
+# cells, notes): a 100,000-character segment name made 1.4M-pixel-wide charts.
+MAX_LABEL_CHARS = 60
+MAX_TEXT_CHARS = 500
+ELLIPSIS = "\u2026"
+
+# Markdown punctuation escaped with a backslash; ``$`` becomes an entity instead (below).
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def escape_label(
+    value: Any,
+    target: Literal["markdown", "html", "plot"] = "markdown",
+    max_chars: int | None = MAX_LABEL_CHARS,
+) -> str:
+    """A data string made safe to show as text in a figure, Markdown or an HTML table.
+
+    The text is cut to ``max_chars`` characters (the last one an ellipsis) and escaped for
+    ``target``:
+
+    - ``plot``: ``$`` becomes ``\\$``, so Matplotlib never parses it as mathtext (``$x^$``
+      would raise, ``Price $5 and $10`` would be drawn as maths);
+    - ``html``: ``< > & " '`` become entities;
+    - ``markdown``: ``< > &`` become entities and Markdown punctuation is backslash-escaped,
+      so ``<script>`` or ``**big**`` renders literally; quotes stay as they are (harmless in
+      text, and the escaped ``#`` would break their numeric entities).
+
+    For HTML and Markdown, ``$`` becomes ``&#36;``: shown as a dollar sign, never read as a
+    MathJax delimiter.
+
+    Parameters
+    ----------
+    value : anything; shown as ``str(value)``.
+    target : the medium.
+    max_chars : the longest text kept (None: no limit).
+    """
+    text = str(value)
+    if max_chars is not None and len(text) > max_chars:
+        text = text[: max(max_chars - 1, 0)] + ELLIPSIS
+    if target == "plot":
+        return text.replace("$", r"\$")
+    if target == "html":
+        text = html.escape(text, quote=True)
+    else:
+        text = _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+    return text.replace("$", "&#36;")
+
+
+def md_escape(value: Any, max_chars: int | None = MAX_LABEL_CHARS) -> str:
+    """:func:`escape_label` for Markdown."""
+    return escape_label(value, "markdown", max_chars)
+
+
+def plot_label(value: Any, max_chars: int | None = MAX_LABEL_CHARS) -> str:
+    """:func:`escape_label` for a Matplotlib label."""
+    return escape_label(value, "plot", max_chars)

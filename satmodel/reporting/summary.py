@@ -1,0 +1,248 @@
+"""The machine-readable summaries (``summary.json``) of reports and proposals."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from satmodel.calendar import add_months
+from satmodel.reporting.data import ReportData
+from satmodel.reporting.diagnostics import diagnostic_warnings
+from satmodel.reporting.drivers import ModelSection
+from satmodel.reporting.insight_sections import importance_view
+from satmodel.reporting.proposal import ProposalRequest, recommended_tier
+
+SUMMARY_SCHEMA_VERSION = 1
+
+
+def proposal_summary(
+    data: ReportData,
+    request: ProposalRequest,
+    predictions: pd.DataFrame,
+    requirements: pd.DataFrame,
+    plans: pd.DataFrame,
+    models: ModelSection,
+) -> dict[str, Any]:
+    """The machine-readable proposal (``summary.json``).
+
+    Keys: schema_version, kind (``proposal``), month, data_window, segment, customer,
+    csat_target, complaint_target, recommended_tier, tiers (predictions per tier),
+    requirements, plans, notes, warnings.
+    """
+    summary = {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "kind": "proposal",
+        "month": data.month,
+        "data_window": list(data.window),
+        "segment": request.segment,
+        "customer": request.customer,
+        "csat_target": request.csat_target,
+        "complaint_target": request.complaint_target,
+        "recommended_tier": recommended_tier(predictions) if len(predictions) else None,
+        "tiers": records(predictions),
+        "requirements": records(requirements),
+        "plans": records(plans),
+        "notes": list(data.notes) + list(models.notes),
+        "warnings": list(models.warnings),
+    }
+    return json_ready(summary)
+
+
+def json_ready(value: Any) -> Any:
+    """JSON-ready value: numpy scalars to Python, NaN to None, floats rounded to 6 places."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return None if not math.isfinite(value) else round(value, 6)
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        json_ready(dict(zip(frame.columns, row, strict=True))) for row in frame.itertuples(False)
+    ]
+
+
+def build_summary(
+    data: ReportData,
+    kpis: pd.DataFrame,
+    slo: pd.DataFrame,
+    gaps: pd.DataFrame,
+    quality: pd.DataFrame,
+    reasons: pd.DataFrame,
+    models: ModelSection,
+    drivers: pd.DataFrame,
+    *,
+    burn: pd.DataFrame | None = None,
+    operations: pd.DataFrame | None = None,
+    importance=None,
+    drift: pd.DataFrame | None = None,
+    targets: pd.DataFrame | None = None,
+    at_risk: pd.DataFrame | None = None,
+    gap_segments: pd.DataFrame | None = None,
+    diagnostics: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """The machine-readable summary of a report (``summary.json``).
+
+    Keys, in this order: schema_version, month, data_window, kpis, service_levels, gaps,
+    drivers, targets, data_quality, notes, warnings, then (when given) driver_importance,
+    driver_drift, burn_rate, operations and diagnostics. Floats are rounded to 6 decimals and NaN is written as null, so the same data
+    always gives the same file.
+
+    Parameters
+    ----------
+    data, kpis, slo, gaps, quality, reasons, models, drivers : the report's core sections.
+    burn : :func:`budget_burn`'s table (``burn_rate``).
+    operations : :func:`operations_scorecard` (``operations``).
+    importance : :func:`driver_importance` (``driver_importance``).
+    drift : :func:`effect_drift` (``driver_drift``).
+    targets : :func:`segment_targets` (``targets.segments``; the thresholds stay).
+    at_risk : :func:`customers_at_risk` (``gaps.at_risk``).
+    gap_segments : :func:`gap_view` (``gaps.by_segment``).
+    diagnostics : :func:`model_diagnostics` (``diagnostics``: every check and the failed ones).
+
+    Returns
+    -------
+    dict
+    """
+    thresholds = data.config.thresholds
+    kpi_block = {
+        row["kpi"]: {
+            "label": row["label"],
+            "unit": row["unit"],
+            "value": row["value"],
+            "previous": row["previous"],
+            "change": row["change"],
+            "trailing_mean": row["trailing_mean"],
+        }
+        for row in kpis.to_dict("records")
+    }
+    missed = gaps["missed"].str.split(", ").explode() if len(gaps) else pd.Series(dtype=str)
+    gap_block = {
+        "customers": int(
+            data.panel.loc[data.panel["month"].astype(str) == data.month, "customer_id"].nunique()
+        ),
+        "customers_missing_any": len(gaps),
+        "by_expectation": {
+            name: int((missed == name).sum()) for name in ("availability", "latency", "resolution")
+        },
+        "worst": records(gaps.head(10)),
+    }
+    driver_block = {}
+    for name, result in models.results.items():
+        rows = drivers.loc[drivers["model"] == name].drop(columns=["model", "family"])
+        driver_block[name] = {
+            "family": result.family,
+            "formula": result.formula,
+            "n_obs": result.n_obs_,
+            "converged": bool(result.converged_),
+            "warnings": list(result.warnings_),
+            "params": records(rows),
+        }
+    if gap_segments is not None:
+        gap_block["by_segment"] = records(gap_segments)
+    if at_risk is not None:
+        gap_block["at_risk"] = {
+            "customers": len(at_risk),
+            "worst": records(at_risk.head(10)),
+        }
+    importance_block = None
+    if importance is not None:
+        importance_block = {
+            "outcome": "csat_mean",
+            "measure": importance.measure_,
+            "explained": importance.total_,
+            "drivers": records(importance_view(importance)),
+        }
+    drift_block = None
+    if drift is not None:
+        drift_block = {
+            "compared_with": add_months(data.month, -1),
+            "flagged": records(drift.loc[drift["flagged"].astype(bool), ["model", "term"]]),
+            "params": records(drift),
+        }
+    summary = {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "month": data.month,
+        "data_window": list(data.window),
+        "kpis": kpi_block,
+        "service_levels": records(slo),
+        "gaps": gap_block,
+        "drivers": driver_block,
+        "targets": {
+            "slo_availability_pct": thresholds.slo_availability_pct,
+            "slo_latency_p95_ms": thresholds.slo_latency_p95_ms,
+            "default_resolution_sla_hours": thresholds.default_resolution_sla_hours,
+            "apdex_t_ms": thresholds.apdex_t_ms,
+            "satisfied_cutoff": thresholds.satisfied_cutoff,
+            **({"segments": records(targets)} if targets is not None else {}),
+        },
+        "data_quality": {
+            "rows_read": int(quality["rows_read"].iloc[-1]) if len(quality) else 0,
+            "rows_quarantined": int(quality["rows_quarantined"].iloc[-1]) if len(quality) else 0,
+            "tables": records(quality.iloc[:-1]),
+            "tables_with_quarantine": int((quality.iloc[:-1]["rows_quarantined"] > 0).sum())
+            if len(quality)
+            else 0,
+            "reasons": records(reasons),
+        },
+        "notes": list(data.notes) + list(models.notes),
+        "warnings": list(models.warnings),
+    }
+    if diagnostics is not None:
+        summary["warnings"] += diagnostic_warnings(diagnostics)
+    if importance_block is not None:
+        summary["driver_importance"] = importance_block
+    if drift_block is not None:
+        summary["driver_drift"] = drift_block
+    if burn is not None:
+        summary["burn_rate"] = records(burn)
+    if operations is not None:
+        summary["operations"] = {
+            "month": data.month,
+            "previous_month": add_months(data.month, -1),
+            "quarter_ago": add_months(data.month, -3),
+            "measures": records(operations),
+        }
+    if diagnostics is not None:
+        summary["diagnostics"] = {
+            "checks": len(diagnostics),
+            "failed": int((~diagnostics["ok"].astype(bool)).sum()),
+            "rows": records(diagnostics),
+        }
+    return json_ready(summary)
+
+
+def write_summary(summary: dict[str, Any], out_dir: str | os.PathLike | None) -> Path | None:
+    """Write ``summary.json`` into ``out_dir`` (atomically); do nothing when out_dir is empty.
+
+    Parameters
+    ----------
+    summary : the output of :func:`build_summary`.
+    out_dir : the folder; ``""`` or None when the notebook runs interactively.
+
+    Returns
+    -------
+    Path or None
+        The file written.
+    """
+    if not out_dir:
+        return None
+    target = Path(out_dir) / "summary.json"
+    text = json.dumps(json_ready(summary), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    tmp = target.with_name(".summary.json.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    return target

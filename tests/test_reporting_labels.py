@@ -1,0 +1,285 @@
+"""Hostile data strings in every figure, table and Markdown text of the reports (issue 19.9).
+
+A segment named ``zz $\\href{x}{y}$`` or ``Tier $x^$`` made Matplotlib's mathtext raise (the
+whole report exited 1), ``Price $5 and $10`` was drawn as maths, ``$...$`` in an HTML table
+rendered as MathJax, and a 100,000-character name made charts 1.4M pixels wide.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib import cbook
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
+
+from satmodel import reporting
+from satmodel.reporting import labels
+
+HUGE = "Q" * 100_000
+HOSTILE = [r"zz $\href{x}{y}$", "Tier $x^$", "Price $5 and $10", HUGE]
+MONTHS = ["2025-01", "2025-02", "2025-03"]
+CONFIG = SimpleNamespace(
+    thresholds=SimpleNamespace(
+        slo_availability_pct=99.9, slo_latency_p95_ms=500.0, default_resolution_sla_hours=8.0
+    )
+)
+
+
+def hostile_panel(segments: list[str] = HOSTILE) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = []
+    for month in MONTHS:
+        for s, segment in enumerate(segments):
+            for c in range(12):
+                rows.append(
+                    {
+                        "customer_id": f"c{s}-{c}",
+                        "month": month,
+                        "segment": segment,
+                        "availability_pct": 100 - rng.exponential(0.1),
+                        "expected_availability_pct": 99.9,
+                        "downtime_minutes": rng.exponential(40),
+                        "latency_p95_ms": rng.lognormal(6, 0.4),
+                        "expected_latency_p95_ms": 500.0,
+                        "error_rate": rng.uniform(0, 0.02),
+                        "resolution_hours_median": rng.lognormal(2, 0.5),
+                        "expected_resolution_hours": 8.0,
+                        "csat_n": 3,
+                        "csat_mean": rng.uniform(2, 5),
+                        "csat_top2_rate": rng.uniform(0, 1),
+                        "complaints": int(rng.poisson(2)),
+                        "active_users": 1000,
+                        "complaint_rate_per_1k": rng.uniform(0, 4),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def burn_inputs(segments: list[str]):
+    customers = pd.DataFrame(
+        {"customer_id": [f"c{i}" for i in range(len(segments))], "segment": segments}
+    )
+    start = pd.Timestamp("2025-02-03 10:00", tz="UTC")
+    intervals = pd.DataFrame(
+        {
+            "customer_id": customers["customer_id"],
+            "start_ts": [start] * len(segments),
+            "end_ts": [start + pd.Timedelta(minutes=30 * (i + 1)) for i in range(len(segments))],
+        }
+    )
+    daily = reporting.downtime_by_day(intervals, "2025-02")
+    burn = reporting.burn_rates(daily, customers, "2025-02", 99.9)
+    curve = reporting.burn_down(daily, customers, "2025-02", 99.9)
+    return curve, burn
+
+
+def driver_frame() -> pd.DataFrame:
+    names = [reporting.describe_driver(f"C(segment)[T.{s}]") for s in HOSTILE]
+    return pd.DataFrame(
+        {
+            "model": "top2",
+            "driver": [n[0] for n in names],
+            "step": [n[2] for n in names],
+            "estimate": [0.1, -0.2, 0.3, -0.4],
+            "effect": [1.1, 0.8, 1.3, 0.7],
+            "effect_low": [1.0, 0.7, 1.1, 0.5],
+            "effect_high": [1.2, 0.9, 1.5, 0.9],
+            "p_value": [0.01, 0.2, 0.03, 0.5],
+        }
+    )
+
+
+def importance_result():
+    table = pd.DataFrame(
+        {
+            "driver": ["latency", "downtime", *HOSTILE],
+            "share": [0.2, 0.1, 0.05, 0.04, 0.03, 0.02],
+            "relative_share": [0.4, 0.2, 0.1, 0.1, 0.1, 0.1],
+            "relative_share_ci_low": [0.3, 0.1, 0.05, 0.05, 0.05, 0.05],
+            "relative_share_ci_high": [0.5, 0.3, 0.2, 0.2, 0.2, 0.2],
+            "rank": [1, 2, 3, 4, 5, 6],
+            "rank_ci_low": [1, 1, 2, 3, 3, 4],
+            "rank_ci_high": [2, 3, 5, 6, 6, 6],
+        }
+    )
+    return SimpleNamespace(table_=table, total_=0.5, measure_="lmg")
+
+
+def response_curves() -> pd.DataFrame:
+    frames = []
+    for segment in HOSTILE:
+        for lever in ("latency_p95_ms", "availability_pct"):
+            level = (
+                np.geomspace(100, 2000, 5)
+                if lever == "latency_p95_ms"
+                else 100 - np.geomspace(0.001, 1, 5)
+            )
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "segment": segment,
+                        "lever": lever,
+                        "level": level,
+                        "estimate": np.linspace(4.5, 3.5, 5),
+                        "ci_low": np.linspace(4.3, 3.3, 5),
+                        "ci_high": np.linspace(4.7, 3.7, 5),
+                        "current_level": level[2],
+                    }
+                )
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def tier_predictions() -> pd.DataFrame:
+    tiers = ["Current service", *HOSTILE]
+    n = len(tiers)
+    return pd.DataFrame(
+        {
+            "tier": tiers,
+            "csat_mean": np.linspace(4.0, 4.4, n),
+            "csat_mean_ci_low": np.linspace(3.9, 4.3, n),
+            "csat_mean_ci_high": np.linspace(4.1, 4.5, n),
+            "complaint_rate_per_1k": np.linspace(3.0, 1.0, n),
+            "complaint_ci_low": np.linspace(2.5, 0.5, n),
+            "complaint_ci_high": np.linspace(3.5, 1.5, n),
+            "meets_csat": ["no", "likely", "yes", "yes", "no"],
+            "meets_complaints": ["no", "yes", "yes", "likely", "-"],
+        }
+    )
+
+
+def cv_frame() -> pd.DataFrame:
+    rows = [
+        {
+            "model_name": "csat",
+            "fold": fold,
+            "model": model,
+            "metric": "log_loss",
+            "value": 1.0 + 0.1 * fold,
+            "test_start": f"2025-0{fold + 1}",
+            "test_end": f"2025-0{fold + 1}",
+        }
+        for fold in range(2)
+        for model in ("satmodel", "baseline", "hist_gradient_boosting")
+    ]
+    return pd.DataFrame(rows)
+
+
+REQUEST = reporting.ProposalRequest(
+    segment=HOSTILE[2],
+    customer=None,
+    csat_target=4.2,
+    complaint_target=2.0,
+    tiers=pd.DataFrame(columns=reporting.TIER_COLUMNS),
+)
+FIGURES = {
+    "kpi_trends": lambda: reporting.plot_kpi_trends(hostile_panel(), MONTHS[-1]),
+    "service_levels": lambda: reporting.plot_service_levels(hostile_panel(), CONFIG, MONTHS[-1]),
+    "burn": lambda: reporting.plot_burn(*burn_inputs(HOSTILE), "2025-02"),
+    "operations": lambda: reporting.plot_operations(
+        reporting.operations_monthly(
+            pd.DataFrame(
+                {
+                    "change_id": ["a", "b"],
+                    "customer_id": [HUGE, None],
+                    "ts": pd.to_datetime(["2025-02-03", "2025-03-04"], utc=True),
+                    "failed": [True, False],
+                }
+            ),
+            pd.DataFrame(columns=["incident_id", "customer_id", "start_ts", "end_ts"]),
+            MONTHS,
+        ),
+        MONTHS[-1],
+    ),
+    "drivers": lambda: reporting.plot_drivers(driver_frame()),
+    "importance": lambda: reporting.plot_importance(importance_result(), hostile_panel()),
+    "response_curves": lambda: reporting.plot_response_curves(
+        response_curves(), pd.DataFrame({"segment": HOSTILE, "csat_target": 4.2})
+    ),
+    "distributions": lambda: reporting.plot_distributions(hostile_panel()),
+    "relationships": lambda: reporting.plot_relationships(hostile_panel(), bins=3),
+    "cv": lambda: reporting.plot_cv(cv_frame()),
+    "tiers": lambda: reporting.plot_tiers(tier_predictions(), REQUEST),
+}
+
+
+def drawn_texts(figure) -> list[str]:
+    FigureCanvasAgg(figure).draw()  # mathtext is parsed here: a bad label raised
+    return [t.get_text() for t in figure.findobj(Text) if t.get_visible() and t.get_text()]
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_figures_draw_hostile_labels_as_text(name):
+    figure = FIGURES[name]()
+    assert figure is not None
+    texts = drawn_texts(figure)
+    # log-axis tick labels are Matplotlib's own mathtext; every other text is plain
+    texts = [t for t in texts if not t.startswith(r"$\mathdefault{")]
+    assert not [t for t in texts if cbook.is_math_text(t)]
+    assert max(len(t) for t in texts) < 2 * labels.MAX_LABEL_CHARS + 40  # names cut
+    width, height = figure.get_size_inches() * figure.dpi
+    assert width <= 1400 and height <= 2000
+    tight = figure.get_tightbbox()
+    assert tight.width * figure.dpi < 2000  # a 100k-character label would be far wider
+
+
+def test_escaped_labels_keep_their_dollars_as_text():
+    figure = reporting.plot_drivers(driver_frame())
+    texts = drawn_texts(figure)
+    assert any("segment Price \\$5 and \\$10" in t for t in texts)  # shown as "$5 and $10"
+    assert any(t.startswith("segment " + "Q" * 20) and labels.ELLIPSIS in t for t in texts)
+
+
+def test_more_segments_than_palette_colours():
+    segments = [f"segment {i}" for i in range(14)]
+    assert reporting.plot_service_levels(hostile_panel(segments), CONFIG, MONTHS[-1]) is not None
+    assert reporting.plot_burn(*burn_inputs(segments), "2025-02") is not None
+
+
+def test_truncated_names_that_collide_stay_separate_bars():
+    twins = ["A" * 70 + "1", "A" * 70 + "2"]
+    figure = reporting.plot_burn(*burn_inputs(twins), "2025-02")
+    right = figure.axes[1]
+    assert len(right.patches) == 2
+    assert sorted({p.get_y() for p in right.patches}) == sorted(p.get_y() for p in right.patches)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_escape_label_for_each_medium(text):
+    plot = labels.escape_label(text, "plot")
+    markdown = labels.escape_label(text, "markdown")
+    html = labels.escape_label(text, "html")
+    assert not cbook.is_math_text(plot) and plot.count("$") == plot.count(r"\$")
+    assert "$" not in markdown and "$" not in html
+    for shown in (plot, markdown, html):
+        assert len(shown) < 4 * labels.MAX_LABEL_CHARS
+    assert len(labels.escape_label(text, "plot", max_chars=None)) >= len(text)
+
+
+def test_show_renders_hostile_labels_as_text():
+    frame = pd.DataFrame({"segment": HOSTILE, "customers": [1, 2, 3, 4]})
+    html = reporting.show(frame, caption="Segments $a$ and $b$", key="hostile").to_html()
+    assert "$" not in html
+    assert "&#36;5 and &#36;10" in html and r"zz &#36;\href{x}{y}&#36;" in html
+    assert "Q" * (labels.MAX_TEXT_CHARS + 1) not in html and len(html) < 10_000
+    assert "tex2jax_ignore mathjax_ignore" in html  # MathJax leaves the table alone
+    empty = reporting.show(frame.iloc[:0], caption="Price $5").data
+    assert "$" not in empty
+
+
+def test_markdown_texts_have_no_dollar():
+    curve, burn = burn_inputs(HOSTILE)
+    burn["burn_rate"] = 2.0
+    burn["status"] = "burning too fast"
+    texts = [
+        reporting.burn_text(burn, "2025-02").data,
+        reporting.notes_markdown([f"target for {s}: not solved" for s in HOSTILE]).data,
+        reporting.md_escape(HOSTILE[2]),
+    ]
+    for text in texts:
+        assert "$" not in text and "Q" * (labels.MAX_TEXT_CHARS + 1) not in text
+    assert "&#36;5 and &#36;10" in texts[0]
