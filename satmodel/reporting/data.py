@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from satmodel.calendar import add_months, check_month, data_window, last_complete_month, month_name
+from satmodel.calendar import add_months, check_month, last_complete_month, month_name
 from satmodel.errors import InputError, SatmodelError
 from satmodel.reporting.labels import MAX_TEXT_CHARS, md_escape
 from satmodel.reporting.pseudonyms import (
@@ -98,26 +98,23 @@ def load_report_data(
     InputError
         For a bad month, a month outside the data, or table-level faults of the data.
     """
-    from satmodel.features import build_panel, build_responses
-    from satmodel.sources import open_source
-    from satmodel.validation import quarantine
+    from satmodel.workbook import Workbook
 
-    source = open_source(data or None)
-    validation = quarantine(source, persist=False)
-    window = validation.window or data_window(source)
+    book = Workbook(data or None)
+    source, validation = book.source_, book.validation_
+    window = book.window_
     if window is None:
         raise InputError("data: no dated rows (usage.month, surveys.ts...), so no month to report")
     month = check_month(month) if month else last_complete_month(window, now)
     if not window[0] <= month <= window[1]:
         raise InputError(f"month {month}: outside the data's months {window[0]}..{window[1]}")
-    panel = build_panel(source)
+    panel = book.panel_
     notes = []
     responses = None
-    if source.has("surveys"):
-        try:
-            responses = build_responses(source, panel)
-        except SatmodelError as exc:
-            notes.append(f"survey responses could not be built ({exc})")
+    try:
+        responses = book.responses_
+    except SatmodelError as exc:
+        notes.append(f"survey responses could not be built ({exc})")
     ids = None
     if pseudonymise:
         key = pseudonym_key()

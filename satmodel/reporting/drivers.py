@@ -59,11 +59,8 @@ def fit_models(data: ReportData, enabled: bool = True) -> ModelSection:
     if not enabled:
         section.notes.append("models were not fitted (fit_models = False)")
         return section
-    try:
-        from satmodel.models import fit_default_models
-    except ImportError:
-        section.notes.append("satmodel.models is not available in this installation")
-        return section
+    from satmodel.models import fit_default_models
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
