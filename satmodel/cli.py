@@ -21,20 +21,19 @@ SRC_HELP = (
 )
 
 
-def _open_validated(src):
-    """Open a source and quarantine bad rows, telling the user how many were set aside."""
-    from satmodel.sources import open_source
-    from satmodel.validation import quarantine
+def _workbook(src):
+    """A workbook on a source, its bad rows quarantined (and kept in the source), telling the
+    user how many were set aside."""
+    from satmodel.workbook import Workbook
 
-    source = open_source(src)
-    report = quarantine(source, persist=True)
-    if report.n_rejected:
+    book = Workbook(src, persist_rejected=True)
+    if book.n_rejected:
         print(
-            f"satmodel: {report.n_rejected:,} rows quarantined (see `satmodel validate`); "
+            f"satmodel: {book.n_rejected:,} rows quarantined (see `satmodel validate`); "
             "going on with the clean rows",
             file=sys.stderr,
         )
-    return source
+    return book
 
 
 def _write_json(payload: dict, out: str | None) -> None:
@@ -90,8 +89,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     from satmodel.features import write_panel
 
-    source = _open_validated(args.data)
-    path = write_panel(source, args.out, engine=args.engine)
+    path = write_panel(_workbook(args.data).source_, args.out, engine=args.engine)
     metadata = pq.read_metadata(path)
     print(f"wrote {path}: {metadata.num_rows:,} customer-months, {metadata.num_columns} columns")
     return 0
@@ -104,14 +102,7 @@ def _fit_table(data: str, formula: str):
     path = Path(data)
     if path.suffix.lower() in (".csv", ".parquet", ".txt"):
         return read_table_file(path)
-    from satmodel.features import build_panel, build_responses
-
-    source = _open_validated(data)
-    panel = build_panel(source)
-    outcome = formula.split("~", 1)[0].strip()
-    if outcome in ("csat", "nps", "top2"):
-        return build_responses(source, panel)
-    return panel
+    return _workbook(data).table_for(formula)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -152,19 +143,18 @@ def cmd_targets(args: argparse.Namespace) -> int:
             f"lever {args.lever!r}: column is not a service lever (valid levers: "
             f"{', '.join(LEVERS)}; e.g. latency_p95_ms)"
         )
-    from satmodel.features import build_panel, build_responses
     from satmodel.insights import solve_target
     from satmodel.insights._core import check_customer, check_lever, check_segment
     from satmodel.models import fit_default_models
 
-    source = _open_validated(args.data)
-    panel = build_panel(source)
+    book = _workbook(args.data)
+    panel = book.panel_
     check_lever(args.lever, panel)
     check_segment(args.segment, panel)
     check_customer(args.customer, panel)
     responses = None
     if args.outcome != "complaint_rate_per_1k":
-        responses = build_responses(source, panel)
+        responses = book.responses_
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         models = fit_default_models(
