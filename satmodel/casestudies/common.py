@@ -81,15 +81,15 @@ def load_case(data: str | os.PathLike) -> CaseData:
     -------
     CaseData
     """
-    from satmodel.features import build_panel, build_responses
-    from satmodel.sources import open_source
-    from satmodel.validation import quarantine
+    from satmodel.workbook import Workbook
 
-    source = open_source(data)
-    validation = quarantine(source)
-    panel = build_panel(source)
-    responses = build_responses(source, panel) if source.has("surveys") else None
-    return CaseData(source=source, validation=validation, panel=panel, responses=responses)
+    book = Workbook(data)
+    return CaseData(
+        source=book.source_,
+        validation=book.validation_,
+        panel=book.panel_,
+        responses=book.responses_,
+    )
 
 
 def data_quality(case: CaseData) -> pd.DataFrame:
