@@ -309,3 +309,20 @@ def test_apdex_grid_rejects_bad_thresholds(request_source, bad):
     _, source = request_source
     with pytest.raises(InputError, match="t_grid"):
         apdex_grid(source, bad)
+
+
+def test_insights_apdex_by_threshold_from_the_grid(request_source):
+    """The insight's wide Apdex table is the grid's counts, one column per T."""
+    from satmodel.insights import apdex_by_threshold
+
+    _, source = request_source
+    wide = apdex_by_threshold(source, [250, 100.5])
+    assert list(wide.columns) == ["customer_id", "month", "requests", "apdex_100.5", "apdex_250"]
+    grid = apdex_grid(source, [100.5, 250])
+    for t, column in ((100.5, "apdex_100.5"), (250.0, "apdex_250")):
+        one = grid.loc[grid["t_ms"] == t].reset_index(drop=True)
+        expected = (one["satisfied"] + one["tolerating"] / 2) / one["requests"]
+        np.testing.assert_allclose(wide[column], expected, rtol=0, atol=1e-15)
+        assert (wide[["customer_id", "month"]] == one[["customer_id", "month"]]).all().all()
+    with pytest.raises(InputError, match="t_grid"):  # was a ValueError traceback
+        apdex_by_threshold(source, ["fast"])
