@@ -277,7 +277,7 @@ def build_panel(
     Returns
     -------
     pandas.DataFrame
-        The columns of :func:`panel_columns` (see the module docstring), sorted by
+        The columns of :func:`panel_columns` (see :mod:`satmodel.features`), sorted by
         customer_id and month.
 
     Raises
