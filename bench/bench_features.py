@@ -170,7 +170,7 @@ def _satmodel(folder: Path, settings: dict | None = None) -> tuple[float, object
     if settings:
         sources.apply_duckdb_settings(source.con, settings)
     t0 = time.perf_counter()
-    features._clean_source(source)  # quarantine: satmodel's validate step, not timed below
+    features.ensure_clean(source)  # quarantine: satmodel's validate step, not timed below
     validate_seconds = time.perf_counter() - t0
     t0, c0 = _clock()
     panel = features.build_panel(source)
@@ -187,11 +187,11 @@ def _satmodel_expr(folder: Path) -> tuple[float, object, dict]:
     import ibis.backends.duckdb  # noqa: F401
 
     from satmodel.config import Thresholds
-    from satmodel.features import _quiet, prepare_duckdb, request_metrics
+    from satmodel.features import prepare_duckdb, quiet, request_metrics
     from satmodel.sources import open_source
 
     source = open_source(folder)
-    with _quiet():
+    with quiet():
         prepare_duckdb(source.con)
         backend = source.ibis()
         requests = backend.table("requests", database="raw")

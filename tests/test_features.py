@@ -11,7 +11,7 @@ import pytest
 from satmodel import features
 from satmodel.config import Config, Thresholds
 from satmodel.errors import InputError
-from satmodel.features import build_panel, build_responses, panel_columns, write_panel
+from satmodel.features import build_panel, build_responses, engines, panel_columns, write_panel
 from satmodel.schema import TABLES
 from satmodel.sources import open_source
 
@@ -718,8 +718,8 @@ def test_quantile_passes_give_the_same_panel(random_source, monkeypatch):
     """With a tiny memory budget the request aggregation runs in pieces: same result."""
     tables, source = random_source
     whole = build_panel(source)
-    monkeypatch.setattr(features, "_request_passes", lambda con, rows: 13)  # > 6 months
-    assert features._request_plan(source)[0] == 13
+    monkeypatch.setattr(engines, "request_passes", lambda con, rows: 13)  # > 6 months
+    assert features.request_plan(source)[0] == 13
     pieces = build_panel(source)
     pd.testing.assert_frame_equal(pieces, whole)
     # DuckDB settings are applied to the source's connection
@@ -804,14 +804,14 @@ def test_month_key_matches_the_calendar():
     import ibis
 
     table = ibis.duckdb.from_connection(con).table("t")
-    got = table.select(table.ts, key=features._month_key(table.ts), text=table.ts.strftime("%Y-%m"))
+    got = table.select(table.ts, key=features.month_key(table.ts), text=table.ts.strftime("%Y-%m"))
     frame = got.to_pyarrow().to_pandas()
     assert len(frame) == 73050
     assert (frame["key"] == frame["text"]).all()
 
 
 def test_parse_memory_limit():
-    assert features._parse_bytes("2.0 GiB") == 2 * 2**30
-    assert features._parse_bytes("2GB") == 2e9
-    assert features._parse_bytes("512.5 MiB") == 512.5 * 2**20
-    assert features._parse_bytes("unlimited") is None
+    assert features.parse_bytes("2.0 GiB") == 2 * 2**30
+    assert features.parse_bytes("2GB") == 2e9
+    assert features.parse_bytes("512.5 MiB") == 512.5 * 2**20
+    assert features.parse_bytes("unlimited") is None

@@ -2,11 +2,10 @@
 
 For every T of a grid, Apdex(T) = (satisfied + tolerating / 2) / requests per customer-month
 (satisfied: ok and latency <= T; tolerating: ok and T < latency <= 4T; failed requests are
-frustrated), as in the panel. All T are computed in ONE aggregation pass over ``requests``
-inside DuckDB: for each edge e in {T} U {4T} the query counts ok requests with latency <= e,
-and Apdex(T) = (count(<= T) + count(<= 4T)) / 2 / requests. ``requests`` never reaches
-pandas. Then the CSAT ordinal model is refitted with Apdex(T) in place of the latency terms
-for each T; the profile log-likelihood over T picks the best T (the same responses enter
+frustrated), as in the panel. The counts for all T come from
+:func:`satmodel.features.apdex_grid` (one aggregation pass over ``requests``, which never
+reaches pandas). Then the CSAT ordinal model is refitted with Apdex(T) in place of the latency
+terms for each T; the profile log-likelihood over T picks the best T (the same responses enter
 every fit, so the log-likelihoods are comparable).
 """
 
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from satmodel.errors import InputError
+from satmodel.features import apdex_grid, threshold_grid
 
 __all__ = ["ApdexCalibration", "apdex_by_threshold", "calibrate_apdex"]
 
@@ -28,19 +28,7 @@ DEFAULT_T_GRID = (
 
 
 def _t_grid(t_grid) -> np.ndarray:
-    grid = np.asarray(DEFAULT_T_GRID if t_grid is None else t_grid, dtype=float)
-    if grid.ndim != 1 or len(grid) == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
-        raise InputError(f"t_grid: needs positive numbers of milliseconds, got {t_grid!r}")
-    return np.unique(grid)
-
-
-def _ensure_clean(source) -> None:
-    if not getattr(source, "quarantined", False):
-        from satmodel.validation import quarantine
-
-        quarantine(source)
-    if "requests" not in source.tables:
-        raise InputError(f"requests: table not found in {source.location} (Apdex needs it)")
+    return threshold_grid(DEFAULT_T_GRID if t_grid is None else t_grid)
 
 
 def apdex_by_threshold(source, t_grid=None) -> pd.DataFrame:
@@ -60,25 +48,14 @@ def apdex_by_threshold(source, t_grid=None) -> pd.DataFrame:
         integral), one row per customer-month with requests.
     """
     grid = _t_grid(t_grid)
-    _ensure_clean(source)
-    edges = np.unique(np.concatenate((grid, 4 * grid)))
-    counts = ",\n  ".join(
-        f"count(*) FILTER (WHERE ok AND latency_ms <= {float(e)!r}) AS c{i}"
-        for i, e in enumerate(edges)
+    counts = apdex_grid(source, grid)
+    counts = counts.assign(
+        apdex=(counts["satisfied"] + counts["tolerating"] / 2.0) / counts["requests"]
     )
-    sql = (
-        "SELECT CAST(customer_id AS VARCHAR) AS customer_id, strftime(ts, '%Y-%m') AS month, "
-        f"count(*) AS requests,\n  {counts}\nFROM requests GROUP BY 1, 2 ORDER BY 1, 2"
-    )
-    frame = source.con.execute(sql).df()
-    index = {float(e): i for i, e in enumerate(edges)}
-    out = frame[["customer_id", "month", "requests"]].copy()
-    n = frame["requests"].to_numpy(dtype=float)
-    for t in grid:
-        sat = frame[f"c{index[float(t)]}"].to_numpy(dtype=float)
-        tol_or_sat = frame[f"c{index[float(4 * t)]}"].to_numpy(dtype=float)
-        out[_column(t)] = (sat + tol_or_sat) / 2.0 / n
-    return out
+    wide = counts.pivot(index=["customer_id", "month", "requests"], columns="t_ms", values="apdex")
+    wide = wide.reindex(columns=grid).rename(columns=_column)
+    wide.columns.name = None
+    return wide.reset_index()
 
 
 def _column(t: float) -> str:
@@ -165,7 +142,7 @@ def calibrate_apdex(
     Parameters
     ----------
     source : satmodel.sources.Source
-        Holds ``requests`` (read in one DuckDB pass).
+        Holds ``requests`` (read in one DuckDB pass, :func:`satmodel.features.apdex_grid`).
     responses : DataFrame
         :func:`satmodel.features.build_responses` output (csat with panel columns).
     t_grid : sequence of float, optional

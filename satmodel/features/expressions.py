@@ -1,0 +1,316 @@
+"""The per-table ibis aggregates of the panel, shared by the DuckDB and Spark engines.
+
+Every function takes ibis tables of clean canonical rows and returns an ibis expression keyed
+by customer_id and month (``YYYY-MM``, UTC); nothing is executed here. The union of incident
+intervals (:func:`downtime_islands`) and its cut into months, days or hours
+(:func:`clip_intervals`) are the package's one implementation of downtime.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from satmodel.config import Thresholds
+
+SECONDS_PER_HOUR = 3600.0
+MICROS_PER_MINUTE = 60_000_000.0
+
+
+@functools.cache
+def udfs():
+    """ibis builtin functions ``unix_micros(ts)`` and ``timestamp_micros(n)``.
+
+    Both are Spark SQL functions. For DuckDB, sqlglot writes ``unix_micros`` as ``epoch_us``
+    and :func:`prepare_duckdb` defines a ``timestamp_micros`` macro (``make_timestamp``).
+    Together they give the UTC month in cheap integer work: ibis' ``strftime``/``truncate``
+    on a TIMESTAMPTZ go through DuckDB's time-zone library, about 3x the CPU per row.
+    """
+    import ibis
+    import ibis.expr.datatypes as dt
+
+    def unix_micros(ts):
+        """Microseconds since 1970-01-01 00:00 UTC."""
+
+    def timestamp_micros(n):
+        """The (time-zone-free, UTC) timestamp ``n`` microseconds after the epoch."""
+
+    return (
+        ibis.udf.scalar.builtin(
+            unix_micros, name="unix_micros", signature=((dt.timestamp,), dt.int64)
+        ),
+        ibis.udf.scalar.builtin(
+            timestamp_micros, name="timestamp_micros", signature=((dt.int64,), dt.timestamp)
+        ),
+    )
+
+
+def prepare_duckdb(con) -> None:
+    """Define the ``timestamp_micros`` macro the panel expressions use on DuckDB."""
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'timestamp_micros'"
+    ).fetchall()[0][0]
+    if not exists:
+        con.execute("CREATE TEMP MACRO timestamp_micros(n) AS make_timestamp(n)")
+
+
+def epoch(ts):
+    """Seconds since the epoch as float64 (microsecond precision)."""
+    unix_micros, _ = udfs()
+    return unix_micros(ts).cast("float64") / 1e6
+
+
+def month_number(ts):
+    """UTC year * 100 + month of a timestamp."""
+    unix_micros, timestamp_micros = udfs()
+    utc = timestamp_micros(unix_micros(ts))
+    return utc.year().cast("int64") * 100 + utc.month().cast("int64")
+
+
+def month_name_of(number):
+    """'YYYY-MM' from :func:`month_number`."""
+    year = (number // 100).cast("string")
+    return year + "-" + (number % 100).cast("string").lpad(2, "0")
+
+
+def month_key(ts):
+    """'YYYY-MM' (UTC) of a timestamp."""
+    return month_name_of(month_number(ts))
+
+
+def request_metrics(requests, thresholds: Thresholds):
+    """Per customer-month request metrics as an ibis expression.
+
+    Parameters
+    ----------
+    requests : ibis table with customer_id, ts, latency_ms, ok.
+    thresholds : Apdex T is ``thresholds.apdex_t_ms``.
+
+    Returns
+    -------
+    ibis table: customer_id, month, requests, error_rate, apdex, latency_p50_ms,
+    latency_p95_ms, latency_p99_ms (only customer-months with requests).
+    """
+    t = float(thresholds.apdex_t_ms)
+    ok = requests.ok
+    latency = requests.latency_ms
+    # Built from booleans cast to float64: Spark reads a literal 1.0 as a DECIMAL and would
+    # average the score in decimals.
+    satisfied = (ok & (latency <= t)).cast("float64")
+    tolerating = (ok & (latency > t) & (latency <= 4 * t)).cast("float64")
+    score = satisfied + tolerating * 0.5
+    # group by the integer month (cheap per row), name it on the small result
+    agg = requests.group_by(
+        customer_id=requests.customer_id, _month=month_number(requests.ts)
+    ).aggregate(
+        requests=requests.count(),
+        error_rate=(~ok).cast("float64").mean(),
+        apdex=score.mean(),
+        _q=latency.quantile([0.5, 0.95, 0.99]),
+    )
+    return agg.select(
+        "customer_id",
+        month=month_name_of(agg._month),
+        requests="requests",
+        error_rate="error_rate",
+        apdex="apdex",
+        latency_p50_ms=agg._q[0],
+        latency_p95_ms=agg._q[1],
+        latency_p99_ms=agg._q[2],
+    )
+
+
+def apdex_counts(requests, edges):
+    """Per customer-month request count and ok requests at or under each latency edge.
+
+    One aggregation pass for any number of edges: Apdex(T) needs the counts at T and 4T.
+
+    Parameters
+    ----------
+    requests : ibis table with customer_id, ts, latency_ms, ok.
+    edges : latency edges in ms.
+
+    Returns
+    -------
+    ibis table: customer_id, month, requests, ``c0``, ``c1``... (ok requests with latency_ms
+    <= ``edges[i]``), only customer-months with requests.
+    """
+    ok = requests.ok
+    agg = requests.group_by(
+        customer_id=requests.customer_id, _month=month_number(requests.ts)
+    ).aggregate(
+        requests=requests.count(),
+        **{
+            f"c{i}": requests.count(where=ok & (requests.latency_ms <= float(edge)))
+            for i, edge in enumerate(edges)
+        },
+    )
+    counts = {f"c{i}": f"c{i}" for i in range(len(edges))}
+    return agg.select("customer_id", month=month_name_of(agg._month), requests="requests", **counts)
+
+
+def downtime_islands(incidents):
+    """The union of each customer's incident intervals, as disjoint intervals.
+
+    Overlapping (or touching) incidents merge into one island, so every minute of downtime
+    counts once.
+
+    Parameters
+    ----------
+    incidents : ibis table with customer_id, incident_id, start_ts, end_ts.
+
+    Returns
+    -------
+    ibis table: customer_id, s, e (island start and end, epoch microseconds).
+    """
+    import ibis
+
+    unix_micros, _ = udfs()
+    inc = incidents.select(
+        customer_id=incidents.customer_id,
+        incident_id=incidents.incident_id,
+        s=unix_micros(incidents.start_ts),
+        e=unix_micros(incidents.end_ts),
+    )
+    # Gaps and islands: an incident opens a new island when it starts after every earlier
+    # incident (by start, end, id) of the customer has ended.
+    order = [inc.s, inc.e, inc.incident_id]
+    before = ibis.window(group_by=inc.customer_id, order_by=order, rows=(None, -1))
+    upto = ibis.window(group_by=inc.customer_id, order_by=order, rows=(None, 0))
+    flagged = inc.mutate(_prev_end=inc.e.max().over(before))
+    flagged = flagged.mutate(
+        _new=ibis.ifelse(flagged._prev_end.isnull() | (flagged.s > flagged._prev_end), 1, 0)
+    )
+    flagged = flagged.mutate(_island=flagged._new.sum().over(upto))
+    return flagged.group_by("customer_id", "_island").aggregate(
+        s=flagged.s.min(), e=flagged.e.max()
+    )
+
+
+def clip_intervals(intervals, periods, label: str):
+    """Intervals cut at period bounds: one row per interval and period they share time in.
+
+    Parameters
+    ----------
+    intervals : ibis table with customer_id, s, e (epoch microseconds), e.g.
+        :func:`downtime_islands`.
+    periods : ibis table with ``label``, m_start, m_end (epoch seconds), non-overlapping.
+    label : the column naming a period (``month``, ``period``).
+
+    Returns
+    -------
+    ibis table: customer_id, ``label``, s, e (the part inside the period, epoch microseconds).
+    """
+    import ibis
+
+    start = periods.m_start.cast("int64") * 1_000_000
+    end = periods.m_end.cast("int64") * 1_000_000
+    joined = intervals.join(periods, (intervals.s < end) & (intervals.e > start))
+    return joined.select(
+        customer_id=intervals.customer_id,
+        **{label: periods[label]},
+        s=ibis.greatest(intervals.s, start),
+        e=ibis.least(intervals.e, end),
+    )
+
+
+def minutes(intervals):
+    """Length of ``s``..``e`` (epoch microseconds) in minutes, float64."""
+    return (intervals.e - intervals.s).cast("float64") / MICROS_PER_MINUTE
+
+
+def incident_metrics(incidents, months):
+    """Counts and MTTR by start month; downtime from the union of intervals, by month.
+
+    Returns
+    -------
+    tuple of ibis tables: (customer_id, month, incidents, mttr_hours), (customer_id, month,
+    downtime_minutes).
+    """
+    inc = incidents.select(
+        customer_id=incidents.customer_id,
+        month=month_key(incidents.start_ts),
+        hours=(epoch(incidents.end_ts) - epoch(incidents.start_ts)) / SECONDS_PER_HOUR,
+    )
+    counts = inc.group_by("customer_id", "month").aggregate(
+        incidents=inc.count(), mttr_hours=inc.hours.mean()
+    )
+    pieces = clip_intervals(downtime_islands(incidents), months, "month")
+    downtime = pieces.group_by("customer_id", "month").aggregate(
+        downtime_minutes=minutes(pieces).sum()
+    )
+    return counts, downtime
+
+
+def ticket_metrics(tickets, customers, thresholds: Thresholds):
+    """Per customer-month ticket counts, response and resolution times, SLA breach rate."""
+    import ibis
+
+    sla = customers.select(
+        customer_id=customers.customer_id, _sla=customers.expected_resolution_hours
+    )
+    joined = tickets.left_join(sla, tickets.customer_id == sla.customer_id)
+    opened = epoch(joined.opened_ts)
+    first_h = (epoch(joined.first_response_ts) - opened) / SECONDS_PER_HOUR
+    resolution_h = (epoch(joined.resolved_ts) - opened) / SECONDS_PER_HOUR
+    limit = ibis.coalesce(joined._sla, float(thresholds.default_resolution_sla_hours))
+    breach = (resolution_h > limit).cast("float64")  # null when unresolved
+    t = joined.select(
+        customer_id=joined.customer_id,
+        month=month_key(joined.opened_ts),
+        first_h=first_h,
+        resolution_h=resolution_h,
+        breach=breach,
+    )
+    agg = t.group_by("customer_id", "month").aggregate(
+        tickets=t.count(),
+        first_response_hours_median=t.first_h.quantile(0.5),
+        _q=t.resolution_h.quantile([0.5, 0.9]),
+        sla_breach_rate=t.breach.mean(),
+    )
+    return agg.select(
+        "customer_id",
+        "month",
+        "tickets",
+        "first_response_hours_median",
+        resolution_hours_median=agg._q[0],
+        resolution_hours_p90=agg._q[1],
+        sla_breach_rate="sla_breach_rate",
+    )
+
+
+def change_metrics(changes):
+    """Changes and failed changes: per customer-month (own) and per month (global ones)."""
+    c = changes.select(
+        customer_id=changes.customer_id,
+        month=month_key(changes.ts),
+        failed=changes.failed.cast("int64"),
+    )
+    mine = c.filter(c.customer_id.notnull())
+    own = mine.group_by("customer_id", "month").aggregate(
+        _own_n=mine.count(), _own_failed=mine.failed.sum()
+    )
+    everyone = c.filter(c.customer_id.isnull())
+    shared = everyone.group_by("month").aggregate(
+        _all_n=everyone.count(), _all_failed=everyone.failed.sum()
+    )
+    return own, shared
+
+
+def survey_metrics(surveys, thresholds: Thresholds):
+    """Per customer-month survey count, mean CSAT and top-2 rate."""
+    s = surveys.select(
+        customer_id=surveys.customer_id,
+        month=month_key(surveys.ts),
+        csat=surveys.csat.cast("float64"),
+    )
+    return s.group_by("customer_id", "month").aggregate(
+        csat_n=s.count(),
+        csat_mean=s.csat.mean(),
+        csat_top2_rate=(s.csat >= float(thresholds.satisfied_cutoff)).cast("float64").mean(),
+    )
+
+
+def complaint_metrics(complaints):
+    """Per customer-month complaint count."""
+    c = complaints.select(customer_id=complaints.customer_id, month=month_key(complaints.ts))
+    return c.group_by("customer_id", "month").aggregate(complaints=c.count())

@@ -1,0 +1,105 @@
+"""Calendar months and periods in UTC: names, bounds in epoch seconds, time columns."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from typing import Any
+
+import pandas as pd
+
+from satmodel.errors import InputError
+from satmodel.schema import TABLES
+
+PERIOD_SECONDS = {"D": 86_400, "h": 3_600}
+
+
+def month_index(month: str) -> int:
+    """Months since year 0 of a ``YYYY-MM`` month."""
+    year, mon = month.split("-")
+    return int(year) * 12 + int(mon) - 1
+
+
+def month_name(index: int) -> str:
+    """``YYYY-MM`` of a :func:`month_index`."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def month_of(value: Any) -> str | None:
+    """``YYYY-MM`` (UTC) of a timestamp or a month string; None when missing."""
+    if value is None or value is pd.NaT:
+        return None
+    if isinstance(value, str):
+        return value[:7]
+    stamp = pd.Timestamp(value)
+    if pd.isna(stamp):
+        return None
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC")
+    return f"{stamp.year:04d}-{stamp.month:02d}"
+
+
+def check_month(month: Any) -> str:
+    """``month`` when it is a ``YYYY-MM`` month.
+
+    Raises
+    ------
+    InputError
+        Otherwise.
+    """
+    if not isinstance(month, str) or not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise InputError(f"month {month!r}: expected YYYY-MM, e.g. 2025-03")
+    return month
+
+
+def days_in_month(month: str) -> int:
+    """Number of days of a ``YYYY-MM`` month."""
+    return calendar.monthrange(int(month[:4]), int(month[5:7]))[1]
+
+
+def month_bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First instant of the month and of the next one (UTC)."""
+    start = pd.Timestamp(f"{month}-01", tz="UTC")
+    return start, pd.Timestamp(f"{month_name(month_index(month) + 1)}-01", tz="UTC")
+
+
+def months_frame(first: str, last: str) -> pd.DataFrame:
+    """Month names with their UTC bounds in epoch seconds (month, m_start, m_end)."""
+    indices = range(month_index(first), month_index(last) + 1)
+    names = [month_name(i) for i in indices]
+    starts = [int(pd.Timestamp(f"{m}-01", tz="UTC").timestamp()) for m in names]
+    ends = [int(pd.Timestamp(f"{month_name(i + 1)}-01", tz="UTC").timestamp()) for i in indices]
+    return pd.DataFrame(
+        {
+            "month": pd.Series(names, dtype=object),
+            "m_start": pd.Series(starts, dtype="int64"),
+            "m_end": pd.Series(ends, dtype="int64"),
+        }
+    )
+
+
+def periods_frame(month: str, freq: str) -> pd.DataFrame:
+    """The days (``freq="D"``) or hours (``"h"``) of a month: period (0, 1, ...), m_start,
+    m_end in epoch seconds (the columns :func:`months_frame` has, for the same joins)."""
+    step = PERIOD_SECONDS[freq]
+    start = int(month_bounds(month)[0].timestamp())
+    n = days_in_month(month) * 86_400 // step
+    starts = [start + i * step for i in range(n)]
+    return pd.DataFrame(
+        {
+            "period": pd.Series(range(n), dtype="int64"),
+            "m_start": pd.Series(starts, dtype="int64"),
+            "m_end": pd.Series([s + step for s in starts], dtype="int64"),
+        }
+    )
+
+
+def time_columns(table: str) -> list[str]:
+    """Every timestamp or month column of a canonical table."""
+    return [c.name for c in TABLES[table].columns if c.kind in ("timestamp", "month")]
+
+
+def window_columns(table: str) -> list[str]:
+    """The column whose month places a row of ``table`` in the data window (validation's)."""
+    column = TABLES[table].time_column
+    return [column] if column else []
