@@ -8,6 +8,7 @@ from a user (CLI, config, notebook parameter) can never run arbitrary code.
 from __future__ import annotations
 
 import ast
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,15 @@ import patsy
 from satmodel.errors import InputError
 
 _STATEFUL_TRANSFORMS = ("center", "standardize", "scale", "bs", "cr", "cc", "te")
+# Bounds that keep parsing and evaluating a formula fast: Python integers have no size limit,
+# so ``10**10**10`` or ``(a+b+c+d)**50`` would run for hours, and deep nesting exhausts the stack.
+MAX_FORMULA_LENGTH = 2000
+MAX_NESTING_DEPTH = 30
+MAX_FORMULA_OPERANDS = 200
+MAX_TERM_POWER = 5
+MAX_FORMULA_TERMS = 1000
+MAX_EXPONENT = 10
+_BRACKETS = {"(": ")", "[": "]", "{": "}"}
 
 
 def _eval_namespace() -> dict[str, Any]:
@@ -35,26 +45,41 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _names_in_code(code: str) -> set[str]:
-    """Names a patsy factor's Python code refers to (``Q("a b")`` counts as ``a b``)."""
+def _calls(node: ast.AST, name: str) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+
+
+def _quoted_name(node: ast.AST) -> str | None:
+    """The column a well-formed ``Q("name")`` names: one plain string literal, nothing else."""
+    if (
+        _calls(node, "Q")
+        and len(node.args) == 1
+        and not node.keywords
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    ):
+        return node.args[0].value
+    return None
+
+
+def _code_names(code: str) -> tuple[set[str], set[str]]:
+    """Names a patsy factor's Python code refers to, and the columns it quotes with ``Q()``."""
     try:
         tree = ast.parse(code.strip(), mode="eval")
     except SyntaxError:
-        return set()
-    names = set()
+        return set(), set()
+    names, quoted = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             names.add(node.id)
-        elif (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Name)
-            and node.func.id == "Q"
-            and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
-        ):
-            names.add(node.args[0].value)
-    return names
+        elif (name := _quoted_name(node)) is not None:
+            quoted.add(name)
+    return names | quoted, quoted
+
+
+def _names_in_code(code: str) -> set[str]:
+    """Names a patsy factor's Python code refers to (``Q("a b")`` counts as ``a b``)."""
+    return _code_names(code)[0]
 
 
 # Formula terms are Python code that patsy evaluates: only this small vocabulary is allowed,
@@ -116,6 +141,89 @@ _SAFE_NODES = (
 )
 
 
+# Shifts and matrix products have no use in a formula; ``1 << 10**10`` would fill the memory.
+_UNSAFE_OPERATORS = (ast.LShift, ast.RShift, ast.MatMult)
+# Repeating a literal string, list or tuple (``'a' * 10**9``) would fill the memory too.
+_SEQUENCE_LITERALS = (ast.List, ast.Tuple)
+
+
+def _constant_value(node: ast.AST, depth: int = 0) -> float | None:
+    """Value of an arithmetic expression of number literals, in floats (never a huge integer).
+
+    None when ``node`` is anything else, or nested deeper than MAX_NESTING_DEPTH.
+    """
+    if depth > MAX_NESTING_DEPTH:
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd | ast.USub):
+        value = _constant_value(node.operand, depth + 1)
+        if value is None:
+            return None
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp):
+        left = _constant_value(node.left, depth + 1)
+        right = _constant_value(node.right, depth + 1)
+        if left is None or right is None:
+            return None
+        try:
+            if isinstance(node.op, ast.Add):
+                return left + right
+            if isinstance(node.op, ast.Sub):
+                return left - right
+            if isinstance(node.op, ast.Mult):
+                return left * right
+            if isinstance(node.op, ast.Div):
+                return left / right
+            if isinstance(node.op, ast.Pow):
+                return float(left**right)
+        except (ZeroDivisionError, OverflowError, TypeError):
+            return None
+    return None
+
+
+def _power_operands(node: ast.AST) -> tuple[ast.AST, ast.AST] | None:
+    """(base, exponent) of ``a ** b`` or ``pow(a, b)``, else None."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+        return node.left, node.right
+    if _calls(node, "pow") and len(node.args) >= 2:
+        return node.args[0], node.args[1]
+    return None
+
+
+def _unbounded_part(node: ast.AST) -> str | None:
+    """Why evaluating ``node`` could take unbounded time or memory, or None."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, _UNSAFE_OPERATORS):
+        return f"operator {type(node.op).__name__} in {ast.unparse(node)!r} is not allowed"
+    if (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Mult)
+        and any(
+            isinstance(side, _SEQUENCE_LITERALS)
+            or (isinstance(side, ast.Constant) and isinstance(side.value, str | bytes))
+            for side in (node.left, node.right)
+        )
+    ):
+        return f"repeating a string or list ({ast.unparse(node)!r}) is not allowed"
+    if _calls(node, "pow") and (node.keywords or len(node.args) != 2):
+        return f"{ast.unparse(node)!r}: pow() takes exactly two arguments"
+    if _calls(node, "Q") and _quoted_name(node) is None:
+        return f"{ast.unparse(node)!r}: Q() takes one plain string naming a column, e.g. Q('a b')"
+    operands = _power_operands(node)
+    if operands is None:
+        return None
+    base, exponent = operands
+    value = _constant_value(exponent)
+    if value is None or not abs(value) <= MAX_EXPONENT:
+        return (
+            f"the exponent of {ast.unparse(node)!r} must be a number between "
+            f"-{MAX_EXPONENT} and {MAX_EXPONENT} (np.power(x, y) takes column exponents)"
+        )
+    if any(_power_operands(inner) is not None for inner in ast.walk(base)):
+        return f"{ast.unparse(node)!r} raises a power to a power; write a single power"
+    return None
+
+
 def _unsafe_part(code: str, allowed_names: set[str]) -> str | None:
     """Why a formula term's code is not allowed, or None when it is safe to evaluate."""
     try:
@@ -125,6 +233,9 @@ def _unsafe_part(code: str, allowed_names: set[str]) -> str | None:
     for node in ast.walk(tree):
         if not isinstance(node, _SAFE_NODES):
             return f"{type(node).__name__} expressions are not allowed"
+        unbounded = _unbounded_part(node)
+        if unbounded is not None:
+            return unbounded
         if isinstance(node, ast.Attribute) and not (
             isinstance(node.value, ast.Name) and node.value.id == "np" and node.attr in _SAFE_NUMPY
         ):
@@ -145,9 +256,114 @@ class Formula:
     stateful: bool
 
 
+def _nesting_problem(formula: str) -> str | None:
+    """Why the brackets of ``formula`` nest too deep (string literals skipped), or None."""
+    depth, quote, escaped = 0, None, False
+    for position, char in enumerate(formula):
+        if quote is not None:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char in _BRACKETS:
+            depth += 1
+            if depth > MAX_NESTING_DEPTH:
+                return (
+                    f"brackets nest more than {MAX_NESTING_DEPTH} deep at "
+                    f"{formula[max(0, position - 20) : position + 20]!r}"
+                )
+        elif char in _BRACKETS.values():
+            depth -= 1
+    return None
+
+
+def _term_count(node, counts: dict) -> int:
+    """Upper bound of the terms ``node`` expands to, from its operands' bounds in ``counts``.
+
+    Capped just above MAX_FORMULA_TERMS, so the numbers stay small.
+    """
+    parts = [counts[id(arg)] for arg in node.args]
+    if len(parts) == 2:
+        left, right = parts
+        if node.type == "**" and node.args[1].type == "NUMBER":
+            power = min(int(float(node.args[1].token.extra)), left)
+            total = sum(math.comb(left, k) for k in range(1, power + 1))
+        else:
+            total = {
+                "~": right,
+                "+": left + right,
+                "-": left,
+                ":": left * right,
+                "*": left + right + left * right,
+                "/": left + left * right,
+            }.get(node.type, left + right)
+    else:
+        total = parts[0] if parts else 1
+    return min(total, MAX_FORMULA_TERMS + 1)
+
+
+def _operator_problem(formula: str) -> str | None:
+    """Why the formula operators of ``formula`` would be slow to expand, or None."""
+    try:
+        tree = patsy.parse_formula.parse_formula(formula)
+    except patsy.PatsyError:
+        return None  # patsy says what is wrong when the formula is evaluated
+    operands = 0
+    order = []
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        order.append(node)
+        pending.extend(node.args)
+        if not node.args:
+            operands += 1
+        if node.type == "**" and node.args[1].type == "NUMBER":
+            power = float(node.args[1].token.extra)
+            if power > MAX_TERM_POWER:
+                part = formula[node.origin.start : node.origin.end]
+                return (
+                    f"term {part!r}: the interaction power {node.args[1].token.extra} is more "
+                    f"than {MAX_TERM_POWER}"
+                )
+    if operands > MAX_FORMULA_OPERANDS:
+        return f"{operands} operands of formula operators (at most {MAX_FORMULA_OPERANDS})"
+    counts: dict[int, int] = {}
+    for node in reversed(order):  # operands before the operators that combine them
+        counts[id(node)] = _term_count(node, counts)
+        if counts[id(node)] > MAX_FORMULA_TERMS:
+            part = formula[node.origin.start : node.origin.end]
+            return f"{part!r} expands to more than {MAX_FORMULA_TERMS} terms"
+    return None
+
+
+def _check_bounds(formula: str) -> None:
+    """Raise InputError when parsing or evaluating ``formula`` could take unbounded time."""
+    shown = formula if len(formula) <= 80 else formula[:77] + "..."
+    if len(formula) > MAX_FORMULA_LENGTH:
+        raise InputError(
+            f"formula {shown!r}: {len(formula)} characters (at most {MAX_FORMULA_LENGTH})"
+        )
+    problem = _nesting_problem(formula) or _operator_problem(formula)
+    if problem is not None:
+        raise InputError(f"formula {shown!r}: {problem}")
+
+
 def parse_formula(formula: str, columns) -> Formula:
+    """Parse and check ``formula`` against the data's ``columns``.
+
+    Raises
+    ------
+    InputError
+        Not a formula, too long or too deeply nested, code outside the allow-list, powers
+        that are not small numbers, names that are not columns.
+    """
     if not isinstance(formula, str) or "~" not in formula:
         raise InputError(f"formula {formula!r}: expected 'outcome ~ term + term ...'")
+    _check_bounds(formula)
     try:
         desc = patsy.ModelDesc.from_formula(formula)
     except patsy.PatsyError as exc:
@@ -163,14 +379,15 @@ def parse_formula(formula: str, columns) -> Formula:
     stateful = False
 
     def columns_of(code: str) -> list[str]:
-        names = _names_in_code(code)
+        names, quoted = _code_names(code)
+        missing = (names - column_names - known) | (quoted - column_names)
         unsafe = _unsafe_part(code, known | names)
-        if unsafe is not None and not (names - column_names - known):
+        if unsafe is not None and not missing:
             raise InputError(
                 f"formula {formula!r}: term {code!r} is not allowed ({unsafe}); use columns, "
                 "numbers, operators and element-wise np functions such as np.log(...)"
             )
-        for name in sorted(names - column_names - known):
+        for name in sorted(missing):
             unknown.append((name, code))
         return sorted(names & column_names)
 
