@@ -23,15 +23,14 @@ from satmodel.models import (
     MIN_PER_LEVEL,
     MIN_RESPONSES,
     FitResult,
-    _group_codes,
-    _LogitLikelihood,
-    _newton,
-    _outcome_series,
-    _parse_formula,
     fit,
     model_data,
     threadpool_limits,
 )
+from satmodel.models.design import group_codes
+from satmodel.models.formulas import outcome_series, parse_formula
+from satmodel.models.likelihoods import LogitLikelihood
+from satmodel.models.optimize import newton
 
 __all__ = ["DIAGNOSTIC_COLUMNS", "diagnostics", "time_cv"]
 
@@ -63,8 +62,8 @@ def _test_rows(result: FitResult, test: pd.DataFrame):
     """Design matrix, outcome, weights and exposure of the usable test rows."""
     design = result.design_matrix(test)
     rows = test.loc[design.index]
-    formula = _parse_formula(result.formula, test.columns)
-    y = _outcome_series(rows, formula)
+    formula = parse_formula(result.formula, test.columns)
+    y = outcome_series(rows, formula)
     ok = y.notna().to_numpy()
     w = np.ones(len(rows))
     if result.weights is not None:
@@ -136,7 +135,7 @@ def _metrics(family, y, w, prediction, level_values=None):
 
 def _collapsed_training(X: np.ndarray, y: np.ndarray, w: np.ndarray):
     """Merge identical (features, outcome) rows for the gradient boosting fit."""
-    codes = _group_codes([*X.T, y], max_groups=len(y) // 2)
+    codes = group_codes([*X.T, y], max_groups=len(y) // 2)
     if codes is None:
         return X, y, w
     n_groups = int(codes.max()) + 1
@@ -341,8 +340,8 @@ def _brant(X: np.ndarray, codes: np.ndarray, w: np.ndarray, n_levels: int, names
     fits, infos = [], []
     for j in range(n_levels - 1):
         z = (codes > j).astype(float)
-        likelihood = _LogitLikelihood(Xi, z, w, None)
-        theta, _, _ = _newton(likelihood, np.zeros(k + 1), 100)
+        likelihood = LogitLikelihood(Xi, z, w, None)
+        theta, _, _ = newton(likelihood, np.zeros(k + 1), 100)
         p = special.expit(Xi @ theta)
         fits.append((theta, p))
         infos.append(linalg.inv((Xi * (w * p * (1 - p))[:, None]).T @ Xi))

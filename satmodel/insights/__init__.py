@@ -16,21 +16,11 @@ module                 what
 
 Scenarios hold the drivers that are not changed at the *current* values of a segment or a
 customer (:func:`current_profile`), and levers move their linked columns
-(:func:`set_levers`): see :mod:`satmodel.insights._core` for the exact rules.
+(:func:`set_levers`): see :mod:`satmodel.insights.scenarios` for the exact rules.
 """
 
 from __future__ import annotations
 
-from satmodel.insights._core import (
-    LEVERS,
-    MINUTES_PER_MONTH,
-    OUTCOMES,
-    Lever,
-    OutcomeModel,
-    current_profile,
-    customer_profiles,
-    set_levers,
-)
 from satmodel.insights.apdex import ApdexCalibration, apdex_by_threshold, calibrate_apdex
 from satmodel.insights.gaps import GapResult, gap_analysis
 from satmodel.insights.importance import (
@@ -50,6 +40,16 @@ from satmodel.insights.plans import (
     cost_curve,
     lever_cost,
     resolve_costs,
+)
+from satmodel.insights.scenarios import (
+    LEVERS,
+    MINUTES_PER_MONTH,
+    OUTCOMES,
+    Lever,
+    OutcomeModel,
+    current_profile,
+    customer_profiles,
+    set_levers,
 )
 from satmodel.insights.targets import TargetResult, solve_target, target_frontier
 from satmodel.insights.whatif import (

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from satmodel.errors import InputError
-from satmodel.insights._core import (
+from satmodel.insights.scenarios import (
     OutcomeModel,
     check_ci,
     customer_profiles,

@@ -32,7 +32,7 @@ import patsy
 from scipy import sparse
 
 from satmodel.errors import InputError
-from satmodel.insights._core import check_ci
+from satmodel.insights.scenarios import check_ci
 
 __all__ = [
     "DRIVER_NAMES",

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import special, stats
 
 from satmodel.errors import InputError
-from satmodel.insights._core import check_ci
+from satmodel.insights.scenarios import check_ci
 
 __all__ = ["nowcast"]
 

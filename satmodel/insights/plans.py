@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import optimize
 
 from satmodel.errors import InputError
-from satmodel.insights._core import (
+from satmodel.insights.scenarios import (
     OUTCOME_DIRECTION,
     OutcomeModel,
     check_ci,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from satmodel.errors import InputError
-from satmodel.insights._core import (
+from satmodel.insights.scenarios import (
     MINUTES_PER_MONTH,
     OUTCOME_DIRECTION,
     OUTCOME_UNITS,
@@ -43,7 +43,7 @@ from satmodel.insights._core import (
     weighted,
 )
 
-__all__ = ["TargetResult", "solve_target", "target_frontier"]
+__all__ = ["TargetResult", "TargetSolver", "solve_target", "target_frontier"]
 
 _GRID = 256
 _BISECTIONS = 40
@@ -158,7 +158,7 @@ class TargetResult:
         return out
 
 
-class _Solver:
+class TargetSolver:
     """Outcome of a held profile as a function of one lever, for many parameter draws."""
 
     def __init__(self, model: OutcomeModel, profile: pd.DataFrame, lever: Lever):
@@ -186,7 +186,7 @@ class _Solver:
         return values.reshape(len(x), n_rows) @ (self.weights / self.weights.sum())
 
 
-def _solve(solver: _Solver, theta: np.ndarray, target: float, sign: int, bounds):
+def _solve(solver: TargetSolver, theta: np.ndarray, target: float, sign: int, bounds):
     """Per draw: (solution, status) with status 1 solved, 0 infeasible, 2 met everywhere."""
     lever = solver.lever
     u_lo, u_hi = sorted(to_unit(lever, np.array(bounds)))
@@ -286,7 +286,7 @@ def solve_target(
     theta = model.draws(int(n_sim), rng)
     sign = OUTCOME_DIRECTION[outcome]
     bounds = lever_bounds(lever_spec, panel)
-    solver = _Solver(model, profile, lever_spec)
+    solver = TargetSolver(model, profile, lever_spec)
     solution, status, grid_values = _solve(solver, theta, target, sign, bounds)
 
     weights = profile["weight"].to_numpy(dtype=float)

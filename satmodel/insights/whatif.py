@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from satmodel.errors import InputError
-from satmodel.insights._core import (
+from satmodel.insights.scenarios import (
     LEVERS,
     OUTCOME_UNITS,
     OUTCOMES,
@@ -29,7 +29,7 @@ from satmodel.insights._core import (
     set_levers,
     weighted,
 )
-from satmodel.insights.targets import from_unit, to_unit
+from satmodel.insights.targets import TargetSolver, from_unit, to_unit
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -210,9 +210,7 @@ def response_curve(
     grid = _default_grid(spec, panel, n_points) if grid is None else np.asarray(grid, float)
     model = OutcomeModel(models, outcome, top2_model=top2_model)
     theta = model.draws(int(n_sim), np.random.default_rng(seed))
-    from satmodel.insights.targets import _Solver
-
-    values = _Solver(model, profile, spec).on_grid(grid, theta)
+    values = TargetSolver(model, profile, spec).on_grid(grid, theta)
     low, high = interval(values[:, 1:], ci) if n_sim > 0 else (np.nan, np.nan)
     obs_lo, obs_hi = observed_range(spec, panel)
     return pd.DataFrame(

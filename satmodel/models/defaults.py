@@ -1,0 +1,211 @@
+"""The default models of the service panel: CSAT (ordinal), top-2-box (logit) and
+complaints (NB2 with exposure), and the model matrices of a fitted model."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from satmodel.errors import InputError, ModelWarning
+from satmodel.models.design import prepare, subset_rows
+from satmodel.models.fitting import MIN_RESPONSES, fit, single_threaded_blas
+from satmodel.models.formulas import parse_formula
+from satmodel.models.results import FitResult
+
+DEFAULT_DRIVERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("np.log(latency_p95_ms)", ("latency_p95_ms",)),
+    ("np.log1p(downtime_minutes)", ("downtime_minutes",)),
+    ("error_rate", ("error_rate",)),
+    ("np.log1p(resolution_hours_median)", ("resolution_hours_median",)),
+    (
+        "np.maximum(0, np.log(latency_p95_ms / expected_latency_p95_ms))",
+        ("latency_p95_ms", "expected_latency_p95_ms"),
+    ),
+    (
+        "np.maximum(0, expected_availability_pct - availability_pct)",
+        ("availability_pct", "expected_availability_pct"),
+    ),
+    ("np.log1p(downtime_minutes_lag1)", ("downtime_minutes_lag1",)),
+    ("C(segment)", ("segment",)),
+)
+
+DEFAULT_MODELS = {
+    "csat": {"outcome": "csat", "family": "ordinal", "data": "responses"},
+    "top2": {"outcome": "I(csat >= 4)", "family": "logit", "data": "responses"},
+    "complaints": {"outcome": "complaints", "family": "negbin", "data": "panel"},
+}
+
+
+def default_formulas(columns=None) -> dict[str, str]:
+    """Default formulas of the ``csat``, ``top2`` and ``complaints`` models.
+
+    Parameters
+    ----------
+    columns : iterable of str, optional
+        Available columns; drivers whose columns are absent are left out.
+
+    Returns
+    -------
+    dict
+        Model name to patsy formula.
+    """
+    available = None if columns is None else {str(c) for c in columns}
+    drivers = [
+        term
+        for term, needed in DEFAULT_DRIVERS
+        if available is None or all(c in available for c in needed)
+    ]
+    if not drivers:
+        raise InputError(
+            "panel: none of the default drivers' columns are present (need e.g. "
+            "latency_p95_ms, downtime_minutes, error_rate)"
+        )
+    rhs = " + ".join(drivers)
+    return {name: f"{spec['outcome']} ~ {rhs}" for name, spec in DEFAULT_MODELS.items()}
+
+
+def fit_default_models(
+    responses: pd.DataFrame | None,
+    panel: pd.DataFrame | None,
+    formulas: dict[str, str] | None = None,
+    cluster: str = "customer_id",
+    exposure: str = "active_users",
+) -> dict[str, FitResult]:
+    """Fit the default CSAT, top-2-box and complaint models.
+
+    Parameters
+    ----------
+    responses : DataFrame or None
+        One row per survey response with the customer-month's panel columns and ``csat``;
+        the ``csat`` and ``top2`` models are skipped when None.
+    panel : DataFrame or None
+        The service panel (one row per customer-month); ``complaints`` is skipped when
+        None or without the ``complaints`` or exposure column.
+    formulas : dict, optional
+        Formulas replacing the defaults, by model name (``csat``, ``top2``,
+        ``complaints``); drivers default to those whose columns are present.
+    cluster : str
+        Column clustering the response-level standard errors.
+    exposure : str
+        Exposure column of the complaint model; customer-months with exposure <= 0 (no
+        active users) are left out and counted in ``n_dropped_``.
+
+    Returns
+    -------
+    dict of FitResult
+    """
+    formulas = dict(formulas or {})
+    results: dict[str, FitResult] = {}
+    if responses is not None:
+        defaults = default_formulas(responses.columns)
+        thin = _thin_segments(responses, panel)
+        for name in ("csat", "top2"):
+            spec = DEFAULT_MODELS[name]
+            results[name] = fit(
+                responses,
+                formulas.get(name, defaults[name]),
+                spec["family"],
+                cluster=cluster if cluster in responses.columns else None,
+            )
+            results[name].warnings_.extend(thin)
+        for flag in thin:
+            warnings.warn(f"csat and top2 models: {flag}", ModelWarning, stacklevel=2)
+    if panel is not None and "complaints" in panel.columns and exposure in panel.columns:
+        defaults = default_formulas(panel.columns)
+        users = pd.to_numeric(panel[exposure], errors="coerce")
+        no_users = ~(users > 0)
+        data = panel.loc[~no_users]
+        result = fit(
+            data,
+            formulas.get("complaints", defaults["complaints"]),
+            "negbin",
+            exposure=exposure,
+        )
+        n_none = int(no_users.sum())
+        if n_none:
+            result.n_dropped_ += n_none
+            result.dropped_by_[f"{exposure} <= 0 or missing"] = n_none
+            result.notes_.append(f"{n_none} customer-months without {exposure} left out")
+        results["complaints"] = result
+    return results
+
+
+def _thin_segments(responses: pd.DataFrame, panel: pd.DataFrame | None) -> list[str]:
+    """One warning per segment with fewer than MIN_RESPONSES survey responses.
+
+    Every segment of the panel counts (one without any response gets 0): what the models say
+    about such a segment rests on too few answers and must not be read as if it were fine.
+    """
+    if "segment" not in responses.columns or "csat" not in responses.columns:
+        return []
+    answered = responses.loc[responses["csat"].notna(), "segment"].dropna().astype(str)
+    counts = answered.value_counts()
+    segments = set(counts.index)
+    if panel is not None and "segment" in panel.columns:
+        segments |= set(panel["segment"].dropna().astype(str))
+    flags = []
+    for segment in sorted(segments):
+        n = int(counts.get(segment, 0))
+        if n < MIN_RESPONSES:
+            flags.append(
+                f"too few responses in segment {segment!r}: n = {n} (need >= {MIN_RESPONSES}); "
+                "its estimates are unreliable"
+            )
+    return flags
+
+
+@dataclass
+class ModelData:
+    """The rows a fitted model uses, as arrays (collapsed rows carry summed weights).
+
+    ``X`` holds the design columns that were estimated (collinear ones left out), ``y`` the
+    outcome (ordinal: level codes 0..J-1 of ``result.levels_``), ``weights`` frequency
+    weights and ``offset`` log(exposure) or None.
+    """
+
+    X: pd.DataFrame
+    y: np.ndarray
+    weights: np.ndarray
+    offset: np.ndarray | None
+
+
+def model_data(result: FitResult, data: pd.DataFrame) -> ModelData:
+    """Rebuild the model matrices of ``result`` on ``data`` (normally the fitting data).
+
+    Parameters
+    ----------
+    result : FitResult
+    data : DataFrame
+
+    Returns
+    -------
+    ModelData
+    """
+    parsed = parse_formula(result.formula, data.columns)
+    order = result.levels_ if result.family == "ordinal" else None
+    with single_threaded_blas():
+        prep = prepare(
+            data,
+            parsed,
+            result.family,
+            exposure=result.exposure,
+            weights=result.weights,
+            cluster=None,
+            order=order,
+            collapse=True,
+        )
+    keep = prep.w > 0
+    if not keep.all():
+        prep = subset_rows(prep, keep)
+    if prep.columns != result.design_columns_:
+        raise InputError(
+            f"data: design columns {prep.columns} differ from the fitted model's "
+            f"{result.design_columns_} (different categorical levels?)"
+        )
+    estimated = result.coefficients_["estimate"].notna().to_numpy()
+    columns = [c for c, e in zip(prep.columns, estimated, strict=True) if e]
+    X = pd.DataFrame(prep.X[:, estimated], columns=columns)
+    return ModelData(X=X, y=prep.y, weights=prep.w, offset=prep.offset)
