@@ -120,6 +120,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             cluster=args.cluster,
             link=args.link,
             order=args.order,
+            within=args.within,
+            time_effects=args.time_effects,
         )
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
@@ -390,6 +392,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit_parser.add_argument("--exposure", help="exposure column: log(COL) is the offset")
     fit_parser.add_argument("--weights", help="frequency-weight column")
     fit_parser.add_argument("--cluster", help="cluster column for cluster-robust standard errors")
+    fit_parser.add_argument(
+        "--within",
+        metavar="COL",
+        help="within-COL effects (correlated random effects / Mundlak: COL-means of the varying "
+        "drivers enter the model; errors clustered by COL unless --cluster says otherwise)",
+    )
+    fit_parser.add_argument(
+        "--time-effects",
+        choices=["month"],
+        help="add one effect per month (platform-wide shocks)",
+    )
     fit_parser.add_argument(
         "--order", help="order of a non-numeric ordinal outcome, e.g. low,mid,high"
     )

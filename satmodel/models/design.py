@@ -12,6 +12,7 @@ import patsy
 
 from satmodel.errors import InputError
 from satmodel.models.formulas import Formula, dmatrix, first_line, outcome_series, rhs_desc
+from satmodel.models.within import WithinDesign, add_group_means
 
 MAX_ORDINAL_LEVELS = 50
 
@@ -34,6 +35,7 @@ class Prepared:
     categorical: list[dict]
     collapsed: bool
     notes: list[str] = field(default_factory=list)
+    within: WithinDesign | None = None
 
 
 def _example(values) -> str:
@@ -169,6 +171,7 @@ def prepare(
     cluster: str | None,
     order,
     collapse: bool,
+    within: str | None = None,
 ) -> Prepared:
     if not isinstance(data, pd.DataFrame):
         raise InputError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
@@ -182,10 +185,12 @@ def prepare(
         aux["weights"] = _numeric_column(data, weights, "weights")
     if cluster is not None and cluster not in data.columns:
         raise InputError(f"data: cluster column {cluster!r} not found")
+    if within is not None and within not in data.columns:
+        raise InputError(f"data: within column {within!r} not found")
 
     y_raw = outcome_series(data, formula)
     used = list(dict.fromkeys(formula.lhs_columns + formula.rhs_columns))
-    for extra in (exposure, weights, cluster):
+    for extra in (exposure, weights, cluster, within):
         if extra is not None and extra not in used:
             used.append(extra)
     missing = data[used].isna() if used else pd.DataFrame(index=data.index)
@@ -224,14 +229,15 @@ def prepare(
                 f"(e.g. {_example(expo[bad])})"
             )
     cluster_values = data.loc[keep, cluster].to_numpy() if cluster is not None else None
+    within_values = data.loc[keep, within].to_numpy() if within is not None else None
     n_rows = len(frame)
     n_units = np.ones(n_rows)
 
     collapsed = False
     if collapse and n_rows > 1 and not formula.stateful:
-        result = _collapse(frame, y, w, expo, cluster_values)
+        result = _collapse(frame, y, w, expo, [cluster_values, within_values])
         if result is not None:
-            frame, y, w, expo, cluster_values, n_units = result
+            frame, y, w, expo, (cluster_values, within_values), n_units = result
             collapsed = True
 
     desc = rhs_desc(formula.rhs_terms, force_intercept=(family == "ordinal"))
@@ -277,6 +283,9 @@ def prepare(
     if family == "ordinal":
         X = X[:, 1:]
         columns = columns[1:]
+    within_design = None
+    if within_values is not None:
+        X, columns, within_design = add_group_means(X, columns, within_values[position], w, within)
     return Prepared(
         X=np.ascontiguousarray(X),
         columns=columns,
@@ -293,6 +302,7 @@ def prepare(
         design_info=design.design_info,
         categorical=categorical,
         collapsed=collapsed,
+        within=within_design,
     )
 
 
@@ -340,8 +350,9 @@ def _surely_too_distinct(frame: pd.DataFrame, n: int) -> bool:
     return False
 
 
-def _collapse(frame, y, w, expo, cluster_values):
-    """Merge rows with identical covariates, outcome, cluster and exposure.
+def _collapse(frame, y, w, expo, groupings):
+    """Merge rows with identical covariates, outcome, exposure and groupings (cluster and
+    within columns: a list of arrays, or None for one that is not used).
 
     Returns None when collapsing would not at least halve the rows.
     """
@@ -351,8 +362,7 @@ def _collapse(frame, y, w, expo, cluster_values):
     keys = [frame[c] for c in frame.columns] + [y]
     if expo is not None:
         keys.append(expo)
-    if cluster_values is not None:
-        keys.append(cluster_values)
+    keys += [values for values in groupings if values is not None]
     codes = group_codes(keys, max_groups=n // 2)
     if codes is None:
         return None
@@ -368,7 +378,7 @@ def _collapse(frame, y, w, expo, cluster_values):
         y[first],
         new_w,
         expo[first] if expo is not None else None,
-        cluster_values[first] if cluster_values is not None else None,
+        [None if values is None else values[first] for values in groupings],
         n_units,
     )
 

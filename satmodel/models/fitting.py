@@ -29,6 +29,7 @@ from satmodel.models.likelihoods import (
 )
 from satmodel.models.optimize import independent_columns, invert_information, newton, sandwich
 from satmodel.models.results import FitResult, json_number, tidy
+from satmodel.models.within import mundlak_test
 
 MIN_RESPONSES = 30
 MIN_PER_LEVEL = 10
@@ -48,6 +49,8 @@ def fit(
     maxiter: int = 100,
     ci: float = 0.95,
     cov_type: str | None = None,
+    within: str | None = None,
+    time_effects: str | None = None,
 ) -> FitResult:
     """Fit a satisfaction or complaint model.
 
@@ -77,6 +80,15 @@ def fit(
         Confidence level of the intervals.
     cov_type : {"nonrobust", "robust", "cluster"}, optional
         Defaults to "cluster" when ``cluster`` is given, else "nonrobust".
+    within : str, optional
+        Estimate within-``within`` effects (e.g. ``"customer_id"``) by correlated random
+        effects (Mundlak): the ``within``-means of every design column that varies within it
+        enter the model, the driver terms keep their names and are the within effects, and
+        ``mundlak_terms_`` / ``mundlak_test_`` hold the mean terms and the joint test that
+        pooled and within effects agree. Standard errors are clustered by ``within`` unless
+        ``cluster`` names another column.
+    time_effects : {"month"}, optional
+        Add one effect per value of that column (``C(month)``): platform-wide shocks.
 
     Returns
     -------
@@ -103,6 +115,9 @@ def fit(
         raise InputError(f"exposure {exposure!r}: only poisson and negbin take an exposure")
     if order is not None and family != "ordinal":
         raise InputError("order: only ordinal models take an outcome order")
+    if within is not None and cluster is None:
+        # within effects exist because responses repeat within the group: cluster by it
+        cluster = within
     if cov_type is None:
         cov_type = "cluster" if cluster is not None else "nonrobust"
     if cov_type not in ("nonrobust", "robust", "cluster"):
@@ -114,6 +129,12 @@ def fit(
     if not isinstance(data, pd.DataFrame):
         raise InputError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
 
+    if time_effects is not None:
+        if time_effects not in data.columns:
+            raise InputError(
+                f"time_effects {time_effects!r}: no such column (e.g. time_effects='month')"
+            )
+        formula = f"{formula} + C({time_effects})"
     parsed = parse_formula(formula, data.columns)
     # tall, skinny matrix products: BLAS threads only add overhead (and fight other jobs)
     with single_threaded_blas():
@@ -130,6 +151,7 @@ def fit(
             maxiter,
             ci,
             cov_type,
+            within,
         )
 
 
@@ -146,6 +168,7 @@ def _fit_parsed(
     maxiter,
     ci,
     cov_type,
+    within=None,
 ) -> FitResult:
     formula = parsed.text
     prep = prepare(
@@ -157,6 +180,7 @@ def _fit_parsed(
         cluster=cluster,
         order=order,
         collapse=collapse,
+        within=within,
     )
     flags: list[str] = []
     positive = prep.w > 0
@@ -275,6 +299,16 @@ def _fit_parsed(
     position = list(kept) + list(range(len(prep.columns), len(cov_names)))
     cov_full = np.full((len(cov_names), len(cov_names)), np.nan)
     cov_full[np.ix_(position, position)] = cov_theta_out
+    covariance = pd.DataFrame(cov_full, index=cov_names, columns=cov_names)
+    mundlak_terms = tidy([], [], [], ci)
+    mundlak = None
+    if prep.within is not None:
+        is_mean = coefficients["term"].isin(prep.within.terms)
+        mundlak_terms = coefficients.loc[is_mean].reset_index(drop=True)
+        coefficients = coefficients.loc[~is_mean].reset_index(drop=True)
+        mundlak = mundlak_test(
+            mundlak_terms.set_index("term")["estimate"], covariance, prep.within.terms
+        )
 
     result = FitResult(
         family=family,
@@ -296,7 +330,7 @@ def _fit_parsed(
         warnings=flags,
         notes=prep.notes,
         cov_type=cov_type,
-        covariance=pd.DataFrame(cov_full, index=cov_names, columns=cov_names),
+        covariance=covariance,
         levels=levels,
         level_values=level_values,
         df_resid=(n_obs - k) if family == "ols" else None,
@@ -309,6 +343,9 @@ def _fit_parsed(
         categorical=prep.categorical,
         stateful=parsed.stateful,
         design_info=prep.design_info,
+        within=prep.within,
+        mundlak_terms=mundlak_terms,
+        mundlak_test=mundlak,
     )
     for message in flags:
         warnings.warn(f"{family} {formula!r}: {message}", ModelWarning, stacklevel=3)

@@ -14,6 +14,7 @@ from scipy import special, stats
 from satmodel.errors import InputError, SatmodelError
 from satmodel.models.formulas import dmatrix, first_line, parse_formula, rhs_desc
 from satmodel.models.likelihoods import DEFAULT_LINKS, cdf_pdf
+from satmodel.models.within import WithinDesign
 
 _TIDY_COLUMNS = ["term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]
 
@@ -104,6 +105,14 @@ class FitResult:
         Covariance of coefficients and thresholds (alpha for negbin).
     levels_ : list or None
         Ordinal outcome levels in order.
+    within_ : WithinDesign or None
+        For a within fit: the grouping column, the varying design columns and each group's
+        means (the persistent part held fixed when predicting).
+    mundlak_terms_ : DataFrame
+        The mean terms of a within fit (same columns as ``coefficients_``; empty otherwise).
+    mundlak_test_ : dict or None
+        ``statistic``, ``df``, ``p_value`` of the joint Wald test that the mean terms are
+        zero (pooled and within effects agree), with the fit's covariance (cluster-robust).
     """
 
     def __init__(self, **state):
@@ -139,6 +148,11 @@ class FitResult:
         self.categorical_: list[dict] = list(state.get("categorical", []))
         self.stateful_: bool = bool(state.get("stateful", False))
         self._design_info = state.get("design_info")
+        self.within_: WithinDesign | None = state.get("within")
+        self.mundlak_terms_: pd.DataFrame = state.get("mundlak_terms")
+        if self.mundlak_terms_ is None:
+            self.mundlak_terms_ = tidy([], [], [], self.ci)
+        self.mundlak_test_: dict | None = state.get("mundlak_test")
 
     # -- basic properties -------------------------------------------------------------
 
@@ -195,11 +209,16 @@ class FitResult:
             ) from None
         if self.family == "ordinal" and "Intercept" in design.columns:
             design = design.drop(columns="Intercept")
-        if list(design.columns) != self.design_columns_:
+        base = self.design_columns_
+        if self.within_ is not None:
+            base = base[: len(base) - len(self.within_.terms)]
+        if list(design.columns) != base:
             raise InputError(
                 f"new_data: design columns {list(design.columns)} do not match the fitted "
-                f"model's {self.design_columns_}"
+                f"model's {base}"
             )
+        if self.within_ is not None:
+            design = self.within_.append_means(design, new_data)
         return design
 
     def _check_levels(self, new_data: pd.DataFrame):
@@ -240,9 +259,10 @@ class FitResult:
     # -- prediction ---------------------------------------------------------------------
 
     def _parameter_arrays(self):
-        beta = self.coefficients_["estimate"].to_numpy(dtype=float)
+        terms = pd.concat([self.coefficients_, self.mundlak_terms_], ignore_index=True)
+        beta = terms.set_index("term")["estimate"].reindex(self.design_columns_).to_numpy(float)
         beta = np.where(np.isfinite(beta), beta, 0.0)
-        names = list(self.coefficients_["term"]) + list(self.thresholds_["term"])
+        names = list(self.design_columns_) + list(self.thresholds_["term"])
         cov = self.covariance_.loc[names, names].to_numpy(dtype=float)
         cov = np.where(np.isfinite(cov), cov, 0.0)
         return beta, cov
@@ -368,6 +388,15 @@ class FitResult:
         if self.cov_type_ == "cluster":
             cov = f"cluster-robust by {self.cluster!r} ({self.n_clusters_} clusters)"
         lines.append(f"std. errors:    {cov}")
+        if self.within_ is not None:
+            test = self.mundlak_test_ or {}
+            p_value = test.get("p_value")
+            lines.append(
+                f"within:         effects within {self.within_.column!r} (Mundlak: "
+                f"{len(self.within_.terms)} mean terms; test pooled = within: chi2("
+                f"{test.get('df', 0)}) = {test.get('statistic') or float('nan'):.4g}, "
+                f"p = {p_value if p_value is not None else float('nan'):.3g})"
+            )
         lines.append(f"log-likelihood: {self.log_likelihood_:.4f}")
         lines.append(f"converged:      {'yes' if self.converged_ else 'NO'}")
         if self.alpha_ is not None:
@@ -424,6 +453,22 @@ class FitResult:
                 "columns": self.design_columns_,
                 "categorical": self.categorical_,
                 "stateful": self.stateful_,
+                **({} if self.within_ is None else {"within": self.within_.to_dict()}),
+            },
+            **self._within_keys(),
+        }
+
+    def _within_keys(self) -> dict:
+        if self.within_ is None:
+            return {}
+        test = self.mundlak_test_ or {}
+        return {
+            "within": self.within_.column,
+            "mundlak_terms": _records(self.mundlak_terms_),
+            "mundlak_test": {
+                "statistic": _json_float(test.get("statistic")),
+                "df": int(test.get("df", 0)),
+                "p_value": _json_float(test.get("p_value")),
             },
         }
 
@@ -478,6 +523,15 @@ class FitResult:
                 design_columns=payload["design"]["columns"],
                 categorical=payload["design"].get("categorical", []),
                 stateful=payload["design"].get("stateful", False),
+                within=(
+                    WithinDesign.from_dict(payload["design"]["within"])
+                    if "within" in payload["design"]
+                    else None
+                ),
+                mundlak_terms=(
+                    _from_records(payload["mundlak_terms"]) if "mundlak_terms" in payload else None
+                ),
+                mundlak_test=payload.get("mundlak_test"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"fit result JSON: missing or malformed field ({exc})") from None
