@@ -146,7 +146,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
             f"{', '.join(LEVERS)}; e.g. latency_p95_ms)"
         )
     from satmodel.insights import solve_target
-    from satmodel.insights._core import check_customer, check_lever, check_segment
+    from satmodel.insights.scenarios import check_customer, check_lever, check_segment
     from satmodel.models import fit_default_models
 
     book = _workbook(args.data)

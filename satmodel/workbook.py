@@ -69,7 +69,9 @@ class Workbook:
         self.allowed_roots = allowed_roots
 
     def __repr__(self) -> str:
-        done = [name for name in ("source_", "panel_", "responses_", "models_") if name in vars(self)]
+        done = [
+            name for name in ("source_", "panel_", "responses_", "models_") if name in vars(self)
+        ]
         return f"Workbook({self.source!r}, computed={done})"
 
     @cached_property
@@ -138,4 +140,3 @@ class Workbook:
         from satmodel.models import fit
 
         return fit(self.table_for(formula), formula, family, **kwargs)
-
