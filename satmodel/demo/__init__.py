@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from satmodel.demo.effects import draw_customer_effects, expected_pooled_bias
 from satmodel.demo.outcomes import (
     COMPLAINT_CATEGORIES,
     default_truth,
@@ -142,6 +143,7 @@ def generate_demo(
     duckdb_path: str | os.PathLike | None = None,
     progress: bool = True,
     force: bool = False,
+    customer_effects: bool = True,
 ) -> DemoResult:
     """Generate the demo world: canonical tables, their true model, and optionally a DuckDB file.
 
@@ -168,6 +170,11 @@ def generate_demo(
     force : bool
         Also write into an existing DuckDB file the demo did not make: its canonical tables
         are replaced, its other tables kept.
+    customer_effects : bool
+        Give every customer hidden persistent effects on CSAT and complaints, correlated
+        with its persistent latency (:mod:`satmodel.demo.effects`), so that pooled
+        estimates of the latency terms are biased. Off, the files are those of a world
+        without them (the other draws are the same either way).
 
     Returns
     -------
@@ -242,12 +249,18 @@ def generate_demo(
 
         step("outcomes")
         truth_models = default_truth()
+        if customer_effects:
+            truth_models["customer_effects"] = draw_customer_effects(world, rngs["effects"])
         surveys, complaints = draw_outcomes(panel, truth_models, rngs["outcomes"])
         tables["surveys"] = frame_to_table("surveys", surveys)
         tables["complaints"] = frame_to_table("complaints", complaints)
         for name in ("surveys", "complaints"):
             write_parquet(tables[name], paths[name])
         row_counts = {name: tables[name].num_rows for name in TABLE_NAMES}
+        if customer_effects:
+            truth_models["customer_effects"]["pooled_bias"] = expected_pooled_bias(
+                truth_models, panel
+            )
         truth = truth_document(truth_models, customers, months, seed, start, row_counts)
         with (staging / "truth.json").open("w", encoding="utf-8") as handle:
             json.dump(truth, handle, indent=2, ensure_ascii=False)
