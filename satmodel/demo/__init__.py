@@ -21,13 +21,19 @@ How the world is made
 5. **Outcomes** (:func:`draw_outcomes`): the true linear predictors are evaluated on that panel
    with patsy, so the truth is exactly what a statsmodels formula computes. CSAT per survey
    response follows an ordinal logit, complaints per customer-month an NB2 with exposure
-   ``active_users``. The truth is written to ``truth.json``.
+   ``active_users``. By default every customer also has hidden persistent effects on both,
+   tied to its persistent latency (:mod:`satmodel.demo.effects`): the truth's params are
+   the within-customer effects, and a pooled fit is biased for the latency terms. The truth
+   is written to ``truth.json``; :func:`true_required_level` answers the inverse question
+   from it.
 
 Modules
 -------
 - :mod:`satmodel.demo.tables`: Arrow schemas and column builders of the canonical tables.
 - :mod:`satmodel.demo.world`: customers, latent service quality and the service tables.
 - :mod:`satmodel.demo.outcomes`: the true models, the outcomes drawn from them, truth.json.
+- :mod:`satmodel.demo.effects`: the hidden customer effects and the pooled bias they cause.
+- :mod:`satmodel.demo.inverse`: the true lever level that reaches a target (no fitting).
 - :mod:`satmodel.demo.store`: Parquet writing and the DuckDB load (the file is marked as the
   demo's own, and an existing file it did not make is only written into with ``force``).
 """
@@ -51,6 +57,7 @@ import pandas as pd
 import pyarrow as pa
 
 from satmodel.demo.effects import draw_customer_effects, expected_pooled_bias
+from satmodel.demo.inverse import OUTCOMES, true_outcome, true_required_level
 from satmodel.demo.outcomes import (
     COMPLAINT_CATEGORIES,
     default_truth,
@@ -73,6 +80,7 @@ from satmodel.errors import InputError
 __all__ = [
     "COMPLAINT_CATEGORIES",
     "MARKER_TABLE",
+    "OUTCOMES",
     "SEGMENTS",
     "TABLE_NAMES",
     "DemoResult",
@@ -80,6 +88,8 @@ __all__ = [
     "default_truth",
     "draw_outcomes",
     "generate_demo",
+    "true_outcome",
+    "true_required_level",
 ]
 
 

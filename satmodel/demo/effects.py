@@ -25,6 +25,7 @@ from satmodel.demo.outcomes import (
     customer_offsets,
     design_matrix,
     expected_responses,
+    lag_fill,
     prepare_panel,
 )
 from satmodel.demo.world import LATENCY_CUSTOMER_SD, World
@@ -138,7 +139,7 @@ def expected_pooled_bias(truth: dict[str, Any], panel: pd.DataFrame) -> dict[str
         ``true``, ``expected_pooled`` and ``ratio`` (pooled / true); the latency terms of
         :data:`LATENCY_TERMS` carry most of the bias.
     """
-    lagged = list(truth.get("lag_fill", {}))
+    lagged = list(lag_fill(truth))
     rows = panel.dropna(subset=[c for c in lagged if c in panel.columns])
     data = prepare_panel(rows, truth)
     weights = {

@@ -133,9 +133,17 @@ def design_matrix(model: dict[str, Any], panel: pd.DataFrame) -> np.ndarray:
     return matrix[terms].to_numpy(dtype=float)
 
 
+def lag_fill(truth: dict[str, Any]) -> dict[str, str]:
+    """Lagged driver -> the current driver that fills it in the first month, from the true
+    models (``lag_fill``) or from a truth document (``truth.json``: ``lag_rule.fill``)."""
+    if "lag_fill" in truth:
+        return dict(truth["lag_fill"])
+    return dict(truth.get("lag_rule", {}).get("fill", {}))
+
+
 def prepare_panel(panel: pd.DataFrame, truth: dict[str, Any]) -> pd.DataFrame:
     """The panel as the true models see it: a copy with a 0..n-1 index, the lagged drivers
-    filled as ``truth["lag_fill"]`` says and ``segment`` a categorical of :data:`SEGMENTS`.
+    filled as :func:`lag_fill` says and ``segment`` a categorical of :data:`SEGMENTS`.
 
     Raises
     ------
@@ -148,7 +156,7 @@ def prepare_panel(panel: pd.DataFrame, truth: dict[str, Any]) -> pd.DataFrame:
     if missing:
         raise InputError(f"panel: missing columns {missing}")
     data = panel.reset_index(drop=True).copy()
-    for lagged, current in truth.get("lag_fill", {}).items():
+    for lagged, current in lag_fill(truth).items():
         if lagged in data.columns and current in data.columns:
             data[lagged] = data[lagged].fillna(data[current])
     unknown = ~data["segment"].isin(SEGMENTS)
