@@ -147,12 +147,7 @@ def expected_pooled_bias(truth: dict[str, Any], panel: pd.DataFrame) -> dict[str
         "complaints": np.ones(len(data)),
     }
     out: dict[str, Any] = {
-        "statement": (
-            "A pooled fit of these formulas (customers compared with each other) is biased "
-            "for the latency terms: it adds to the true within-customer effect the part of "
-            "the hidden effects that goes with persistently slow service; the expected "
-            "pooled estimates below are first-order values for this world"
-        ),
+        "statement": "",
         "method": (
             "true param + the coefficient of the linear projection of u_i (v_i) on the "
             "model's terms over the fitted rows (panel rows with a lagged driver; csat "
@@ -175,4 +170,16 @@ def expected_pooled_bias(truth: dict[str, Any], panel: pd.DataFrame) -> dict[str
             }
             for term in params
         }
+    latency = LATENCY_TERMS[0]
+    expected = ", ".join(
+        f"{model} {out[model][latency]['true']} within, about "
+        f"{out[model][latency]['expected_pooled']} pooled ({out[model][latency]['ratio']}x)"
+        for model in ("csat", "complaints")
+    )
+    out["statement"] = (
+        "A pooled fit of these formulas (customers compared with each other) is biased for "
+        "the latency terms: it adds to the true within-customer effect the part of the hidden "
+        "effects that goes with persistently slow service. Expected for "
+        f"{latency}: {expected}; every term below (first-order values for this world)."
+    )
     return out
