@@ -62,6 +62,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         duckdb_path=args.duckdb,
         progress=not args.quiet,
         force=args.force,
+        customer_effects=not args.no_customer_effects,
     )
     rows = ", ".join(f"{table} {count:,}" for table, count in result.row_counts.items())
     print(f"demo data: {rows}")
@@ -335,6 +336,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also load into an existing DuckDB file the demo did not make (its canonical "
         "tables are replaced, its other tables kept)",
+    )
+    demo.add_argument(
+        "--no-customer-effects",
+        action="store_true",
+        help="no hidden customer effects: outcomes depend on the panel's drivers only, so "
+        "pooled fits recover the truth (by default customers with persistently slower "
+        "service are also less satisfied for reasons no table records)",
     )
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=cmd_demo)

@@ -294,6 +294,9 @@ def test_truth_json(small):
     assert truth["complaints"]["exposure"] == "active_users"
     assert truth["complaints"]["alpha"] > 0
     assert "lag" in truth["lag_rule"]["description"]
+    # hidden customer effects are on by default, one per customer and model
+    for model in ("csat", "complaints"):
+        assert len(truth["customer_effects"][model]["values"]) == SMALL["customers"]
 
     source = sources.open_source(small.out_dir)
     try:
@@ -430,11 +433,14 @@ def test_demo_at_any_size_keeps_every_timestamp_in_its_months(tmp_path, customer
 
 @pytest.mark.slow
 def test_demo_recovers_its_truth_through_the_panel(tmp_path):
-    """End to end: demo tables -> build_panel/build_responses -> statsmodels -> truth."""
+    """End to end: demo tables -> build_panel/build_responses -> statsmodels -> truth (pooled
+    fits, so without the hidden customer effects: tests/test_demo_confounding.py has them)."""
     import statsmodels.formula.api as smf
     from statsmodels.miscmodels.ordinal_model import OrderedModel
 
-    result = demo.generate_demo(tmp_path / "mid", customers=150, months=10, seed=11, progress=False)
+    result = demo.generate_demo(
+        tmp_path / "mid", customers=150, months=10, seed=11, progress=False, customer_effects=False
+    )
     truth = result.truth
     source = sources.open_source(result.out_dir)
     try:

@@ -50,7 +50,13 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("insights_demo")
     db = root / "satmodel.duckdb"
     result = generate_demo(
-        root / "demo", customers=300, months=12, seed=11, duckdb_path=db, progress=False
+        root / "demo",
+        customers=300,
+        months=12,
+        seed=11,
+        duckdb_path=db,
+        progress=False,
+        customer_effects=False,  # the default models are pooled fits
     )
     source = open_source(db)
     quarantine(source)

@@ -16,7 +16,13 @@ def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("truth")
     db = root / "satmodel.duckdb"
     result = generate_demo(
-        root / "demo", customers=200, months=12, seed=5, duckdb_path=db, progress=False
+        root / "demo",
+        customers=200,
+        months=12,
+        seed=5,
+        duckdb_path=db,
+        progress=False,
+        customer_effects=False,  # pooled fits recover the truth only without hidden effects
     )
     source = open_source(db)
     panel = build_panel(source)

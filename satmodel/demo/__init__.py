@@ -21,13 +21,19 @@ How the world is made
 5. **Outcomes** (:func:`draw_outcomes`): the true linear predictors are evaluated on that panel
    with patsy, so the truth is exactly what a statsmodels formula computes. CSAT per survey
    response follows an ordinal logit, complaints per customer-month an NB2 with exposure
-   ``active_users``. The truth is written to ``truth.json``.
+   ``active_users``. By default every customer also has hidden persistent effects on both,
+   tied to its persistent latency (:mod:`satmodel.demo.effects`): the truth's params are
+   the within-customer effects, and a pooled fit is biased for the latency terms. The truth
+   is written to ``truth.json``; :func:`true_required_level` answers the inverse question
+   from it.
 
 Modules
 -------
 - :mod:`satmodel.demo.tables`: Arrow schemas and column builders of the canonical tables.
 - :mod:`satmodel.demo.world`: customers, latent service quality and the service tables.
 - :mod:`satmodel.demo.outcomes`: the true models, the outcomes drawn from them, truth.json.
+- :mod:`satmodel.demo.effects`: the hidden customer effects and the pooled bias they cause.
+- :mod:`satmodel.demo.inverse`: the true lever level that reaches a target (no fitting).
 - :mod:`satmodel.demo.store`: Parquet writing and the DuckDB load (the file is marked as the
   demo's own, and an existing file it did not make is only written into with ``force``).
 """
@@ -50,6 +56,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from satmodel.demo.effects import draw_customer_effects, expected_pooled_bias
+from satmodel.demo.inverse import OUTCOMES, true_outcome, true_required_level
 from satmodel.demo.outcomes import (
     COMPLAINT_CATEGORIES,
     default_truth,
@@ -72,6 +80,7 @@ from satmodel.errors import InputError
 __all__ = [
     "COMPLAINT_CATEGORIES",
     "MARKER_TABLE",
+    "OUTCOMES",
     "SEGMENTS",
     "TABLE_NAMES",
     "DemoResult",
@@ -79,6 +88,8 @@ __all__ = [
     "default_truth",
     "draw_outcomes",
     "generate_demo",
+    "true_outcome",
+    "true_required_level",
 ]
 
 
@@ -142,6 +153,7 @@ def generate_demo(
     duckdb_path: str | os.PathLike | None = None,
     progress: bool = True,
     force: bool = False,
+    customer_effects: bool = True,
 ) -> DemoResult:
     """Generate the demo world: canonical tables, their true model, and optionally a DuckDB file.
 
@@ -168,6 +180,11 @@ def generate_demo(
     force : bool
         Also write into an existing DuckDB file the demo did not make: its canonical tables
         are replaced, its other tables kept.
+    customer_effects : bool
+        Give every customer hidden persistent effects on CSAT and complaints, correlated
+        with its persistent latency (:mod:`satmodel.demo.effects`), so that pooled
+        estimates of the latency terms are biased. Off, the files are those of a world
+        without them (the other draws are the same either way).
 
     Returns
     -------
@@ -242,12 +259,18 @@ def generate_demo(
 
         step("outcomes")
         truth_models = default_truth()
+        if customer_effects:
+            truth_models["customer_effects"] = draw_customer_effects(world, rngs["effects"])
         surveys, complaints = draw_outcomes(panel, truth_models, rngs["outcomes"])
         tables["surveys"] = frame_to_table("surveys", surveys)
         tables["complaints"] = frame_to_table("complaints", complaints)
         for name in ("surveys", "complaints"):
             write_parquet(tables[name], paths[name])
         row_counts = {name: tables[name].num_rows for name in TABLE_NAMES}
+        if customer_effects:
+            truth_models["customer_effects"]["pooled_bias"] = expected_pooled_bias(
+                truth_models, panel
+            )
         truth = truth_document(truth_models, customers, months, seed, start, row_counts)
         with (staging / "truth.json").open("w", encoding="utf-8") as handle:
             json.dump(truth, handle, indent=2, ensure_ascii=False)

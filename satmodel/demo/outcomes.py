@@ -94,8 +94,28 @@ def default_truth() -> dict[str, Any]:
     }
 
 
-def _design(model: dict[str, Any], panel: pd.DataFrame, drop_intercept: bool) -> np.ndarray:
-    """Evaluate a true model's right-hand side on the panel, in its ``params`` order."""
+def expected_responses(segment_codes: np.ndarray) -> np.ndarray:
+    """Expected survey responses of a customer-month, by segment code (index of SEGMENTS)."""
+    prob = np.array(_SURVEY_RESPONSE_PROB)[segment_codes]
+    return prob * (1 + _SURVEY_MAX_EXTRA * np.array(_SURVEY_EXTRA_Q)[segment_codes])
+
+
+def design_matrix(model: dict[str, Any], panel: pd.DataFrame) -> np.ndarray:
+    """Evaluate a true model's right-hand side on a prepared panel, in its ``params`` order.
+
+    Parameters
+    ----------
+    model : dict
+        ``truth["csat"]`` or ``truth["complaints"]``; patsy's ``Intercept`` column is kept
+        only when ``params`` has one (the ordinal model has none).
+    panel : pandas.DataFrame
+        Rows as :func:`prepare_panel` returns them.
+
+    Returns
+    -------
+    numpy.ndarray
+        One row per panel row, one column per term of ``model["params"]``.
+    """
     import patsy
 
     rhs = model["formula"].split("~", 1)[1].strip()
@@ -103,14 +123,85 @@ def _design(model: dict[str, Any], panel: pd.DataFrame, drop_intercept: bool) ->
         matrix = patsy.dmatrix(rhs, panel, return_type="dataframe", NA_action="raise")
     except patsy.PatsyError as exc:
         raise InputError(f"panel: cannot evaluate {rhs!r}: {exc}".replace("\n", " ")) from exc
-    if drop_intercept and "Intercept" in matrix.columns:
-        matrix = matrix.drop(columns="Intercept")
     terms = list(model["params"])
+    if "Intercept" not in terms and "Intercept" in matrix.columns:
+        matrix = matrix.drop(columns="Intercept")
     if sorted(matrix.columns) != sorted(terms):
         raise SatmodelError(
             f"truth: terms {terms} do not match the formula's columns {list(matrix.columns)}"
         )
     return matrix[terms].to_numpy(dtype=float)
+
+
+def lag_fill(truth: dict[str, Any]) -> dict[str, str]:
+    """Lagged driver -> the current driver that fills it in the first month, from the true
+    models (``lag_fill``) or from a truth document (``truth.json``: ``lag_rule.fill``)."""
+    if "lag_fill" in truth:
+        return dict(truth["lag_fill"])
+    return dict(truth.get("lag_rule", {}).get("fill", {}))
+
+
+def prepare_panel(panel: pd.DataFrame, truth: dict[str, Any]) -> pd.DataFrame:
+    """The panel as the true models see it: a copy with a 0..n-1 index, the lagged drivers
+    filled as :func:`lag_fill` says and ``segment`` a categorical of :data:`SEGMENTS`.
+
+    Raises
+    ------
+    InputError
+        When the panel lacks ``customer_id``, ``month``, ``segment`` or ``active_users``, or
+        has an unknown segment.
+    """
+    needed = ["customer_id", "month", "segment", "active_users"]
+    missing = [c for c in needed if c not in panel.columns]
+    if missing:
+        raise InputError(f"panel: missing columns {missing}")
+    data = panel.reset_index(drop=True).copy()
+    for lagged, current in lag_fill(truth).items():
+        if lagged in data.columns and current in data.columns:
+            data[lagged] = data[lagged].fillna(data[current])
+    unknown = ~data["segment"].isin(SEGMENTS)
+    if unknown.any():
+        raise InputError(
+            f"panel.segment: {int(unknown.sum())} rows with an unknown segment "
+            f"(e.g. {data['segment'][unknown].iloc[0]!r}; expected one of {list(SEGMENTS)})"
+        )
+    data["segment"] = pd.Categorical(data["segment"].astype(str), categories=list(SEGMENTS))
+    return data
+
+
+def customer_offsets(truth: dict[str, Any], model: str, customer_ids) -> np.ndarray:
+    """The hidden customer effect of each row on a true model's linear predictor.
+
+    Parameters
+    ----------
+    truth : dict
+        The true models; without a ``customer_effects`` section every effect is 0.
+    model : {"csat", "complaints"}
+        ``u_i`` (CSAT latent scale) or ``v_i`` (complaint log-rate).
+    customer_ids : array-like
+        The customer of each row.
+
+    Returns
+    -------
+    numpy.ndarray
+        One effect per row.
+
+    Raises
+    ------
+    InputError
+        When the truth has effects, but none for a customer of the rows.
+    """
+    ids = pd.Series(np.asarray(customer_ids, dtype=str))
+    effects = truth.get("customer_effects")
+    if effects is None:
+        return np.zeros(len(ids))
+    values = ids.map(effects[model]["values"])
+    if values.isna().any():
+        raise InputError(
+            f"panel.customer_id: {int(values.isna().sum())} rows of customers without a "
+            f"{model} effect in the truth (e.g. {ids[values.isna()].iloc[0]!r})"
+        )
+    return values.to_numpy(dtype=float)
 
 
 def _month_bounds(months: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +230,10 @@ def draw_outcomes(
         with the same customer-month's current value before the linear predictors are
         evaluated. No other driver may be null.
     truth : dict
-        The true models, as :func:`default_truth` returns them.
+        The true models, as :func:`default_truth` returns them, optionally with a
+        ``customer_effects`` section (:func:`satmodel.demo.effects.draw_customer_effects`):
+        its ``u_i`` is added to the CSAT latent scale and its ``v_i`` to the complaint
+        log-rate of every row of customer ``i``.
     rng : numpy.random.Generator
         Source of randomness.
 
@@ -148,34 +242,20 @@ def draw_outcomes(
     surveys : pandas.DataFrame
         Canonical ``surveys`` columns, sorted by time, ``response_id`` unique. About 40% of
         customer-months answer, with 1 to 6 responses; csat follows the ordinal logit
-        ``P(csat <= k) = logistic(threshold_k - x'beta)``; nps is correlated with csat and
+        ``P(csat <= k) = logistic(threshold_k - x'beta - u_i)``; nps is correlated with csat and
         15% null.
     complaints : pandas.DataFrame
         Canonical ``complaints`` columns, sorted by time, ``complaint_id`` unique; counts per
-        customer-month are NB2 with mean ``active_users * exp(x'gamma)``.
+        customer-month are NB2 with mean ``active_users * exp(x'gamma + v_i)``.
 
     Raises
     ------
     InputError
-        When the panel lacks a column or a driver is null.
+        When the panel lacks a column, a driver is null, or a customer has no effect.
     """
     from scipy.special import expit
 
-    needed = ["customer_id", "month", "segment", "active_users"]
-    missing = [c for c in needed if c not in panel.columns]
-    if missing:
-        raise InputError(f"panel: missing columns {missing}")
-    data = panel.reset_index(drop=True).copy()
-    for lagged, current in truth.get("lag_fill", {}).items():
-        if lagged in data.columns and current in data.columns:
-            data[lagged] = data[lagged].fillna(data[current])
-    unknown = ~data["segment"].isin(SEGMENTS)
-    if unknown.any():
-        raise InputError(
-            f"panel.segment: {int(unknown.sum())} rows with an unknown segment "
-            f"(e.g. {data['segment'][unknown].iloc[0]!r}; expected one of {list(SEGMENTS)})"
-        )
-    data["segment"] = pd.Categorical(data["segment"].astype(str), categories=list(SEGMENTS))
+    data = prepare_panel(panel, truth)
     n = len(data)
     seg = data["segment"].cat.codes.to_numpy()
     month_start, month_len = _month_bounds(data["month"])
@@ -183,9 +263,8 @@ def draw_outcomes(
 
     # --- surveys: which customer-months answer, how often, and what they say
     csat_model = truth["csat"]
-    eta = _design(csat_model, data, drop_intercept=True) @ np.array(
-        list(csat_model["params"].values())
-    )
+    eta = design_matrix(csat_model, data) @ np.array(list(csat_model["params"].values()))
+    eta += customer_offsets(truth, "csat", customer)
     answers = rng.random(n) < np.array(_SURVEY_RESPONSE_PROB)[seg]
     extra = rng.binomial(_SURVEY_MAX_EXTRA, np.array(_SURVEY_EXTRA_Q)[seg])
     n_resp = np.where(answers, 1 + extra, 0)
@@ -208,9 +287,8 @@ def draw_outcomes(
 
     # --- complaints: NB2 counts with exposure, categories leaning on what went wrong
     comp_model = truth["complaints"]
-    xg = _design(comp_model, data, drop_intercept=False) @ np.array(
-        list(comp_model["params"].values())
-    )
+    xg = design_matrix(comp_model, data) @ np.array(list(comp_model["params"].values()))
+    xg += customer_offsets(truth, "complaints", customer)
     users = data[comp_model["exposure"]].to_numpy(dtype=float)
     mu = users * np.exp(xg)
     alpha = float(comp_model["alpha"])
@@ -242,6 +320,34 @@ def draw_outcomes(
     return surveys, complaints
 
 
+def _description(customer_effects: bool) -> str:
+    world = (
+        "Synthetic demo world of satmodel. Customers in three segments with their own "
+        "expectations get a service whose quality varies between customers and over time "
+        "(customer effects, AR(1) drift, bad months, one platform-wide bad month, lasting "
+        "improvements and degradations). Raw requests, incidents, tickets, changes and usage "
+        "are drawn from it; satmodel.features.build_panel computes the service panel from "
+        "them; survey CSAT and complaints are then drawn from the true models below, "
+        "evaluated with patsy on that panel"
+    )
+    if not customer_effects:
+        return world + (
+            ", so a statsmodels fit of these formulas on the "
+            "panel (joined to survey responses for csat) recovers these coefficients. "
+            "Customer-months are independent given the panel: there are no hidden customer "
+            "effects in the outcomes."
+        )
+    return world + (
+        ", plus hidden persistent customer effects (see customer_effects) that no table "
+        "records: customers on slower infrastructure are also less satisfied and complain "
+        "more for other reasons. The params are the drivers' effects within a customer "
+        "(conditional on its hidden effect). A pooled fit that compares customers with each "
+        "other is biased for the latency terms; a within-customer fit (fixed effects, or "
+        "correlated random effects / Mundlak with the customer means of the time-varying "
+        "drivers) recovers them."
+    )
+
+
 def truth_document(
     models: dict[str, Any],
     customers: int,
@@ -253,19 +359,11 @@ def truth_document(
     """The content of ``truth.json`` (stable key order)."""
     end = str(start + (months - 1))
     segments = list(SEGMENTS)
+    effects = (
+        {"customer_effects": models["customer_effects"]} if "customer_effects" in models else {}
+    )
     return {
-        "description": (
-            "Synthetic demo world of satmodel. Customers in three segments with their own "
-            "expectations get a service whose quality varies between customers and over time "
-            "(customer effects, AR(1) drift, bad months, one platform-wide bad month, lasting "
-            "improvements and degradations). Raw requests, incidents, tickets, changes and usage "
-            "are drawn from it; satmodel.features.build_panel computes the service panel from "
-            "them; survey CSAT and complaints are then drawn from the true models below, "
-            "evaluated with patsy on that panel, so a statsmodels fit of these formulas on the "
-            "panel (joined to survey responses for csat) recovers these coefficients. "
-            "Customer-months are independent given the panel: there are no hidden customer "
-            "effects in the outcomes."
-        ),
+        "description": _description("customer_effects" in models),
         "seed": seed,
         "customers": customers,
         "months": months,
@@ -276,6 +374,7 @@ def truth_document(
         "formula_engine": "patsy (statsmodels' default); term names are patsy's column names",
         "csat": models["csat"],
         "complaints": models["complaints"],
+        **effects,
         "lag_rule": {
             "fill": models["lag_fill"],
             "description": (

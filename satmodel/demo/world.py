@@ -26,6 +26,9 @@ from satmodel.demo.tables import (
 
 _US_PER_HOUR = 3_600_000_000
 
+LATENCY_CUSTOMER_SD = 0.30
+"""Sd of a customer's persistent component of log p95 latency (``World.lat_customer``)."""
+
 
 def _lognormal(rng: np.random.Generator, median, sigma, size=None) -> np.ndarray:
     """Lognormal draws with the given median; one draw per element of ``median`` by default."""
@@ -44,6 +47,7 @@ class World:
     users: np.ndarray
     req_scale: np.ndarray
     lat_log_p95: np.ndarray
+    lat_customer: np.ndarray  # persistent customer component of lat_log_p95 (no table has it)
     lat_sigma: np.ndarray
     error_prob: np.ndarray
     incident_rate: np.ndarray
@@ -150,7 +154,17 @@ def make_world(customers: int, months: int, start: np.datetime64, seed: int) -> 
         generator per part: requests, incidents, tickets, changes, outcomes...).
     """
     # one independent stream per part, so changing one part leaves the others' draws alone
-    names = ("customers", "quality", "requests", "incidents", "tickets", "changes", "outcomes")
+    # (new parts go at the end: spawned children keep their index, so the others' draws stay)
+    names = (
+        "customers",
+        "quality",
+        "requests",
+        "incidents",
+        "tickets",
+        "changes",
+        "outcomes",
+        "effects",
+    )
     streams = np.random.SeedSequence(seed).spawn(len(names))
     rngs = {name: np.random.default_rng(s) for name, s in zip(names, streams, strict=True)}
     cust_table, cust = _make_customers(customers, months, rngs["customers"])
@@ -177,10 +191,11 @@ def make_world(customers: int, months: int, start: np.datetime64, seed: int) -> 
             degrade[:, None] * (month_index >= t_deg[:, None]) * rng.uniform(0.1, 0.3, n)[:, None]
         )
 
+    lat_customer = rng.normal(0.0, LATENCY_CUSTOMER_SD, n)
     lat_log_p95 = (
         np.log(380.0)
         + np.array([-0.10, 0.0, 0.10])[seg][:, None]
-        + rng.normal(0.0, 0.30, n)[:, None]
+        + lat_customer[:, None]
         + _ar1(rng, n, months, 0.7, 0.12)
         + bad
         + 0.25 * platform_bad
@@ -212,6 +227,7 @@ def make_world(customers: int, months: int, start: np.datetime64, seed: int) -> 
         users=cust["users"],
         req_scale=cust["req_scale"],
         lat_log_p95=lat_log_p95,
+        lat_customer=lat_customer,
         lat_sigma=lat_sigma,
         error_prob=error_prob,
         incident_rate=incident_rate,
