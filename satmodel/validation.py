@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 
 from satmodel.errors import InputError
 from satmodel.schema import OUTCOME_TABLES, SERVICE_TABLES, TABLES, TableSpec
@@ -410,8 +411,12 @@ def _persist_rejected(source: Source) -> None:
     if n_rejected == 0 and not target.exists():
         return
     try:
+        # Written from Python: the source's connection may not write files (sources.guard).
         tmp = target.with_suffix(".parquet.tmp")
-        con.execute(f"COPY rejected TO {literal(str(tmp))} (FORMAT parquet)")
+        batches = con.sql("SELECT * FROM rejected").to_arrow_reader()
+        with pq.ParquetWriter(tmp, batches.schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
         tmp.replace(target)
     except (duckdb.Error, OSError):
         source.report.notes.append(

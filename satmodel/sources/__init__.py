@@ -13,6 +13,8 @@ through pandas.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -33,6 +35,7 @@ from satmodel.sources.core import (
     path_literal,
     quote,
 )
+from satmodel.sources.guard import confine, is_within, lock_down
 from satmodel.sources.mapping import (
     check_names,
     derived_sql,
@@ -48,6 +51,7 @@ __all__ = [
     "Source",
     "apply_duckdb_settings",
     "derived_sql",
+    "is_within",
     "literal",
     "open_source",
     "quote",
@@ -59,6 +63,7 @@ __all__ = [
 def _scan_folder_file(path: Path) -> str:
     if path.is_file() and path.stat().st_size == 0:
         raise InputError(f"{path.stem}: file {path} is empty (not even a header row)")
+    path = path.absolute()
     if path.is_dir():
         return f"read_parquet({path_literal(path / '*.parquet')})"
     if path.suffix == ".parquet":
@@ -73,6 +78,26 @@ def _find_in_folder(folder: Path, stem: str) -> Path | None:
     return None
 
 
+@dataclass
+class _Reading:
+    """What one opening may read (``roots``) and has read (``folders`` scanned by a glob)."""
+
+    roots: list[Path] | None
+    folders: list[Path] = field(default_factory=list)
+
+
+def _scan(source: Source, reading: _Reading, path: Path, setting: str) -> str:
+    """The FROM clause of a table file or Parquet folder, once every file in it is confined."""
+    confine(path, reading.roots, setting)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    for file in files:
+        confine(file, reading.roots, f"{setting}: file {file.name}")
+    if path.is_dir():
+        reading.folders.append(path)
+    source.files.extend(f for f in files if f not in source.files)
+    return _scan_folder_file(path)
+
+
 def _register_postgres(
     con, source: Source, name: str, url: str, mapping: TableMapping, readers: dict
 ) -> None:
@@ -80,7 +105,7 @@ def _register_postgres(
     from satmodel.postgres import PostgresReader, redact
 
     if url not in readers:
-        readers[url] = PostgresReader.connect(url)
+        readers[url] = PostgresReader.connect(url, source.config.password_env)
     reader = readers[url]
     stem = mapping.table or name
     found = reader.tables()
@@ -101,7 +126,12 @@ def _register_postgres(
     register_view(con, source, name, target, mapping, f"{redact(url)} table {schema}.{table}")
 
 
-def open_source(src: str | Path | None = None, config: Config | None = None) -> Source:
+def open_source(
+    src: str | Path | None = None,
+    config: Config | None = None,
+    *,
+    allowed_roots: Sequence[Path] | None = None,
+) -> Source:
     """Open a data source as canonical tables.
 
     Parameters
@@ -111,6 +141,12 @@ def open_source(src: str | Path | None = None, config: Config | None = None) -> 
         file that its mappings cut tables from). ``None`` uses the config's source (default
         ``data/satmodel.duckdb``).
     config : configuration; read from ``src`` when it is a ``.toml`` file, else defaults.
+    allowed_roots : when given, every path the source, its config or its folder names (table
+        files, files inside a folder followed through symbolic links, ``[duckdb]
+        temp_directory``) must lie inside one of these folders.
+
+    The connection can read only the source's own files afterwards (see
+    :mod:`satmodel.sources.guard`): DuckDB settings must be given before, in ``[duckdb]``.
 
     Returns
     -------
@@ -119,7 +155,8 @@ def open_source(src: str | Path | None = None, config: Config | None = None) -> 
     Raises
     ------
     InputError
-        When the source does not exist or cannot be read.
+        When the source does not exist, cannot be read, or names a path outside
+        ``allowed_roots``.
 
     Examples
     --------
@@ -135,14 +172,17 @@ def open_source(src: str | Path | None = None, config: Config | None = None) -> 
     url = str(src) if src is not None and is_url(str(src)) else None
     if src is None and config.source_url is not None:
         url = config.source_url
+    reading = _Reading(roots=None if allowed_roots is None else [Path(r) for r in allowed_roots])
+    if "temp_directory" in config.duckdb:
+        confine(config.duckdb["temp_directory"], reading.roots, "duckdb.temp_directory")
     if url is not None:
-        return _open_postgres(url, config)
+        return _open_postgres(url, config, reading)
     location = Path(src) if src is not None else config.source
     if not location.exists():
         hint = " (run `satmodel demo` to create the demo data)" if location == config.source else ""
         raise InputError(f"source {location}: not found{hint}")
+    confine(location, reading.roots, "source" if src is not None else "source.path")
     con = connect()
-    apply_duckdb_settings(con, config.duckdb)
     if location.is_dir():
         kind = "folder"
     elif location.suffix.lower() in (".csv", ".parquet", ".tsv", ".txt"):
@@ -152,7 +192,9 @@ def open_source(src: str | Path | None = None, config: Config | None = None) -> 
     source = Source(con=con, location=location, kind=kind, tables=[], config=config)
     readers: dict = {}
     try:
-        _open_tables(con, source, location, kind, readers)
+        apply_duckdb_settings(con, config.duckdb)
+        _open_tables(con, source, location, kind, readers, reading)
+        lock_down(source, source.files, reading.folders)
     except BaseException:
         con.close()
         raise
@@ -162,19 +204,21 @@ def open_source(src: str | Path | None = None, config: Config | None = None) -> 
     return source
 
 
-def _open_postgres(url: str, config: Config) -> Source:
+def _open_postgres(url: str, config: Config, reading: _Reading) -> Source:
     from satmodel.postgres import redact
 
     con = connect()
     source = Source(con=con, location=redact(url), kind="postgres", tables=[], config=config)
     readers: dict = {}
     try:
+        apply_duckdb_settings(con, config.duckdb)
         for name in TABLES:
             mapping = config.tables.get(name, TableMapping())
             if mapping.file is not None:
-                _register_file(con, source, name, mapping.file, mapping)
+                _register_file(con, source, name, mapping.file, mapping, reading)
             else:
                 _register_postgres(con, source, name, mapping.url or url, mapping, readers)
+        lock_down(source, source.files, reading.folders)
     except BaseException:
         con.close()
         raise
@@ -184,14 +228,18 @@ def _open_postgres(url: str, config: Config) -> Source:
     return source
 
 
-def _register_file(con, source: Source, name: str, path: Path, mapping: TableMapping) -> None:
+def _register_file(
+    con, source: Source, name: str, path: Path, mapping: TableMapping, reading: _Reading
+) -> None:
     if not path.exists():
         raise InputError(f"{name}: file {path} not found")
-    source.files.extend(sorted(path.glob("*.parquet")) if path.is_dir() else [path])
-    register_view(con, source, name, _scan_folder_file(path), mapping, path.name)
+    from_clause = _scan(source, reading, path, f"tables.{name}.file")
+    register_view(con, source, name, from_clause, mapping, path.name)
 
 
-def _open_tables(con, source: Source, location: Path, kind: str, readers: dict) -> None:
+def _open_tables(
+    con, source: Source, location: Path, kind: str, readers: dict, reading: _Reading
+) -> None:
     config = source.config
     if kind == "file" and not config.tables:
         raise InputError(
@@ -217,24 +265,22 @@ def _open_tables(con, source: Source, location: Path, kind: str, readers: dict) 
         mapping = config.tables.get(name, TableMapping())
         stem = mapping.table or name
         if mapping.file is not None:
-            _register_file(con, source, name, mapping.file, mapping)
+            _register_file(con, source, name, mapping.file, mapping, reading)
         elif mapping.url is not None:
             _register_postgres(con, source, name, mapping.url, mapping, readers)
         elif kind == "file":
             if name in config.tables:
-                if location not in source.files:
-                    source.files.append(location)
-                register_view(
-                    con, source, name, _scan_folder_file(location), mapping, location.name
-                )
+                from_clause = _scan(source, reading, location, "source")
+                register_view(con, source, name, from_clause, mapping, location.name)
         elif kind == "duckdb":
             if stem in present:
                 register_view(con, source, name, f"src.{quote(stem)}", mapping, stem)
         else:
             found = _find_in_folder(location, stem)
             if found is not None:
-                source.files.extend(sorted(found.glob("*.parquet")) if found.is_dir() else [found])
-                register_view(con, source, name, _scan_folder_file(found), mapping, found.name)
+                setting = f"tables.{name}.table" if mapping.table else f"source: table {name}"
+                from_clause = _scan(source, reading, found, setting)
+                register_view(con, source, name, from_clause, mapping, found.name)
 
 
 def read_table_file(path: str | Path) -> pd.DataFrame:

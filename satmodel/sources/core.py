@@ -99,6 +99,7 @@ class Source:
     quarantined, report : set by :func:`satmodel.validation.quarantine`.
     files : the files read, for fingerprints.
     remote : PostgreSQL tables read (``url#schema.table`` -> rows copied), for fingerprints.
+    ibis_backend : the ibis backend of :meth:`ibis`.
     """
 
     con: duckdb.DuckDBPyConnection
@@ -112,6 +113,7 @@ class Source:
     quarantined: bool = False
     report: object | None = None
     remote: dict[str, int] = field(default_factory=dict)
+    ibis_backend: object | None = field(default=None, repr=False)
 
     def has(self, table: str) -> bool:
         """Whether the source holds canonical table ``table``."""
@@ -132,10 +134,12 @@ class Source:
         return self.relation(table, clean=clean).df()
 
     def ibis(self):
-        """An ibis backend over this source's connection."""
+        """The ibis backend over this source's connection (made once, before the lock)."""
         import ibis
 
-        return ibis.duckdb.from_connection(self.con)
+        if self.ibis_backend is None:
+            self.ibis_backend = ibis.duckdb.from_connection(self.con)
+        return self.ibis_backend
 
     def fingerprint(self) -> dict[str, str]:
         """SHA-256 of every input file (size and mtime for files over 256 MiB)."""
@@ -166,8 +170,11 @@ def apply_duckdb_settings(con, settings: Mapping[str, Any] | None) -> None:
     InputError
         When DuckDB rejects a setting.
     """
-    import duckdb
-
+    if settings and con.execute("SELECT current_setting('lock_configuration')").fetchall()[0][0]:
+        raise InputError(
+            f"duckdb settings {', '.join(settings)}: the source's connection is locked once it "
+            "is open; give them in [duckdb] of satmodel.toml instead"
+        )
     for key, value in (settings or {}).items():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key)):
             raise InputError(f"duckdb setting {key!r}: not a setting name")
