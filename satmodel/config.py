@@ -371,6 +371,27 @@ def _conditions(table: str, raw: object, where: str) -> tuple[Condition, ...]:
     return tuple(conditions)
 
 
+_CONSTANT_TYPES = {
+    "bool": ((bool,), "true or false"),
+    "float": ((int, float), "a number"),
+    "int": ((int, float), "a number"),
+    "timestamp": ((str,), 'a timestamp string, e.g. "2025-01-01T00:00:00Z"'),
+}
+
+
+def _check_constant(table: str, column: str, value: object, where: str) -> None:
+    """A constant must have the kind of its canonical column (a string is no boolean)."""
+    if column not in TABLES[table].column_names:
+        return  # reported as not a column of the table
+    kind = TABLES[table].column(column).kind
+    types, wanted = _CONSTANT_TYPES.get(kind, ((bool, int, float, str), "a value"))
+    if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+        raise InputError(
+            f"config {where}: tables.{table}.constants.{column} must be {wanted} "
+            f"({column} is {kind}), got {value!r}"
+        )
+
+
 def _table_mapping(name: str, raw: dict[str, Any], base: Path, where: str) -> TableMapping:
     known = {
         "table",
@@ -408,6 +429,8 @@ def _table_mapping(name: str, raw: dict[str, Any], base: Path, where: str) -> Ta
                     f"config {where}: tables.{name}.{key}.{column} is not a column of {name} "
                     f"(canonical columns: {', '.join(canonical)})"
                 )
+    for column, value in raw.get("constants", {}).items():
+        _check_constant(name, column, value, where)
     both = sorted(set(raw.get("constants", {})) & set(raw.get("derived", {})))
     if both:
         raise InputError(

@@ -30,6 +30,8 @@ from satmodel.sources import TEXT_PREFIX, Source, literal, open_source, quote
 
 REJECTED_COLUMNS = ("table_name", "reason", "column_name", "value", "row_json")
 EARLIEST_PLAUSIBLE = "2000-01-01"
+# Years a timestamp may fall in at all; others are corrupt (epoch units mixed up, overflow).
+TIMESTAMP_RANGE = (1970, 2100)
 
 
 @dataclass
@@ -218,12 +220,22 @@ class _Rule:
         return self.value or f"CAST({quote(self.column)} AS VARCHAR)"
 
 
+def stored_value(column: str) -> str:
+    """SQL for a column's value that the optimizer cannot replace by file statistics.
+
+    DuckDB folds a rule to a constant, or skips whole Parquet row groups, from the min/max
+    and null counts in a file's footer; a footer that lies (csat patched from 5 to 7) would
+    let bad rows through. The volatile (always true) guard makes every rule read the values.
+    """
+    return f"(CASE WHEN random() < 2 THEN {quote(column)} END)"
+
+
 def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None) -> list[_Rule]:
     """The row rules of one table; the first that matches gives the reason."""
     conditions = []
     text_columns = _text_columns(source, spec.name)
     for column in spec.columns:
-        name = quote(column.name)
+        name = stored_value(column.name)
         if column.name in text_columns:
             text = quote(TEXT_PREFIX + column.name)
             conditions.append(
@@ -236,17 +248,31 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
             )
         if not column.nullable:
             conditions.append((f"{name} IS NULL", column.name, "missing"))
+        if column.kind in ("float", "int"):
+            conditions.append((f"NOT isfinite({name})", column.name, "not a finite number"))
+        if column.kind == "timestamp":
+            conditions.append(
+                (
+                    f"{name} < TIMESTAMPTZ '{TIMESTAMP_RANGE[0]}-01-01 00:00:00+00' OR "
+                    f"{name} >= TIMESTAMPTZ '{TIMESTAMP_RANGE[1] + 1}-01-01 00:00:00+00'",
+                    column.name,
+                    f"timestamp out of range (outside {TIMESTAMP_RANGE[0]}..{TIMESTAMP_RANGE[1]})",
+                )
+            )
         if column.rule:
             rule = column.rule.format(c=name)
             conditions.append(
                 (f"{name} IS NOT NULL AND NOT ({rule})", column.name, column.rule_text)
             )
     for earlier, later in spec.order_pairs:
-        conditions.append((f"{quote(later)} < {quote(earlier)}", later, f"before {earlier}"))
+        conditions.append(
+            (f"{stored_value(later)} < {stored_value(earlier)}", later, f"before {earlier}")
+        )
     if spec.name != "customers" and source.has("customers"):
+        customer = stored_value("customer_id")
         conditions.append(
             (
-                '"customer_id" IS NOT NULL AND "customer_id" NOT IN '
+                f"{customer} IS NOT NULL AND {customer} NOT IN "
                 "(SELECT customer_id FROM main.customers)",
                 "customer_id",
                 "unknown customer (not in customers)",
@@ -254,8 +280,8 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
         )
     time_column = spec.time_column
     if time_column and TABLES[spec.name].column(time_column).kind == "timestamp":
-        start = quote(time_column)
-        end = quote(spec.time_end_column or time_column)
+        start = stored_value(time_column)
+        end = stored_value(spec.time_end_column or time_column)
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         conditions.append(
             (
@@ -289,12 +315,14 @@ def _checked_rows(spec: TableSpec, rules: list[_Rule]) -> str:
     partition = ", ".join(quote(k) for k in spec.key)
     breaks_a_rule = " OR ".join(rule.test for rule in rules) or "FALSE"
     order = ", ".join(
-        [f"({breaks_a_rule})"]
+        ["_satmodel_breaks"]
         + [quote(c) for c in ([spec.time_column] if spec.time_column else []) + spec.column_names]
     )
+    # The rules read guarded (volatile) values, which a window's ORDER BY refuses: flag first.
+    flagged = f"(SELECT *, ({breaks_a_rule}) AS _satmodel_breaks FROM {source})"
     return (
         f"(SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) "
-        f"AS _satmodel_rank FROM {source})"
+        f"AS _satmodel_rank FROM {flagged})"
     )
 
 
@@ -304,6 +332,38 @@ def _clean_select(spec: TableSpec) -> str:
         name = quote(column.name)
         casts.append(f"CAST({name} AS BIGINT) AS {name}" if column.kind == "int" else name)
     return ", ".join(casts)
+
+
+def unreadable(exc: BaseException) -> bool:
+    """Whether a DuckDB error means the data cannot be read (corrupt or refused file)."""
+    return isinstance(exc, duckdb.IOException | duckdb.PermissionException) or (
+        "Corrupt database file" in str(exc)
+    )
+
+
+def _quarantine_table(source: Source, report: ValidationReport, table: str) -> None:
+    """Count one table's rows, expose its clean rows and put its bad rows into ``rejected``."""
+    con = source.con
+    spec = TABLES[table]
+    report.rows[table] = con.execute(f"SELECT count(*) FROM raw.{quote(table)}").fetchall()[0][0]
+    conditions = _conditions(source, spec, report.window)
+    rows = _checked_rows(spec, conditions)
+    if spec.key:
+        conditions.append(_Rule("_satmodel_rank > 1", spec.key[0], "duplicate id (first kept)"))
+    is_bad = " OR ".join(rule.test for rule in conditions)
+    con.execute(
+        f"CREATE OR REPLACE VIEW main.{quote(table)} AS SELECT {_clean_select(spec)} "
+        f"FROM {rows} WHERE NOT ({is_bad})"
+    )
+    reason = " ".join(f"WHEN {rule.test} THEN {literal(rule.reason)}" for rule in conditions)
+    column = " ".join(f"WHEN {rule.test} THEN {literal(rule.column)}" for rule in conditions)
+    value = " ".join(f"WHEN {rule.test} THEN {rule.value_sql}" for rule in conditions)
+    row_struct = ", ".join(f"{quote(c)} := {quote(c)}" for c in spec.column_names)
+    con.execute(
+        f"INSERT INTO rejected SELECT '{table}', CASE {reason} END, CASE {column} END, "
+        f"CASE {value} END, to_json(struct_pack({row_struct}))::VARCHAR "
+        f"FROM {rows} WHERE {is_bad}"
+    )
 
 
 def quarantine(source: Source, persist: bool = False) -> ValidationReport:
@@ -338,28 +398,14 @@ def quarantine(source: Source, persist: bool = False) -> ValidationReport:
         "column_name VARCHAR, value VARCHAR, row_json VARCHAR)"
     )
     for table in source.tables:
-        spec = TABLES[table]
-        report.rows[table] = con.execute(f"SELECT count(*) FROM raw.{quote(table)}").fetchall()[0][
-            0
-        ]
-        conditions = _conditions(source, spec, report.window)
-        rows = _checked_rows(spec, conditions)
-        if spec.key:
-            conditions.append(_Rule("_satmodel_rank > 1", spec.key[0], "duplicate id (first kept)"))
-        is_bad = " OR ".join(rule.test for rule in conditions)
-        con.execute(
-            f"CREATE OR REPLACE VIEW main.{quote(table)} AS SELECT {_clean_select(spec)} "
-            f"FROM {rows} WHERE NOT ({is_bad})"
-        )
-        reason = " ".join(f"WHEN {rule.test} THEN {literal(rule.reason)}" for rule in conditions)
-        column = " ".join(f"WHEN {rule.test} THEN {literal(rule.column)}" for rule in conditions)
-        value = " ".join(f"WHEN {rule.test} THEN {rule.value_sql}" for rule in conditions)
-        row_struct = ", ".join(f"{quote(c)} := {quote(c)}" for c in spec.column_names)
-        con.execute(
-            f"INSERT INTO rejected SELECT '{table}', CASE {reason} END, CASE {column} END, "
-            f"CASE {value} END, to_json(struct_pack({row_struct}))::VARCHAR "
-            f"FROM {rows} WHERE {is_bad}"
-        )
+        try:
+            _quarantine_table(source, report, table)
+        except duckdb.Error as exc:
+            if not unreadable(exc):
+                raise
+            raise InputError(
+                f"{table}: cannot read {source.location} ({str(exc).strip().splitlines()[0]})"
+            ) from None
         if report.rows[table] == 0 and table == "customers":
             raise InputError(f"customers: table is empty in {source.location}")
     report.rejected = con.execute(
