@@ -66,6 +66,8 @@ UNIT_FACTORS: dict[str, dict[str, float]] = {
     },
     "hours": {"h": 1.0, "hours": 1.0, "min": 1 / 60, "s": 1 / 3600, "d": 24.0, "days": 24.0},
     "pct": {"pct": 1.0, "percent": 1.0, "fraction": 100.0},
+    # timestamps given as numbers since 1970-01-01 UTC: factor to microseconds
+    "epoch": {"epoch_s": 1e6, "epoch_ms": 1e3, "epoch_us": 1.0, "epoch_ns": 1e-3},
 }
 
 

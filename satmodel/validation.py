@@ -16,6 +16,7 @@ loaded into pandas); the row rules run as SQL in DuckDB, generated from the same
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ import pyarrow.parquet as pq
 from satmodel.errors import InputError
 from satmodel.schema import OUTCOME_TABLES, SERVICE_TABLES, TABLES, TableSpec
 from satmodel.sources import TEXT_PREFIX, Source, literal, open_source, quote
+from satmodel.sources.core import compatible
 
 REJECTED_COLUMNS = ("table_name", "reason", "column_name", "value", "row_json")
 EARLIEST_PLAUSIBLE = "2000-01-01"
@@ -121,25 +123,64 @@ def _pandera_schema(spec: TableSpec):
     )
 
 
+def mapping_guesses(
+    spec: TableSpec, missing: list[str], available: dict[str, str]
+) -> dict[str, str]:
+    """Best guess of the user's column for each missing canonical one.
+
+    Pairs are scored by name similarity, plus a bonus when the column's type fits (a timestamp
+    for ``ts``, a number for ``csat``), and taken best first; each user column is used once.
+    """
+    pairs = []
+    for column in missing:
+        kind = spec.column(column).kind
+        for name, sql_type in available.items():
+            score = difflib.SequenceMatcher(None, column.lower(), name.lower()).ratio()
+            if kind not in ("str", "month") and compatible(kind, sql_type):
+                score += 1.0
+            pairs.append((score, column, name))
+    guesses: dict[str, str] = {}
+    for score, column, name in sorted(pairs, reverse=True):
+        if score >= 0.3 and column not in guesses and name not in guesses.values():
+            guesses[column] = name
+    return guesses
+
+
+def missing_column_lines(source: Source, table: str, missing: list[str]) -> list[str]:
+    """One line per missing column: the user's columns and a ready ``satmodel.toml`` mapping."""
+    available = list(source.columns_read.get(table, {}))
+    unmapped = {
+        c: t
+        for c, t in source.columns_read.get(table, {}).items()
+        if c not in TABLES[table].column_names
+    }
+    guesses = mapping_guesses(TABLES[table], missing, unmapped)
+    sketch = ", ".join(f'{c} = "{guesses.get(c, "<your column>")}"' for c in missing)
+    shown = ", ".join(available[:20]) + (", ..." if len(available) > 20 else "")
+    return [
+        f"{table}.{column}: column missing (columns in the data: {shown or 'none'}; map them in "
+        f"satmodel.toml, e.g. [tables.{table}] columns = {{ {sketch} }})"
+        for column in missing
+    ]
+
+
 def _column_problems(source: Source) -> list[str]:
     """Missing columns and wrong types, checked with pandera on the raw views."""
     import pandera.errors
 
-    problems = []
+    problems = list(source.type_problems)
     backend = source.ibis()
     for table in source.tables:
         spec = TABLES[table]
         missing = source.missing_columns.get(table, [])
+        mistyped = {  # reported by the source ("table.column: wrong type ...")
+            line.split(":", 1)[0].split(".", 1)[1]
+            for line in source.type_problems
+            if line.startswith(f"{table}.")
+        }
         if missing:
-            found = [
-                c for c in backend.table(table, database="raw").columns if c in spec.column_names
-            ]
-            for column in missing:
-                problems.append(
-                    f"{table}.{column}: column missing (canonical columns found: "
-                    f"{', '.join(found) or 'none'})"
-                )
-        present = [c for c in spec.columns if c.name not in missing]
+            problems.extend(missing_column_lines(source, table, missing))
+        present = [c for c in spec.columns if c.name not in missing and c.name not in mistyped]
         if not present:
             continue
         problems.extend(_unparsed_text_problems(source, table, present))

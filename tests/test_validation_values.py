@@ -149,3 +149,27 @@ def test_missing_required_column_is_exit_2(tmp_path):
         quarantine(open_source(folder))
     result = _cli_validate(folder)
     assert result.returncode == 2 and "surveys.csat: column missing" in result.stderr
+
+
+def test_missing_columns_show_the_users_columns_and_a_mapping_sketch(tmp_path):
+    tables = {
+        **GOOD_TABLES,
+        "surveys": "review_id,cust,score,created_at\nr1,c1,5,2025-01-10T09:00:00Z\n",
+    }
+    folder = write_tables(tmp_path / "theirs", tables)
+    with pytest.raises(InputError) as info:
+        quarantine(open_source(folder))
+    lines = [line for line in info.value.problems if line.startswith("surveys.")]
+    assert [line.split(":")[0] for line in lines] == [
+        "surveys.response_id",
+        "surveys.customer_id",
+        "surveys.ts",
+        "surveys.csat",
+    ]
+    for line in lines:
+        assert "columns in the data: review_id, cust, score, created_at" in line
+        assert "canonical columns found" not in line
+        assert (
+            '[tables.surveys] columns = { response_id = "review_id", customer_id = "cust", '
+            'ts = "created_at", csat = "score" }'
+        ) in line

@@ -35,6 +35,9 @@ TIME_TYPES = {
     "TIMESTAMP_S",
     "TIMESTAMP_MS",
     "TIMESTAMP_NS",
+    "TIMESTAMPTZ",
+    "TIMESTAMPTZ_NS",
+    "TIMESTAMP_NS WITH TIME ZONE",
     "DATE",
 }
 
@@ -96,6 +99,7 @@ class Source:
     config : the configuration in force.
     type_problems : columns present but of a type that cannot be cast (one message each).
     missing_columns : required canonical columns each table lacks.
+    columns_read : the user's own columns of each table and their DuckDB types.
     quarantined, report : set by :func:`satmodel.validation.quarantine`.
     files : the files read, for fingerprints.
     remote : PostgreSQL tables read (``url#schema.table`` -> rows copied), for fingerprints.
@@ -110,6 +114,7 @@ class Source:
     type_problems: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
+    columns_read: dict[str, dict[str, str]] = field(default_factory=dict)
     quarantined: bool = False
     report: object | None = None
     remote: dict[str, int] = field(default_factory=dict)

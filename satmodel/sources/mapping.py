@@ -18,6 +18,7 @@ from satmodel.config import (
 from satmodel.errors import InputError
 from satmodel.schema import SQL_TYPES, TABLES, TableSpec
 from satmodel.sources.core import (
+    NUMERIC_TYPES,
     TEXT_PARSED_KINDS,
     TEXT_PREFIX,
     TIME_TYPES,
@@ -28,6 +29,30 @@ from satmodel.sources.core import (
     literal,
     quote,
 )
+
+
+def type_name(sql_type: str) -> str:
+    """A DuckDB type as validation names types elsewhere (ibis names: ``int64``, ``string``)."""
+    from ibis.backends.sql.datatypes import DuckDBType
+
+    try:
+        name = str(DuckDBType.from_string(sql_type))
+    except Exception:  # any type ibis cannot parse keeps DuckDB's name
+        return sql_type
+    return sql_type if name.startswith("unknown") else name
+
+
+def _epoch(spec: TableSpec, column: str, expression: str, units: dict[str, str]) -> tuple[str, str]:
+    """A timestamp from numbers since 1970 in the unit the config gives (``epoch_ms``...)."""
+    unit = units[column]
+    factors = UNIT_FACTORS["epoch"]
+    if unit not in factors:
+        raise InputError(
+            f"config: tables.{spec.name}.units.{column} = {unit!r} is not a known unit "
+            f"(known: {', '.join(factors)})"
+        )
+    micros = f"CAST(round(TRY_CAST({expression} AS DOUBLE) * {factors[unit]!r}) AS BIGINT)"
+    return f"TRY(make_timestamp({micros}))", "TIMESTAMP"
 
 
 def select_list(
@@ -49,6 +74,8 @@ def select_list(
             continue  # a required column: reported as missing by validation
         expression = quote(user_column)
         source_type = source_types[user_column]
+        if column.kind == "timestamp" and column.name in mapping.units:
+            expression, source_type = _epoch(spec, column.name, expression, mapping.units)
         if base_type(source_type) == "VARCHAR" and column.kind in TEXT_PARSED_KINDS:
             # Text that should hold numbers, booleans or timestamps (CSV sniffing gives up on
             # one bad value): parse it here and keep the text, so validation can quarantine
@@ -59,13 +86,19 @@ def select_list(
             source_type = parsed_type
         if not compatible(column.kind, source_type):
             items.append(f"{expression} AS {quote(column.name)}")
+            hint = (
+                f'; numbers since 1970? give units = {{ {column.name} = "epoch_s" }} or "epoch_ms"'
+                if column.kind == "timestamp" and base_type(source_type) in NUMERIC_TYPES
+                else ""
+            )
             problems.append(
-                f"{spec.name}.{column.name}: expected {column.kind}, found {source_type}"
+                f"{spec.name}.{column.name}: wrong type: expected {column.kind}, found "
+                f"{type_name(source_type)} (column {user_column!r}{hint})"
             )
             continue
         if column.kind == "month" and base_type(source_type) in TIME_TYPES:
             expression = f"strftime({expression}, '%Y-%m')"
-        if column.name in mapping.units:
+        if column.name in mapping.units and column.kind != "timestamp":
             unit = mapping.units[column.name]
             factors = UNIT_FACTORS.get(column.unit or "", {})
             if unit not in factors:
@@ -275,6 +308,9 @@ def register_view(
         and mapping.columns.get(c.name, c.name) not in source_types
     ]
     source.missing_columns[name] = missing
+    source.columns_read[name] = {
+        c: t for c, t in source_types.items() if not c.startswith("_satmodel_")
+    }
     if not select:
         select = ["NULL AS _no_canonical_column"]
     distinct = "DISTINCT " if mapping.distinct else ""
