@@ -100,6 +100,8 @@ def test_open_connection_is_locked_and_cannot_read_files(good_folder, tmp_path):
         apply_duckdb_settings(source.con, {"threads": 1})
     report = quarantine(source, persist=True)  # folder sources still read and persist
     assert report.ok and report.rows["requests"] == 3
+    tuned = open_source(good_folder, duckdb_settings={"threads": 1, "memory_limit": "1GB"})
+    assert tuned.con.execute("SELECT current_setting('threads')").fetchall()[0][0] == 1
 
 
 def test_parquet_folder_and_duckdb_file_still_work_and_persist(tmp_path):

@@ -13,9 +13,10 @@ through pandas.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -131,6 +132,7 @@ def open_source(
     config: Config | None = None,
     *,
     allowed_roots: Sequence[Path] | None = None,
+    duckdb_settings: Mapping[str, Any] | None = None,
 ) -> Source:
     """Open a data source as canonical tables.
 
@@ -144,6 +146,8 @@ def open_source(
     allowed_roots : when given, every path the source, its config or its folder names (table
         files, files inside a folder followed through symbolic links, ``[duckdb]
         temp_directory``) must lie inside one of these folders.
+    duckdb_settings : DuckDB settings (``memory_limit``, ``temp_directory``, ``threads``...)
+        applied over the config's ``[duckdb]`` ones.
 
     The connection can read only the source's own files afterwards (see
     :mod:`satmodel.sources.guard`): DuckDB settings must be given before, in ``[duckdb]``.
@@ -173,6 +177,8 @@ def open_source(
     if src is None and config.source_url is not None:
         url = config.source_url
     reading = _Reading(roots=None if allowed_roots is None else [Path(r) for r in allowed_roots])
+    if duckdb_settings:
+        config = replace(config, duckdb={**config.duckdb, **duckdb_settings})
     if "temp_directory" in config.duckdb:
         confine(config.duckdb["temp_directory"], reading.roots, "duckdb.temp_directory")
     if url is not None:
