@@ -23,7 +23,6 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow.parquet as pq
 
 from satmodel.errors import InputError
 from satmodel.schema import OUTCOME_TABLES, SERVICE_TABLES, TABLES, TableSpec
@@ -498,12 +497,8 @@ def _persist_rejected(source: Source) -> None:
     if n_rejected == 0 and not target.exists():
         return
     try:
-        # Written from Python: the source's connection may not write files (sources.guard).
         tmp = target.with_suffix(".parquet.tmp")
-        batches = con.sql("SELECT * FROM rejected").to_arrow_reader()
-        with pq.ParquetWriter(tmp, batches.schema) as writer:
-            for batch in batches:
-                writer.write_batch(batch)
+        source.write_parquet("rejected", tmp)
         tmp.replace(target)
     except (duckdb.Error, OSError):
         source.report.notes.append(

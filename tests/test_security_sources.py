@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 from conftest import GOOD_TABLES, write_tables
 
@@ -100,6 +101,8 @@ def test_open_connection_is_locked_and_cannot_read_files(good_folder, tmp_path):
         apply_duckdb_settings(source.con, {"threads": 1})
     report = quarantine(source, persist=True)  # folder sources still read and persist
     assert report.ok and report.rows["requests"] == 3
+    written = source.write_parquet("customers", tmp_path / "customers.parquet")
+    assert pq.read_table(written).num_rows == 2  # files are written from Python, not DuckDB
     tuned = open_source(good_folder, duckdb_settings={"threads": 1, "memory_limit": "1GB"})
     assert tuned.con.execute("SELECT current_setting('threads')").fetchall()[0][0] == 1
 

@@ -163,6 +163,20 @@ class Source:
             prints[table] = f"rows={rows}"
         return prints
 
+    def write_parquet(self, table: str, path: str | Path) -> Path:
+        """Write a table or view of the connection to a Parquet file, one batch at a time.
+
+        The connection itself may not write files once the source is open
+        (:mod:`satmodel.sources.guard`); the batches are written from Python instead.
+        """
+        import pyarrow.parquet as pq
+
+        batches = self.con.sql(f"SELECT * FROM {quote(table)}").to_arrow_reader()
+        with pq.ParquetWriter(path, batches.schema) as writer:
+            for batch in batches:
+                writer.write_batch(batch)
+        return Path(path)
+
     def close(self) -> None:
         self.con.close()
 
