@@ -11,6 +11,8 @@ Example
     [source]
     path = "warehouse/ops.duckdb"        # DuckDB file, folder of <table>.parquet / .csv, one
                                          # CSV/Parquet file, or postgresql://user@host:5432/db
+    password_env = "PGPASSWORD_OPS"      # PostgreSQL: read the password from this variable;
+                                         # without it, libpq's PGPASSWORD / ~/.pgpass apply
 
     [tables.requests]
     table = "api_log"                    # the user's table (or file stem) for this canonical table
@@ -37,12 +39,14 @@ mapped row once. They compile to SQL with quoted identifiers and literals only.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from satmodel.errors import InputError
+from satmodel.postgres import redact
 from satmodel.schema import TABLES
 
 DEFAULT_DUCKDB = Path("data") / "satmodel.duckdb"
@@ -62,6 +66,8 @@ UNIT_FACTORS: dict[str, dict[str, float]] = {
     },
     "hours": {"h": 1.0, "hours": 1.0, "min": 1 / 60, "s": 1 / 3600, "d": 24.0, "days": 24.0},
     "pct": {"pct": 1.0, "percent": 1.0, "fraction": 100.0},
+    # timestamps given as numbers since 1970-01-01 UTC: factor to microseconds
+    "epoch": {"epoch_s": 1e6, "epoch_ms": 1e3, "epoch_us": 1.0, "epoch_ns": 1e-3},
 }
 
 
@@ -211,6 +217,7 @@ class Config:
     path: Path | None = None
     source_url: str | None = None
     duckdb: dict[str, Any] = field(default_factory=dict)
+    password_env: str | None = None
 
 
 def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -366,6 +373,27 @@ def _conditions(table: str, raw: object, where: str) -> tuple[Condition, ...]:
     return tuple(conditions)
 
 
+_CONSTANT_TYPES = {
+    "bool": ((bool,), "true or false"),
+    "float": ((int, float), "a number"),
+    "int": ((int, float), "a number"),
+    "timestamp": ((str,), 'a timestamp string, e.g. "2025-01-01T00:00:00Z"'),
+}
+
+
+def _check_constant(table: str, column: str, value: object, where: str) -> None:
+    """A constant must have the kind of its canonical column (a string is no boolean)."""
+    if column not in TABLES[table].column_names:
+        return  # reported as not a column of the table
+    kind = TABLES[table].column(column).kind
+    types, wanted = _CONSTANT_TYPES.get(kind, ((bool, int, float, str), "a value"))
+    if not isinstance(value, types) or (bool not in types and isinstance(value, bool)):
+        raise InputError(
+            f"config {where}: tables.{table}.constants.{column} must be {wanted} "
+            f"({column} is {kind}), got {value!r}"
+        )
+
+
 def _table_mapping(name: str, raw: dict[str, Any], base: Path, where: str) -> TableMapping:
     known = {
         "table",
@@ -403,6 +431,8 @@ def _table_mapping(name: str, raw: dict[str, Any], base: Path, where: str) -> Ta
                     f"config {where}: tables.{name}.{key}.{column} is not a column of {name} "
                     f"(canonical columns: {', '.join(canonical)})"
                 )
+    for column, value in raw.get("constants", {}).items():
+        _check_constant(name, column, value, where)
     both = sorted(set(raw.get("constants", {})) & set(raw.get("derived", {})))
     if both:
         raise InputError(
@@ -418,7 +448,7 @@ def _table_mapping(name: str, raw: dict[str, Any], base: Path, where: str) -> Ta
     url = raw.get("url")
     if url is not None and not is_url(url):
         raise InputError(
-            f"config {where}: tables.{name}.url must start with postgresql://, got {url!r} "
+            f"config {where}: tables.{name}.url must start with postgresql://, got {redact(url)!r} "
             '(e.g. url = "postgresql://analyst@127.0.0.1:5432/ops")'
         )
     distinct = raw.get("distinct", False)
@@ -509,16 +539,27 @@ def load_config(path: str | Path | None = None) -> Config:
             f"config {where}: unknown section [{sorted(unknown)[0]}] (known: {', '.join(sorted(known_sections))})"
         )
     source_section = _section(raw, "source", where)
-    unknown = set(source_section) - {"path"}
+    unknown = set(source_section) - {"path", "password_env"}
     if unknown:
         raise InputError(
-            f"config {where}: unknown setting source.{sorted(unknown)[0]} (known: path), "
-            'e.g. path = "data/ops.duckdb" or path = "postgresql://analyst@127.0.0.1:5432/ops"'
+            f"config {where}: unknown setting source.{sorted(unknown)[0]} (known: path, "
+            'password_env), e.g. path = "data/ops.duckdb" or path = '
+            '"postgresql://analyst@127.0.0.1:5432/ops"'
+        )
+    password_env = source_section.get("password_env")
+    if password_env is not None and (
+        not isinstance(password_env, str)
+        or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", password_env)
+    ):
+        raise InputError(
+            f"config {where}: source.password_env must name an environment variable, got "
+            f'{password_env!r} (e.g. password_env = "PGPASSWORD_OPS")'
         )
     source_path = source_section.get("path")
     if source_path is not None and (not isinstance(source_path, str) or not source_path):
         raise InputError(
-            f"config {where}: source.path must be a path or a postgresql:// URL, got {source_path!r}"
+            f"config {where}: source.path must be a path or a postgresql:// URL, got "
+            f"{redact(source_path) if isinstance(source_path, str) else source_path!r}"
         )
     source_url = source_path if is_url(source_path) else None
     if source_url is not None:
@@ -542,4 +583,5 @@ def load_config(path: str | Path | None = None) -> Config:
         costs={k: dict(v) if isinstance(v, dict) else {"value": v} for k, v in costs.items()},
         path=path,
         source_url=source_url,
+        password_env=password_env,
     )

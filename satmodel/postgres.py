@@ -9,9 +9,10 @@ read. Every identifier is quoted by psycopg; nothing from the config becomes SQL
 
 from __future__ import annotations
 
+import os
+import re
 from contextlib import suppress
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from satmodel.errors import InputError
 
@@ -35,16 +36,35 @@ _TYPES = {
 _TEXT = ("text", "string")
 
 
+# A password in a query string (?password=..., &sslpassword=...) or a libpq keyword DSN
+# (host=x password=... or password='a b'); quoted values may hold escaped quotes.
+_SECRET_KEYWORDS = r"(?:ssl)?password"
+_QUERY_SECRET = re.compile(rf"([?&]{_SECRET_KEYWORDS}=)[^&#]*", re.IGNORECASE)
+_KEYWORD_SECRET = re.compile(
+    rf"(^|\s)({_SECRET_KEYWORDS}\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE
+)
+REDACTED = "***"
+
+
 def redact(url: str) -> str:
-    """The URL without its password (for messages and manifests)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}@" if parts.username else ""
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    """``url`` (or a libpq keyword DSN) with every password replaced by ``***``.
+
+    Covers ``postgresql://user:PW@host/db``, ``?password=PW`` / ``&password=PW``,
+    ``sslpassword``, and keyword DSNs such as ``host=x password=PW``.
+    """
+    text = str(url)
+    if "://" in text:
+        scheme, rest = text.split("://", 1)
+        authority_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        authority, tail = rest[:authority_end], rest[authority_end:]
+        if "@" in authority:
+            userinfo, host = authority.rsplit("@", 1)
+            if ":" in userinfo:
+                userinfo = userinfo.split(":", 1)[0] + ":" + REDACTED
+            authority = f"{userinfo}@{host}"
+        text = f"{scheme}://{authority}{tail}"
+        return _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
+    return _KEYWORD_SECRET.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -71,13 +91,19 @@ class PostgresReader:
         return redact(self.url)
 
     @classmethod
-    def connect(cls, url: str) -> PostgresReader:
-        """Connect to ``url`` (libpq also reads PGPASSWORD, ~/.pgpass...).
+    def connect(cls, url: str, password_env: str | None = None) -> PostgresReader:
+        """Connect to ``url``.
+
+        The password comes from, in this order: the environment variable ``password_env``
+        (``[source] password_env`` in satmodel.toml), the URL itself, then libpq's own
+        ``PGPASSWORD``, ``PGPASSFILE`` / ``~/.pgpass`` and service files, which psycopg reads
+        whenever the URL holds no password. Messages show the URL through :func:`redact`.
 
         Raises
         ------
         InputError
-            When psycopg is not installed or the server cannot be reached.
+            When psycopg is not installed, ``password_env`` is not set or the server cannot be
+            reached.
         """
         try:
             import psycopg
@@ -86,10 +112,21 @@ class PostgresReader:
                 f"source {redact(url)}: reading PostgreSQL needs the psycopg driver "
                 "(pip install 'satmodel[postgres]' or 'psycopg[binary]>=3.1')"
             ) from None
+        options = {}
+        if password_env is not None:
+            if not os.environ.get(password_env):
+                raise InputError(
+                    f"config: source.password_env: environment variable {password_env} is not set "
+                    f"(it should hold the password for {redact(url)})"
+                )
+            options["password"] = os.environ[password_env]
         try:
-            conn = psycopg.connect(url, connect_timeout=10, autocommit=False)
+            conn = psycopg.connect(url, connect_timeout=10, autocommit=False, **options)
         except psycopg.Error as exc:
-            raise InputError(f"source {redact(url)}: cannot connect ({_first_line(exc)})") from None
+            reason = redact(_first_line(exc))
+            if options:
+                reason = reason.replace(options["password"], REDACTED)
+            raise InputError(f"source {redact(url)}: cannot connect ({reason})") from None
         conn.read_only = True
         with conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")

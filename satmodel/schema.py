@@ -73,6 +73,20 @@ class TableSpec:
         return next(c for c in self.columns if c.name == name)
 
 
+# An id or segment must be visible text: no NUL byte, no bidirectional control character
+# (U+202A..U+202E, U+2066..U+2069 can make "abc" display as another id), not blank.
+TEXT_KEY_RULE = (
+    "NOT regexp_matches({c}, '[\\x00\\x{{202A}}-\\x{{202E}}\\x{{2066}}-\\x{{2069}}]') "
+    "AND NOT regexp_full_match({c}, '\\s*')"
+)
+TEXT_KEY_REASON = "not a usable name (blank, NUL byte or bidirectional control character)"
+
+
+def _key(name: str, nullable: bool = False) -> ColumnSpec:
+    return ColumnSpec(name, "str", nullable, rule=TEXT_KEY_RULE, rule_text=TEXT_KEY_REASON)
+
+
+# Elsewhere customer_id must name a row of customers, whose ids meet TEXT_KEY_RULE.
 _ID = ColumnSpec("customer_id", "str")
 _WHOLE = "{c} = floor({c})"
 
@@ -82,8 +96,8 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "customers",
             (
-                _ID,
-                ColumnSpec("segment", "str"),
+                _key("customer_id"),
+                _key("segment"),
                 ColumnSpec("region", "str", nullable=True),
                 ColumnSpec("tier", "str", nullable=True),
                 ColumnSpec(
@@ -126,7 +140,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "incidents",
             (
-                ColumnSpec("incident_id", "str"),
+                _key("incident_id"),
                 _ID,
                 ColumnSpec("start_ts", "timestamp"),
                 ColumnSpec("end_ts", "timestamp"),
@@ -145,7 +159,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "tickets",
             (
-                ColumnSpec("ticket_id", "str"),
+                _key("ticket_id"),
                 _ID,
                 ColumnSpec("opened_ts", "timestamp"),
                 ColumnSpec("first_response_ts", "timestamp", nullable=True),
@@ -159,7 +173,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "changes",
             (
-                ColumnSpec("change_id", "str"),
+                _key("change_id"),
                 ColumnSpec("customer_id", "str", nullable=True),
                 ColumnSpec("ts", "timestamp"),
                 ColumnSpec("failed", "bool"),
@@ -190,7 +204,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "surveys",
             (
-                ColumnSpec("response_id", "str"),
+                _key("response_id"),
                 _ID,
                 ColumnSpec("ts", "timestamp"),
                 ColumnSpec(
@@ -213,7 +227,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "complaints",
             (
-                ColumnSpec("complaint_id", "str"),
+                _key("complaint_id"),
                 _ID,
                 ColumnSpec("ts", "timestamp"),
                 ColumnSpec("category", "str"),

@@ -16,6 +16,7 @@ loaded into pandas); the row rules run as SQL in DuckDB, generated from the same
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,9 +27,12 @@ import pandas as pd
 from satmodel.errors import InputError
 from satmodel.schema import OUTCOME_TABLES, SERVICE_TABLES, TABLES, TableSpec
 from satmodel.sources import TEXT_PREFIX, Source, literal, open_source, quote
+from satmodel.sources.core import compatible
 
 REJECTED_COLUMNS = ("table_name", "reason", "column_name", "value", "row_json")
 EARLIEST_PLAUSIBLE = "2000-01-01"
+# Years a timestamp may fall in at all; others are corrupt (epoch units mixed up, overflow).
+TIMESTAMP_RANGE = (1970, 2100)
 
 
 @dataclass
@@ -118,25 +122,64 @@ def _pandera_schema(spec: TableSpec):
     )
 
 
+def mapping_guesses(
+    spec: TableSpec, missing: list[str], available: dict[str, str]
+) -> dict[str, str]:
+    """Best guess of the user's column for each missing canonical one.
+
+    Pairs are scored by name similarity, plus a bonus when the column's type fits (a timestamp
+    for ``ts``, a number for ``csat``), and taken best first; each user column is used once.
+    """
+    pairs = []
+    for column in missing:
+        kind = spec.column(column).kind
+        for name, sql_type in available.items():
+            score = difflib.SequenceMatcher(None, column.lower(), name.lower()).ratio()
+            if kind not in ("str", "month") and compatible(kind, sql_type):
+                score += 1.0
+            pairs.append((score, column, name))
+    guesses: dict[str, str] = {}
+    for score, column, name in sorted(pairs, reverse=True):
+        if score >= 0.3 and column not in guesses and name not in guesses.values():
+            guesses[column] = name
+    return guesses
+
+
+def missing_column_lines(source: Source, table: str, missing: list[str]) -> list[str]:
+    """One line per missing column: the user's columns and a ready ``satmodel.toml`` mapping."""
+    available = list(source.columns_read.get(table, {}))
+    unmapped = {
+        c: t
+        for c, t in source.columns_read.get(table, {}).items()
+        if c not in TABLES[table].column_names
+    }
+    guesses = mapping_guesses(TABLES[table], missing, unmapped)
+    sketch = ", ".join(f'{c} = "{guesses.get(c, "<your column>")}"' for c in missing)
+    shown = ", ".join(available[:20]) + (", ..." if len(available) > 20 else "")
+    return [
+        f"{table}.{column}: column missing (columns in the data: {shown or 'none'}; map them in "
+        f"satmodel.toml, e.g. [tables.{table}] columns = {{ {sketch} }})"
+        for column in missing
+    ]
+
+
 def _column_problems(source: Source) -> list[str]:
     """Missing columns and wrong types, checked with pandera on the raw views."""
     import pandera.errors
 
-    problems = []
+    problems = list(source.type_problems)
     backend = source.ibis()
     for table in source.tables:
         spec = TABLES[table]
         missing = source.missing_columns.get(table, [])
+        mistyped = {  # reported by the source ("table.column: wrong type ...")
+            line.split(":", 1)[0].split(".", 1)[1]
+            for line in source.type_problems
+            if line.startswith(f"{table}.")
+        }
         if missing:
-            found = [
-                c for c in backend.table(table, database="raw").columns if c in spec.column_names
-            ]
-            for column in missing:
-                problems.append(
-                    f"{table}.{column}: column missing (canonical columns found: "
-                    f"{', '.join(found) or 'none'})"
-                )
-        present = [c for c in spec.columns if c.name not in missing]
+            problems.extend(missing_column_lines(source, table, missing))
+        present = [c for c in spec.columns if c.name not in missing and c.name not in mistyped]
         if not present:
             continue
         problems.extend(_unparsed_text_problems(source, table, present))
@@ -217,12 +260,22 @@ class _Rule:
         return self.value or f"CAST({quote(self.column)} AS VARCHAR)"
 
 
+def stored_value(column: str) -> str:
+    """SQL for a column's value that the optimizer cannot replace by file statistics.
+
+    DuckDB folds a rule to a constant, or skips whole Parquet row groups, from the min/max
+    and null counts in a file's footer; a footer that lies (csat patched from 5 to 7) would
+    let bad rows through. The volatile (always true) guard makes every rule read the values.
+    """
+    return f"(CASE WHEN random() < 2 THEN {quote(column)} END)"
+
+
 def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None) -> list[_Rule]:
     """The row rules of one table; the first that matches gives the reason."""
     conditions = []
     text_columns = _text_columns(source, spec.name)
     for column in spec.columns:
-        name = quote(column.name)
+        name = stored_value(column.name)
         if column.name in text_columns:
             text = quote(TEXT_PREFIX + column.name)
             conditions.append(
@@ -235,17 +288,31 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
             )
         if not column.nullable:
             conditions.append((f"{name} IS NULL", column.name, "missing"))
+        if column.kind in ("float", "int"):
+            conditions.append((f"NOT isfinite({name})", column.name, "not a finite number"))
+        if column.kind == "timestamp":
+            conditions.append(
+                (
+                    f"{name} < TIMESTAMPTZ '{TIMESTAMP_RANGE[0]}-01-01 00:00:00+00' OR "
+                    f"{name} >= TIMESTAMPTZ '{TIMESTAMP_RANGE[1] + 1}-01-01 00:00:00+00'",
+                    column.name,
+                    f"timestamp out of range (outside {TIMESTAMP_RANGE[0]}..{TIMESTAMP_RANGE[1]})",
+                )
+            )
         if column.rule:
             rule = column.rule.format(c=name)
             conditions.append(
                 (f"{name} IS NOT NULL AND NOT ({rule})", column.name, column.rule_text)
             )
     for earlier, later in spec.order_pairs:
-        conditions.append((f"{quote(later)} < {quote(earlier)}", later, f"before {earlier}"))
+        conditions.append(
+            (f"{stored_value(later)} < {stored_value(earlier)}", later, f"before {earlier}")
+        )
     if spec.name != "customers" and source.has("customers"):
+        customer = stored_value("customer_id")
         conditions.append(
             (
-                '"customer_id" IS NOT NULL AND "customer_id" NOT IN '
+                f"{customer} IS NOT NULL AND {customer} NOT IN "
                 "(SELECT customer_id FROM main.customers)",
                 "customer_id",
                 "unknown customer (not in customers)",
@@ -253,8 +320,8 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
         )
     time_column = spec.time_column
     if time_column and TABLES[spec.name].column(time_column).kind == "timestamp":
-        start = quote(time_column)
-        end = quote(spec.time_end_column or time_column)
+        start = stored_value(time_column)
+        end = stored_value(spec.time_end_column or time_column)
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         conditions.append(
             (
@@ -288,12 +355,14 @@ def _checked_rows(spec: TableSpec, rules: list[_Rule]) -> str:
     partition = ", ".join(quote(k) for k in spec.key)
     breaks_a_rule = " OR ".join(rule.test for rule in rules) or "FALSE"
     order = ", ".join(
-        [f"({breaks_a_rule})"]
+        ["_satmodel_breaks"]
         + [quote(c) for c in ([spec.time_column] if spec.time_column else []) + spec.column_names]
     )
+    # The rules read guarded (volatile) values, which a window's ORDER BY refuses: flag first.
+    flagged = f"(SELECT *, ({breaks_a_rule}) AS _satmodel_breaks FROM {source})"
     return (
         f"(SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) "
-        f"AS _satmodel_rank FROM {source})"
+        f"AS _satmodel_rank FROM {flagged})"
     )
 
 
@@ -303,6 +372,38 @@ def _clean_select(spec: TableSpec) -> str:
         name = quote(column.name)
         casts.append(f"CAST({name} AS BIGINT) AS {name}" if column.kind == "int" else name)
     return ", ".join(casts)
+
+
+def unreadable(exc: BaseException) -> bool:
+    """Whether a DuckDB error means the data cannot be read (corrupt or refused file)."""
+    return isinstance(exc, duckdb.IOException | duckdb.PermissionException) or (
+        "Corrupt database file" in str(exc)
+    )
+
+
+def _quarantine_table(source: Source, report: ValidationReport, table: str) -> None:
+    """Count one table's rows, expose its clean rows and put its bad rows into ``rejected``."""
+    con = source.con
+    spec = TABLES[table]
+    report.rows[table] = con.execute(f"SELECT count(*) FROM raw.{quote(table)}").fetchall()[0][0]
+    conditions = _conditions(source, spec, report.window)
+    rows = _checked_rows(spec, conditions)
+    if spec.key:
+        conditions.append(_Rule("_satmodel_rank > 1", spec.key[0], "duplicate id (first kept)"))
+    is_bad = " OR ".join(rule.test for rule in conditions)
+    con.execute(
+        f"CREATE OR REPLACE VIEW main.{quote(table)} AS SELECT {_clean_select(spec)} "
+        f"FROM {rows} WHERE NOT ({is_bad})"
+    )
+    reason = " ".join(f"WHEN {rule.test} THEN {literal(rule.reason)}" for rule in conditions)
+    column = " ".join(f"WHEN {rule.test} THEN {literal(rule.column)}" for rule in conditions)
+    value = " ".join(f"WHEN {rule.test} THEN {rule.value_sql}" for rule in conditions)
+    row_struct = ", ".join(f"{quote(c)} := {quote(c)}" for c in spec.column_names)
+    con.execute(
+        f"INSERT INTO rejected SELECT '{table}', CASE {reason} END, CASE {column} END, "
+        f"CASE {value} END, to_json(struct_pack({row_struct}))::VARCHAR "
+        f"FROM {rows} WHERE {is_bad}"
+    )
 
 
 def quarantine(source: Source, persist: bool = False) -> ValidationReport:
@@ -337,28 +438,14 @@ def quarantine(source: Source, persist: bool = False) -> ValidationReport:
         "column_name VARCHAR, value VARCHAR, row_json VARCHAR)"
     )
     for table in source.tables:
-        spec = TABLES[table]
-        report.rows[table] = con.execute(f"SELECT count(*) FROM raw.{quote(table)}").fetchall()[0][
-            0
-        ]
-        conditions = _conditions(source, spec, report.window)
-        rows = _checked_rows(spec, conditions)
-        if spec.key:
-            conditions.append(_Rule("_satmodel_rank > 1", spec.key[0], "duplicate id (first kept)"))
-        is_bad = " OR ".join(rule.test for rule in conditions)
-        con.execute(
-            f"CREATE OR REPLACE VIEW main.{quote(table)} AS SELECT {_clean_select(spec)} "
-            f"FROM {rows} WHERE NOT ({is_bad})"
-        )
-        reason = " ".join(f"WHEN {rule.test} THEN {literal(rule.reason)}" for rule in conditions)
-        column = " ".join(f"WHEN {rule.test} THEN {literal(rule.column)}" for rule in conditions)
-        value = " ".join(f"WHEN {rule.test} THEN {rule.value_sql}" for rule in conditions)
-        row_struct = ", ".join(f"{quote(c)} := {quote(c)}" for c in spec.column_names)
-        con.execute(
-            f"INSERT INTO rejected SELECT '{table}', CASE {reason} END, CASE {column} END, "
-            f"CASE {value} END, to_json(struct_pack({row_struct}))::VARCHAR "
-            f"FROM {rows} WHERE {is_bad}"
-        )
+        try:
+            _quarantine_table(source, report, table)
+        except duckdb.Error as exc:
+            if not unreadable(exc):
+                raise
+            raise InputError(
+                f"{table}: cannot read {source.location} ({str(exc).strip().splitlines()[0]})"
+            ) from None
         if report.rows[table] == 0 and table == "customers":
             raise InputError(f"customers: table is empty in {source.location}")
     report.rejected = con.execute(
@@ -411,7 +498,7 @@ def _persist_rejected(source: Source) -> None:
         return
     try:
         tmp = target.with_suffix(".parquet.tmp")
-        con.execute(f"COPY rejected TO {literal(str(tmp))} (FORMAT parquet)")
+        source.write_parquet("rejected", tmp)
         tmp.replace(target)
     except (duckdb.Error, OSError):
         source.report.notes.append(

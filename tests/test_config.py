@@ -1,5 +1,8 @@
 """Config: defaults without a file, TOML parsing, clear errors, nothing evaluated."""
 
+import subprocess
+import sys
+
 import pytest
 
 from satmodel import Config, InputError, load_config
@@ -64,12 +67,35 @@ def test_loading_never_evaluates_code(tmp_path):
     path = tmp_path / "satmodel.toml"
     marker = tmp_path / "pwned"
     path.write_text(
-        f"[tables.requests]\nconstants = {{ ok = \"__import__('pathlib').Path('{marker}').touch()\" }}\n",
+        f"[tables.customers]\nconstants = {{ segment = \"__import__('pathlib').Path('{marker}').touch()\" }}\n",
         encoding="utf-8",
     )
     config = load_config(path)
-    assert isinstance(config.tables["requests"].constants["ok"], str)
+    assert isinstance(config.tables["customers"].constants["segment"], str)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "constant, fragment",
+    [
+        ('ok = "yes"', "constants.ok must be true or false"),
+        ("ok = 1", "constants.ok must be true or false"),
+        ('latency_ms = "fast"', "constants.latency_ms must be a number"),
+        ("latency_ms = true", "constants.latency_ms must be a number"),
+        ("ts = 5", "constants.ts must be a timestamp string"),
+    ],
+)
+def test_constant_of_the_wrong_kind_is_exit_2(tmp_path, good_folder, constant, fragment):
+    path = good_folder / "satmodel.toml"
+    path.write_text(f'[source]\npath = "."\n[tables.requests]\nconstants = {{ {constant} }}\n')
+    with pytest.raises(InputError, match=fragment):
+        load_config(path)
+    result = subprocess.run(
+        [sys.executable, "-m", "satmodel", "validate", "--data", str(path), "--no-persist"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and fragment in result.stderr, result.stderr
 
 
 def test_missing_file_is_an_input_error(tmp_path):
