@@ -163,12 +163,10 @@ def _since(t0: float, c0: float) -> tuple[float, float]:
 def _satmodel(folder: Path, settings: dict | None = None) -> tuple[float, object, dict]:
     import ibis.backends.duckdb  # noqa: F401  (imports are not timed, for every method)
 
-    from satmodel import features, sources
+    from satmodel import features
     from satmodel.sources import open_source
 
-    source = open_source(folder)
-    if settings:
-        sources.apply_duckdb_settings(source.con, settings)
+    source = open_source(folder, duckdb_settings=settings)
     t0 = time.perf_counter()
     features.ensure_clean(source)  # quarantine: satmodel's validate step, not timed below
     validate_seconds = time.perf_counter() - t0

@@ -458,8 +458,6 @@ def test_missing_customers_and_bad_engine(tmp_path):
     other = make_source(tmp_path / "b", {"customers": customers("c1"), "surveys": BASE_SURVEYS})
     with pytest.raises(InputError, match="engine"):
         build_panel(other, engine="polars")
-    with pytest.raises(InputError, match="memory_limit"):
-        build_panel(other, duckdb_settings={"memory_limit": "lots"})
 
 
 # ------------------------------------------------------------ agreement with plain pandas
@@ -722,9 +720,6 @@ def test_quantile_passes_give_the_same_panel(random_source, monkeypatch):
     assert features.request_plan(source)[0] == 13
     pieces = build_panel(source)
     pd.testing.assert_frame_equal(pieces, whole)
-    # DuckDB settings are applied to the source's connection
-    build_panel(source, duckdb_settings={"threads": 1, "memory_limit": "1GB"})
-    assert source.con.execute("SELECT current_setting('threads')").fetchall()[0][0] == 1
 
 
 # ---------------------------------------------------------------------- outputs and files

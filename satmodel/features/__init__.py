@@ -80,7 +80,7 @@ requests, tickets, changes, complaints, csat_n) are int64; every other column is
 (active_users too, because it can be null). Durations keep microseconds.
 
 Scale: see :mod:`satmodel.features.engines`. Pass DuckDB settings with
-``build_panel(..., duckdb_settings={"memory_limit": "2GB", "temp_directory": ...})``.
+``open_source(..., duckdb_settings={"memory_limit": "2GB", "temp_directory": ...})``.
 
 Modules
 -------

@@ -38,7 +38,6 @@ from satmodel.features.expressions import (
     ticket_metrics,
 )
 from satmodel.features.months import months_frame
-from satmodel.sources import apply_duckdb_settings
 
 IDENTITY_COLUMNS = (
     "customer_id",
@@ -245,8 +244,7 @@ def _panel_spark(source, config: Config, columns: list[str], session) -> pd.Data
         tables = {}
         for name in source.tables:
             path = Path(folder) / f"{name}.parquet"
-            quoted = "'" + str(path).replace("'", "''") + "'"
-            source.con.execute(f'COPY (SELECT * FROM "{name}") TO {quoted} (FORMAT parquet)')
+            source.write_parquet(name, path)
             tables[name] = backend.read_parquet(
                 str(path), table_name=f"satmodel_{name}_{uuid.uuid4().hex[:8]}"
             )
@@ -258,7 +256,6 @@ def build_panel(
     config: Config | None = None,
     engine: str = "duckdb",
     *,
-    duckdb_settings: Mapping[str, Any] | None = None,
     spark=None,
 ) -> pd.DataFrame:
     """Build the service panel: one row per customer and month.
@@ -269,9 +266,6 @@ def build_panel(
         been done yet.
     config : thresholds etc.; defaults to ``source.config``.
     engine : ``"duckdb"`` (default) or ``"spark"`` (same ibis expressions on local Spark).
-    duckdb_settings : DuckDB settings applied to ``source.con`` before the build, e.g.
-        ``{"memory_limit": "2GB", "temp_directory": "/scratch", "threads": 2}``; a config's
-        ``duckdb`` settings (when it has any) are applied first.
     spark : an existing SparkSession for ``engine="spark"``; a small local one otherwise.
 
     Returns
@@ -283,12 +277,11 @@ def build_panel(
     Raises
     ------
     InputError
-        When ``customers`` is missing, a setting is rejected or the engine is unknown.
+        When ``customers`` is missing or the engine is unknown.
     """
     config = config if config is not None else source.config
     if engine not in ("duckdb", "spark"):
         raise InputError(f"engine {engine!r}: expected duckdb or spark")
-    apply_duckdb_settings(source.con, duckdb_settings)
     require_table(source, "customers", PANEL_NEEDS)
     columns = panel_columns(source.tables)
     if engine == "spark":
