@@ -26,10 +26,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-import satmodel.report as report_module
 from satmodel.cli import main
 from satmodel.errors import InputError
-from satmodel.report import ReportBusyError, ReportError, run_report
+from satmodel.jobs import ReportBusyError, ReportError, ReportRequest, run_report
+from satmodel.jobs import files as files_module
+from satmodel.jobs import runner as runner_module
+from satmodel.jobs.files import MARKER
 
 MONTH = "2025-02"  # the conftest tables hold 2025-01 and 2025-02
 KERNEL_FOLDERS = Path(tempfile.gettempdir())
@@ -79,7 +81,9 @@ def data(tmp_path: Path) -> Path:
 
 def run(notebook: Path, data: Path, out: Path, **kwargs):
     kwargs.setdefault("month", MONTH)
-    return run_report(data=data, out=out, notebook=notebook, progress=False, **kwargs)
+    return run_report(
+        ReportRequest(data=data, out=out, notebook=notebook, progress=False, **kwargs)
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -124,9 +128,9 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 
 SCRIPT = (
-    "import sys; from satmodel.report import run_report\n"
-    f"run_report(month={MONTH!r}, data=sys.argv[1], out=sys.argv[2], notebook=sys.argv[3],"
-    " progress=False, parameters={'pause': float(sys.argv[4])})\n"
+    "import sys; from satmodel.jobs import ReportRequest, run_report\n"
+    f"run_report(ReportRequest(month={MONTH!r}, data=sys.argv[1], out=sys.argv[2], notebook=sys.argv[3],"
+    " progress=False, parameters={'pause': float(sys.argv[4])}))\n"
 )
 
 
@@ -249,14 +253,17 @@ def test_killed_cli_report_of_the_demo(tmp_path_factory, tmp_path):
 def test_stale_staging_of_killed_runs_is_swept_unless_locked(notebook, data, tmp_path):
     out = tmp_path / "reports"
     out.mkdir()
-    stale = out / ".2025-01.partial"  # a killed run of another month
+    stale = out / ".2025-01.partial"  # a killed run of another month: its marker says so
     stale.mkdir()
     (stale / "report.ipynb").write_text("half")
+    (stale / MARKER).write_text(json.dumps({"tool": "satmodel", "key": "2025-01"}))
     (out / ".2025-01.lock").write_text("pid 999999 since long ago\n")  # no one holds it
-    old = out / ".2024-12.old"  # a killed publish (non-Linux fallback)
+    old = out / ".2024-12.old"  # a killed publish (non-Linux fallback): an earlier report
     old.mkdir()
+    (old / "manifest.json").write_text(json.dumps({"manifest_version": 1, "status": "ok"}))
     busy = out / ".2024-11.partial"  # a run that is still going
     busy.mkdir()
+    (busy / MARKER).write_text(json.dumps({"tool": "satmodel", "key": "2024-11"}))
     with (out / ".2024-11.lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         run(notebook, data, out)
@@ -320,8 +327,9 @@ def test_disk_fault_at_html_or_publish_keeps_the_good_report(
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(report_module, "export_html" if step == "html" else "_exchange", no_space)
-    with pytest.raises(ReportError, match=f"failed at {step}: OSError") as info:
+    module, name = (runner_module, "export_html") if step == "html" else (files_module, "exchange")
+    monkeypatch.setattr(module, name, no_space)
+    with pytest.raises(ReportError, match=f"failed at {step}: no space left on device") as info:
         run(notebook, data, out)
     assert "previous report was kept" in str(info.value)
     after = snapshot(good)

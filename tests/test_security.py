@@ -29,7 +29,14 @@ import pytest
 from satmodel import reporting
 from satmodel.cli import main
 from satmodel.errors import InputError
-from satmodel.report import check_parameters, confine_path, run_report
+from satmodel.jobs import (
+    ProposalRequest,
+    ReportRequest,
+    check_parameters,
+    confine_path,
+    run_proposal,
+    run_report,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "satmodel"
@@ -297,7 +304,9 @@ def test_bad_parameters_are_refused_before_anything_runs(parameters, message, ti
         check_parameters(parameters)
     out = tmp_path / "reports"
     with pytest.raises(InputError, match=re.escape(message)):
-        run_report(month=MONTH, data=data, out=out, notebook=tiny, parameters=parameters)
+        run_report(
+            ReportRequest(month=MONTH, data=data, out=out, notebook=tiny, parameters=parameters)
+        )
     assert not out.exists()  # no folder, no lock, no kernel
 
 
@@ -405,20 +414,26 @@ def test_paths_inside_the_project_run_and_outside_ones_need_the_flag(
     monkeypatch.delenv("SATMODEL_ALLOW_PATHS", raising=False)
     # like `make report`: data under data/, reports under reports/
     folder = run_report(
-        month=MONTH,
-        data="data/tables",
-        out="reports",
-        notebook=tiny,
-        progress=False,
-        allow_outside=False,
+        ReportRequest(
+            month=MONTH,
+            data="data/tables",
+            out="reports",
+            notebook=tiny,
+            progress=False,
+            allow_outside=False,
+        )
     )
     assert folder == root / "reports" / MONTH
     with pytest.raises(InputError, match="outside the project's folders"):
-        run_report(month=MONTH, data=data, out="reports", notebook=tiny, allow_outside=False)
+        run_report(
+            ReportRequest(month=MONTH, data=data, out="reports", notebook=tiny, allow_outside=False)
+        )
     # explicitly allowed: the flag (Python: allow_outside=True, the API default) or the env
-    assert run_report(month=MONTH, data=data, out=tmp_path / "r", notebook=tiny, progress=False)
+    assert run_report(
+        ReportRequest(month=MONTH, data=data, out=tmp_path / "r", notebook=tiny, progress=False)
+    )
     monkeypatch.setenv("SATMODEL_ALLOW_PATHS", "1")
-    from satmodel.report import allowed_outside_by_env
+    from satmodel.jobs import allowed_outside_by_env
 
     assert allowed_outside_by_env()
 
@@ -500,7 +515,9 @@ def test_pseudonymised_report_and_proposal_show_no_real_id(tmp_path_factory, mon
             shown = set(re.findall(r"cust-[0-9a-f]{16}", text))
             assert shown <= expected, f"{name}: pseudonyms not from this key"
 
-    folder = run_report(data=data, out=out / "reports", progress=False, pseudonymise=True)
+    folder = run_report(
+        ReportRequest(data=data, out=out / "reports", progress=False, pseudonymise=True)
+    )
     assert_no_real_id(folder)
     # the report's tables hold pseudonyms (the same mapping in every output)
     at_risk = pd.read_csv(folder / "customers_at_risk.csv", encoding="utf-8-sig")
@@ -522,16 +539,16 @@ def test_pseudonymised_report_and_proposal_show_no_real_id(tmp_path_factory, mon
 
 
 def run_proposal_pseudonymised(data: Path, out: Path, customer: str) -> Path:
-    from satmodel.report import run_proposal
-
     return run_proposal(
-        customer=customer,
-        csat_target=4.0,
-        data=data,
-        out=out,
-        parameters={"n_sim": 100},
-        progress=False,
-        pseudonymise=True,
+        ProposalRequest(
+            customer=customer,
+            csat_target=4.0,
+            data=data,
+            out=out,
+            parameters={"n_sim": 100},
+            progress=False,
+            pseudonymise=True,
+        )
     )
 
 
@@ -560,7 +577,9 @@ def hostile_report(tmp_path_factory) -> Path:
             "UPDATE customers SET segment = ? WHERE segment = 'mid_market'", [FORMULA_SEGMENT]
         )
     _CACHE["hostile"] = run_report(
-        data=db, out=base / "reports", progress=False, parameters={"importance_boot": 50}
+        ReportRequest(
+            data=db, out=base / "reports", progress=False, parameters={"importance_boot": 50}
+        )
     )
     return _CACHE["hostile"]
 
@@ -640,7 +659,9 @@ def test_degenerate_demo_report_shows_its_warnings(tmp_path_factory):
     with duckdb.connect(str(db)) as con:
         con.execute("UPDATE requests SET ok = true")  # error_rate 0 everywhere: collinear
     folder = run_report(
-        data=db, out=base / "reports", progress=False, parameters={"importance_boot": 20}
+        ReportRequest(
+            data=db, out=base / "reports", progress=False, parameters={"importance_boot": 20}
+        )
     )
     summary = json.loads((folder / "summary.json").read_text())
     warnings = summary["warnings"]
