@@ -30,6 +30,7 @@ from satmodel.cli import main
 from satmodel.errors import InputError
 from satmodel.jobs import ReportBusyError, ReportError, ReportRequest, run_report
 from satmodel.jobs import files as files_module
+from satmodel.jobs import html as html_module
 from satmodel.jobs import runner as runner_module
 from satmodel.jobs.files import MARKER
 
@@ -336,6 +337,59 @@ def test_disk_fault_at_html_or_publish_keeps_the_good_report(
     assert {k: v for k, v in after.items() if not k.startswith("failed/")} == before
     assert (good / "failed" / "error.txt").is_file()
     assert sorted(p.name for p in out.iterdir()) == [f".{MONTH}.lock", MONTH]
+
+
+@pytest.mark.parametrize(
+    ("when", "step", "written"),
+    [
+        ("start", "stage", f"/.{MONTH}.partial"),
+        ("after the notebook", "html", f"{MONTH}.partial/report.html"),
+    ],
+)
+def test_disk_full_says_so_and_leaves_no_partial(
+    when, step, written, notebook, data, tmp_path, monkeypatch
+):
+    """The disk is full from the start, or fills after the notebook ran (then even the failed/
+    copy cannot be written): one clear line (exit 1), the good report untouched, nothing
+    half-written left."""
+    out = tmp_path / "reports"
+    good = run(notebook, data, out)
+    before = snapshot(good)
+    real = files_module.write_text
+
+    def full(path, text):
+        if when != "start" and path.name == MARKER:
+            return real(path, text)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files_module, "write_text", full)
+    monkeypatch.setattr(html_module, "write_text", full)
+    with pytest.raises(ReportError) as info:
+        run(notebook, data, out)
+    message = str(info.value)
+    assert info.value.exit_code == 1 and "\n" not in message
+    assert f"failed at {step}: no space left on device while writing " in message
+    assert written in message and "OSError" not in message
+    assert snapshot(good) == before
+    assert sorted(p.name for p in good.iterdir()) == sorted(before)
+    assert sorted(p.name for p in out.iterdir()) == [f".{MONTH}.lock", MONTH]
+
+
+def test_missing_required_column_is_exit_2_before_any_kernel(tmp_path, capsys):
+    from conftest import GOOD_TABLES, write_tables
+
+    surveys = "\n".join(
+        ",".join(cell for i, cell in enumerate(line.split(",")) if i != 3)  # no csat column
+        for line in GOOD_TABLES["surveys"].splitlines()
+    )
+    data = write_tables(tmp_path / "data", {**GOOD_TABLES, "surveys": surveys + "\n"})
+    out = tmp_path / "reports"
+    argv = ["report", "--data", str(data), "--out", str(out), "--month", MONTH, "--quiet"]
+    code = main([*argv, "--allow-outside"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("satmodel: surveys.csat") and err.count("\n") == 1, err
+    assert not out.exists()  # no folder, no lock: no kernel was started
 
 
 # --------------------------------------------------------------------------------------

@@ -138,6 +138,7 @@ def test_report_writes_the_four_files_atomically(tiny, data, tmp_path):
     assert manifest["parameters"]["month"] == MONTH
     assert manifest["parameters"]["data"] == str(data.resolve())
     assert manifest["output_dir"] == str(folder)
+    assert manifest["parameters"]["out_dir"] == str(folder)  # the final path, not the staging
     assert {"python", "satmodel", "papermill", "nbconvert", "pandas"} <= set(manifest["packages"])
     assert set(manifest["inputs"]) == {
         str(data.resolve() / f"{t}.csv") for t in ("customers", "usage", "requests", "surveys")

@@ -226,12 +226,22 @@ def clear_own(path: Path) -> None:
 
 
 def make_staging(path: Path, key: str) -> Path:
-    """Create the staging folder ``path`` (never an existing one) with the run's marker."""
+    """Create the staging folder ``path`` (never an existing one) with the run's marker.
+
+    Raises
+    ------
+    OSError
+        When it cannot be made (disk full...); nothing is left behind.
+    """
     os.mkdir(path, 0o755)
     if not stat.S_ISDIR(os.lstat(path).st_mode):  # swapped for something else meanwhile
         raise InputError(f"{path}: changed while it was being created")
     tag = {"tool": TOOL_TAG, "key": key, "pid": os.getpid()}
-    write_json(path / MARKER, {**tag, "created_utc": datetime.now(UTC).isoformat()})
+    try:
+        write_json(path / MARKER, {**tag, "created_utc": datetime.now(UTC).isoformat()})
+    except OSError:
+        remove_tree(path)
+        raise
     return path
 
 

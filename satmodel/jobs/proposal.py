@@ -86,12 +86,14 @@ def proposal_key(
 
 
 def pseudonymise_ids(text: str, ids: list[str], key: bytes) -> str:
-    """``text`` with every customer id of ``ids`` replaced by its pseudonym (longest first)."""
+    """``text`` with every customer id of ``ids`` (a whole token, longest first) replaced by its
+    pseudonym."""
     from satmodel.reporting import pseudonym
 
     if not ids:
         return text
-    pattern = re.compile("|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True)))
+    alternatives = "|".join(re.escape(i) for i in sorted(ids, key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])")
     return pattern.sub(lambda match: pseudonym(match.group(0), key), text)
 
 

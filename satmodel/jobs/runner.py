@@ -193,7 +193,12 @@ def run_job(job: Job, progress: bool, wait: bool, timeout: float | None) -> Path
         check_target(target, str(Path(job.shown_out) / key))
         for own in (staging, out / f".{key}.old"):
             clear_own(own)
-        make_staging(staging, key)
+        try:
+            make_staging(staging, key)
+        except OSError as exc:
+            raise ReportError(
+                f"{job.kind} {key} failed at stage: {error_text(exc, staging)}"
+            ) from exc
         manifest: dict[str, Any] = {
             "manifest_version": MANIFEST_VERSION,
             "status": "running",
