@@ -485,3 +485,19 @@ def test_unwritable_out_under_the_project(data, tmp_path, monkeypatch, capsys):
 def test_unwritable_out_from_python_is_input_error(notebook, data, tmp_path):
     with pytest.raises(InputError, match=re.escape("--out /proc: not writable")):
         run(notebook, data, "/proc")
+
+
+def test_failed_copy_is_never_written_through_a_swapped_link(tmp_path):
+    """The month folder became a link while the run went on: failed/ is not written into it."""
+    from satmodel.jobs.files import keep_failed, make_staging
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / MONTH).symlink_to(elsewhere, target_is_directory=True)
+    staging = make_staging(out / f".{MONTH}.partial", MONTH)
+    with pytest.raises(InputError, match="is a symbolic link"):
+        keep_failed(staging, out / MONTH, {"status": "failed"}, "boom", "report")
+    assert list(elsewhere.iterdir()) == []
+    assert not staging.exists()

@@ -303,13 +303,17 @@ def keep_failed(
     ------
     OSError
         When even that cannot be written (disk full); nothing half-written is left behind.
+    InputError
+        When ``target`` was swapped for a link (or a foreign folder) during the run.
     """
     failed = target / "failed"
     pending = target / ".failed.partial"
     old = target / ".failed.old"
     try:
-        with contextlib.suppress(FileExistsError):
+        try:
             os.mkdir(target, 0o755)
+        except FileExistsError:
+            check_target(target, str(target))  # still ours: never write through a swapped link
         remove_tree(pending)
         os.mkdir(pending, 0o755)
         notebook = staging / f"{stem}.ipynb"

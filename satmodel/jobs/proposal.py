@@ -33,8 +33,9 @@ def default_proposal_notebook() -> Path:
 
 @dataclass(frozen=True)
 class ProposalRequest:
-    """What proposal to build (the run's request; see also :class:`satmodel.reporting.ProposalRequest`,
-    the notebook's view of who it is for).
+    """What proposal to build, and how to run it.
+
+    Not :class:`satmodel.reporting.ProposalRequest`, the notebook's view of who it is for.
 
     Attributes
     ----------

@@ -245,7 +245,15 @@ def run_job(job: Job, progress: bool, wait: bool, timeout: float | None) -> Path
     return target
 
 
-def _fail(job: Job, manifest, step, error, staging, target, exc) -> None:
+def _fail(
+    job: Job,
+    manifest: dict[str, Any],
+    step: str,
+    error: str,
+    staging: Path,
+    target: Path,
+    exc: BaseException,
+) -> None:
     """Keep the failed run under ``failed/`` and raise the one-line ReportError."""
     stem, key = job.kind, job.key
     manifest.update(status="failed", failed_step=step, error=error)
