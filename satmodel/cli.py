@@ -209,16 +209,16 @@ def _allow_outside(args: argparse.Namespace) -> bool:
     --confine-paths or SATMODEL_CONFINE_PATHS=1 (for schedulers and shared deployments);
     --allow-outside or SATMODEL_ALLOW_PATHS=1 then lifts it again.
     """
-    from satmodel.report import allowed_outside_by_env, confined_by_env
+    from satmodel.jobs.confinement import allowed_outside_by_env, confined_by_env
 
     confined = bool(getattr(args, "confine_paths", False)) or confined_by_env()
     return not confined or bool(args.allow_outside) or allowed_outside_by_env()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from satmodel.report import run_report
+    from satmodel.jobs.report import ReportRequest, run_report
 
-    result = run_report(
+    request = ReportRequest(
         month=args.month,
         data=args.data,
         out=args.out,
@@ -229,6 +229,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         allow_outside=_allow_outside(args),
         pseudonymise=args.pseudonymise,
     )
+    result = run_report(request)
     for folder in result if isinstance(result, list) else [result]:
         print(f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)")
         print(f"open {Path(folder).resolve() / 'report.html'}")
@@ -236,9 +237,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_proposal(args: argparse.Namespace) -> int:
-    from satmodel.report import run_proposal
+    from satmodel.jobs.proposal import ProposalRequest, run_proposal
 
-    folder = run_proposal(
+    request = ProposalRequest(
         segment=args.segment,
         customer=args.customer,
         csat_target=args.csat_target,
@@ -252,6 +253,7 @@ def cmd_proposal(args: argparse.Namespace) -> int:
         allow_outside=_allow_outside(args),
         pseudonymise=args.pseudonymise,
     )
+    folder = run_proposal(request)
     print(f"wrote {folder}/ (proposal.ipynb, summary.json, manifest.json)")
     print(f"open {Path(folder).resolve() / 'proposal.html'}")
     return 0

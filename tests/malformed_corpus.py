@@ -13,6 +13,7 @@ Every case states what a user must see:
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -442,6 +443,110 @@ CASES = [
         "global_change_only", "valid", tables={"changes": [BASE["changes"][0], BASE["changes"][2]]}
     ),
 ]
+
+
+# --------------------------------------------------------------------------------------
+# hostile output folders: what a report run finds under --out, and what it must answer
+#
+# Paths are relative to a project root holding data/ and reports/ (the run's --out); the run
+# builds the month 2025-02. An entry is "dir", "file:<text>", "link:<target>" (a symbolic link,
+# target relative to the link's folder) or "hardlink:<path relative to the root>".
+# Whatever existed before the run must be exactly as it was afterwards.
+
+PSEUDONYM_KEY = "data/pseudonym.key"
+SATMODEL_TAG = '{"tool": "satmodel", "key": "2025-01"}'
+
+
+@dataclass
+class HostileOutput:
+    """An output folder a run must not damage, and the exit code (and line) it must give."""
+
+    name: str
+    entries: dict[str, str]
+    exit_code: int
+    fragment: str = ""
+
+
+HOSTILE_OUTPUTS = [
+    HostileOutput(
+        "lock_links_to_the_key",
+        {"reports/.2025-02.lock": "link:../data/pseudonym.key"},
+        2,
+        "is a symbolic link",
+    ),
+    HostileOutput(
+        "lock_is_a_hard_link_to_the_key",
+        {"reports/.2025-02.lock": f"hardlink:{PSEUDONYM_KEY}"},
+        2,
+        "has other hard links",
+    ),
+    HostileOutput("lock_is_a_folder", {"reports/.2025-02.lock": "dir"}, 2, "lock"),
+    HostileOutput(
+        "stale_staging_whose_lock_links_to_the_key",
+        {
+            "reports/.2025-01.partial/.satmodel-staging": f"file:{SATMODEL_TAG}",
+            "reports/.2025-01.lock": "link:../data/pseudonym.key",
+        },
+        0,
+    ),
+    HostileOutput(
+        "hidden_folders_named_like_staging",
+        {
+            "reports/.ssh.old/id_ed25519": "file:private",
+            "reports/.config.partial/settings": "file:mine",
+            "reports/.emacs.d.old/init.el": "file:(setq x 1)",
+            "reports/.satmodel-trash-mine/keep": "file:not satmodel's trash",
+            "reports/2025-06/notes.txt": "file:a month folder of my own",
+        },
+        0,
+    ),
+    HostileOutput(
+        "month_folder_not_written_by_satmodel",
+        {"reports/2025-02/notes.txt": "file:mine"},
+        2,
+        "exists and was not written by satmodel",
+    ),
+    HostileOutput("month_folder_is_a_file", {"reports/2025-02": "file:mine"}, 2, "not a folder"),
+    HostileOutput(
+        "month_folder_is_a_link",
+        {"elsewhere/keep": "file:mine", "reports/2025-02": "link:../elsewhere"},
+        2,
+        "is a symbolic link",
+    ),
+    HostileOutput(
+        "staging_folder_is_a_link",
+        {"elsewhere/keep": "file:mine", "reports/.2025-02.partial": "link:../elsewhere"},
+        2,
+        "is a symbolic link",
+    ),
+    HostileOutput(
+        "staging_folder_not_made_by_satmodel",
+        {"reports/.2025-02.partial/mine": "file:mine"},
+        2,
+        "was not made by satmodel",
+    ),
+]
+
+
+def write_hostile_output(case: HostileOutput, root: Path) -> Path:
+    """Create the case's entries under ``root`` (beside a ``data/pseudonym.key``); returns root."""
+    key = root / PSEUDONYM_KEY
+    key.parent.mkdir(parents=True, exist_ok=True)
+    key.write_text("the pseudonym key: never to be overwritten\n")
+    (root / "reports").mkdir(exist_ok=True)
+    for name, entry in case.entries.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kind, _, value = entry.partition(":")
+        if kind == "dir":
+            path.mkdir()
+        elif kind == "file":
+            path.write_text(value)
+        elif kind == "link":
+            path.symlink_to(value)
+        else:
+            os.link(root / value, path)
+    return root
 
 
 def write_case(case: Case, root: Path) -> Path:

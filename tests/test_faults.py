@@ -26,10 +26,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-import satmodel.report as report_module
 from satmodel.cli import main
 from satmodel.errors import InputError
-from satmodel.report import ReportBusyError, ReportError, run_report
+from satmodel.jobs import ReportBusyError, ReportError, ReportRequest, run_report
+from satmodel.jobs import files as files_module
+from satmodel.jobs import html as html_module
+from satmodel.jobs import runner as runner_module
+from satmodel.jobs.files import MARKER
 
 MONTH = "2025-02"  # the conftest tables hold 2025-01 and 2025-02
 KERNEL_FOLDERS = Path(tempfile.gettempdir())
@@ -79,7 +82,9 @@ def data(tmp_path: Path) -> Path:
 
 def run(notebook: Path, data: Path, out: Path, **kwargs):
     kwargs.setdefault("month", MONTH)
-    return run_report(data=data, out=out, notebook=notebook, progress=False, **kwargs)
+    return run_report(
+        ReportRequest(data=data, out=out, notebook=notebook, progress=False, **kwargs)
+    )
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -124,9 +129,9 @@ def wait_until(condition, timeout: float, what: str) -> None:
 
 
 SCRIPT = (
-    "import sys; from satmodel.report import run_report\n"
-    f"run_report(month={MONTH!r}, data=sys.argv[1], out=sys.argv[2], notebook=sys.argv[3],"
-    " progress=False, parameters={'pause': float(sys.argv[4])})\n"
+    "import sys; from satmodel.jobs import ReportRequest, run_report\n"
+    f"run_report(ReportRequest(month={MONTH!r}, data=sys.argv[1], out=sys.argv[2], notebook=sys.argv[3],"
+    " progress=False, parameters={'pause': float(sys.argv[4])}))\n"
 )
 
 
@@ -249,14 +254,17 @@ def test_killed_cli_report_of_the_demo(tmp_path_factory, tmp_path):
 def test_stale_staging_of_killed_runs_is_swept_unless_locked(notebook, data, tmp_path):
     out = tmp_path / "reports"
     out.mkdir()
-    stale = out / ".2025-01.partial"  # a killed run of another month
+    stale = out / ".2025-01.partial"  # a killed run of another month: its marker says so
     stale.mkdir()
     (stale / "report.ipynb").write_text("half")
+    (stale / MARKER).write_text(json.dumps({"tool": "satmodel", "key": "2025-01"}))
     (out / ".2025-01.lock").write_text("pid 999999 since long ago\n")  # no one holds it
-    old = out / ".2024-12.old"  # a killed publish (non-Linux fallback)
+    old = out / ".2024-12.old"  # a killed publish (non-Linux fallback): an earlier report
     old.mkdir()
+    (old / "manifest.json").write_text(json.dumps({"manifest_version": 1, "status": "ok"}))
     busy = out / ".2024-11.partial"  # a run that is still going
     busy.mkdir()
+    (busy / MARKER).write_text(json.dumps({"tool": "satmodel", "key": "2024-11"}))
     with (out / ".2024-11.lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         run(notebook, data, out)
@@ -320,14 +328,68 @@ def test_disk_fault_at_html_or_publish_keeps_the_good_report(
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(report_module, "export_html" if step == "html" else "_exchange", no_space)
-    with pytest.raises(ReportError, match=f"failed at {step}: OSError") as info:
+    module, name = (runner_module, "export_html") if step == "html" else (files_module, "exchange")
+    monkeypatch.setattr(module, name, no_space)
+    with pytest.raises(ReportError, match=f"failed at {step}: no space left on device") as info:
         run(notebook, data, out)
     assert "previous report was kept" in str(info.value)
     after = snapshot(good)
     assert {k: v for k, v in after.items() if not k.startswith("failed/")} == before
     assert (good / "failed" / "error.txt").is_file()
     assert sorted(p.name for p in out.iterdir()) == [f".{MONTH}.lock", MONTH]
+
+
+@pytest.mark.parametrize(
+    ("when", "step", "written"),
+    [
+        ("start", "stage", f"/.{MONTH}.partial"),
+        ("after the notebook", "html", f"{MONTH}.partial/report.html"),
+    ],
+)
+def test_disk_full_says_so_and_leaves_no_partial(
+    when, step, written, notebook, data, tmp_path, monkeypatch
+):
+    """The disk is full from the start, or fills after the notebook ran (then even the failed/
+    copy cannot be written): one clear line (exit 1), the good report untouched, nothing
+    half-written left."""
+    out = tmp_path / "reports"
+    good = run(notebook, data, out)
+    before = snapshot(good)
+    real = files_module.write_text
+
+    def full(path, text):
+        if when != "start" and path.name == MARKER:
+            return real(path, text)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files_module, "write_text", full)
+    monkeypatch.setattr(html_module, "write_text", full)
+    with pytest.raises(ReportError) as info:
+        run(notebook, data, out)
+    message = str(info.value)
+    assert info.value.exit_code == 1 and "\n" not in message
+    assert f"failed at {step}: no space left on device while writing " in message
+    assert written in message and "OSError" not in message
+    assert snapshot(good) == before
+    assert sorted(p.name for p in good.iterdir()) == sorted(before)
+    assert sorted(p.name for p in out.iterdir()) == [f".{MONTH}.lock", MONTH]
+
+
+def test_missing_required_column_is_exit_2_before_any_kernel(tmp_path, capsys):
+    from conftest import GOOD_TABLES, write_tables
+
+    surveys = "\n".join(
+        ",".join(cell for i, cell in enumerate(line.split(",")) if i != 3)  # no csat column
+        for line in GOOD_TABLES["surveys"].splitlines()
+    )
+    data = write_tables(tmp_path / "data", {**GOOD_TABLES, "surveys": surveys + "\n"})
+    out = tmp_path / "reports"
+    argv = ["report", "--data", str(data), "--out", str(out), "--month", MONTH, "--quiet"]
+    code = main([*argv, "--allow-outside"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("satmodel: surveys.csat") and err.count("\n") == 1, err
+    assert not out.exists()  # no folder, no lock: no kernel was started
 
 
 # --------------------------------------------------------------------------------------
@@ -423,3 +485,19 @@ def test_unwritable_out_under_the_project(data, tmp_path, monkeypatch, capsys):
 def test_unwritable_out_from_python_is_input_error(notebook, data, tmp_path):
     with pytest.raises(InputError, match=re.escape("--out /proc: not writable")):
         run(notebook, data, "/proc")
+
+
+def test_failed_copy_is_never_written_through_a_swapped_link(tmp_path):
+    """The month folder became a link while the run went on: failed/ is not written into it."""
+    from satmodel.jobs.files import keep_failed, make_staging
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / MONTH).symlink_to(elsewhere, target_is_directory=True)
+    staging = make_staging(out / f".{MONTH}.partial", MONTH)
+    with pytest.raises(InputError, match="is a symbolic link"):
+        keep_failed(staging, out / MONTH, {"status": "failed"}, "boom", "report")
+    assert list(elsewhere.iterdir()) == []
+    assert not staging.exists()

@@ -1,4 +1,4 @@
-"""Tests of the report runner (satmodel.report) and the report tables (satmodel.reporting).
+"""Tests of the report runner (satmodel.jobs) and the report tables (satmodel.reporting).
 
 The runner is exercised with a tiny notebook of its own (a figure, a summary, an optional
 failing cell and an optional pause) so these tests do not depend on the panel or the models;
@@ -27,7 +27,7 @@ from satmodel import reporting
 from satmodel.cli import main
 from satmodel.config import Config, Thresholds
 from satmodel.errors import InputError
-from satmodel.report import ReportBusyError, ReportError, export_html, run_report
+from satmodel.jobs import ReportBusyError, ReportError, ReportRequest, export_html, run_report
 
 # The conftest's good_folder holds usage for 2025-01 and 2025-02.
 MONTH = "2025-02"
@@ -100,7 +100,7 @@ def data(tmp_path: Path) -> Path:
 
 def run(tiny: Path, data: Path, out: Path, **kwargs):
     kwargs.setdefault("month", MONTH)
-    return run_report(data=data, out=out, notebook=tiny, progress=False, **kwargs)
+    return run_report(ReportRequest(data=data, out=out, notebook=tiny, progress=False, **kwargs))
 
 
 EXTERNAL = re.compile(
@@ -138,6 +138,7 @@ def test_report_writes_the_four_files_atomically(tiny, data, tmp_path):
     assert manifest["parameters"]["month"] == MONTH
     assert manifest["parameters"]["data"] == str(data.resolve())
     assert manifest["output_dir"] == str(folder)
+    assert manifest["parameters"]["out_dir"] == str(folder)  # the final path, not the staging
     assert {"python", "satmodel", "papermill", "nbconvert", "pandas"} <= set(manifest["packages"])
     assert set(manifest["inputs"]) == {
         str(data.resolve() / f"{t}.csv") for t in ("customers", "usage", "requests", "surveys")
@@ -228,12 +229,12 @@ def test_two_concurrent_cli_runs_one_refused(tiny, data, tmp_path):
     """Two real processes: the second finds the lock held and exits 1 with a clear line."""
     out = tmp_path / "reports"
     script = (
-        "import sys; from satmodel.report import run_report\n"
+        "import sys; from satmodel.jobs import ReportRequest, run_report\n"
         "from satmodel.cli import main\n"
         "from satmodel.errors import SatmodelError\n"
         "try:\n"
-        f"    run_report(month={MONTH!r}, data=sys.argv[1], out=sys.argv[2], notebook=sys.argv[3],"
-        " progress=False, parameters={'pause': float(sys.argv[4])})\n"
+        f"    run_report(ReportRequest(month={MONTH!r}, data=sys.argv[1], out=sys.argv[2], notebook=sys.argv[3],"
+        " progress=False, parameters={'pause': float(sys.argv[4])}))\n"
         "except SatmodelError as exc:\n"
         "    print(exc, file=sys.stderr); sys.exit(exc.exit_code)\n"
     )
@@ -253,7 +254,14 @@ def test_two_concurrent_cli_runs_one_refused(tiny, data, tmp_path):
 def test_backfill_builds_every_month(tiny, data, tmp_path):
     out = tmp_path / "reports"
     folders = run_report(
-        data=data, out=out, notebook=tiny, progress=False, from_month="2025-01", to_month="2025-02"
+        ReportRequest(
+            data=data,
+            out=out,
+            notebook=tiny,
+            progress=False,
+            from_month="2025-01",
+            to_month="2025-02",
+        )
     )
     assert [f.name for f in folders] == ["2025-01", "2025-02"]
     for folder in folders:
@@ -327,7 +335,7 @@ def test_no_complete_month_is_input_error():
 
 
 def test_default_month_is_last_complete_month(tiny, data, tmp_path):
-    folder = run_report(data=data, out=tmp_path / "r", notebook=tiny, progress=False)
+    folder = run_report(ReportRequest(data=data, out=tmp_path / "r", notebook=tiny, progress=False))
     assert folder.name == "2025-02"
 
 
@@ -530,3 +538,16 @@ def test_lock_file_is_kept_and_reusable(tiny, data, tmp_path):
     run(tiny, data, out)
     lock = out / f".{MONTH}.lock"
     assert lock.is_file() and f"pid {os.getpid()}" in lock.read_text()
+
+
+def test_notebooks_come_from_package_data_or_the_source_tree():
+    from satmodel.errors import SatmodelError
+    from satmodel.jobs import default_notebook
+
+    found = default_notebook("04_monthly_report.ipynb")
+    assert found.is_file() and found.parent.name == "notebooks"
+    with pytest.raises(SatmodelError) as info:
+        default_notebook("no_such_notebook.ipynb")
+    message = str(info.value)
+    assert "package data" in message and "source tree" in message
+    assert message.count("no_such_notebook.ipynb") == 3  # the name and both places looked in

@@ -1,0 +1,80 @@
+"""HTML export of an executed notebook: no code, no prompts, nothing loaded from other hosts."""
+
+from __future__ import annotations
+
+import copy
+import os
+from importlib import resources
+from pathlib import Path
+
+from satmodel.jobs.files import write_text
+
+TEMPLATE_NAME = "satmodel_report"
+
+
+def templates_folder() -> Path:
+    """The package-data folder of satmodel's nbconvert templates."""
+    return Path(str(resources.files("satmodel") / "templates"))
+
+
+def html_notebook(nb):
+    """A copy of the executed notebook for the HTML: no stderr streams, no hidden cells."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & {"remove-cell", "parameters", "injected-parameters"}:
+            continue
+        if cell.cell_type == "code":
+            if "remove-output" in tags:
+                cell.outputs = []
+            cell.outputs = [
+                out
+                for out in cell.outputs
+                if not (out.get("output_type") == "stream" and out.get("name") == "stderr")
+            ]
+        cells.append(cell)
+    nb.cells = cells
+    return nb
+
+
+def export_html(notebook: str | os.PathLike, html: str | os.PathLike, title: str) -> Path:
+    """Export an executed notebook to self-contained HTML without code, prompts or CDN requests.
+
+    Uses the ``satmodel_report`` template (package data ``satmodel/templates/``): the lab
+    template without its require.js, MathJax, mermaid and widget script tags; figures are
+    embedded as data URIs.
+
+    Parameters
+    ----------
+    notebook : the executed ``.ipynb``.
+    html : the file to write (atomically).
+    title : the page title.
+
+    Returns
+    -------
+    Path
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(notebook, as_version=4)
+    nb.metadata["title"] = title
+    exporter = HTMLExporter(
+        template_name=TEMPLATE_NAME,
+        extra_template_basedirs=[str(templates_folder())],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        embed_images=True,
+        mathjax_url="",
+        require_js_url="",
+        mermaid_js_url="",
+        mermaid_layout_elk_js_url="",
+        widget_renderer_url="",
+        jupyter_widgets_base_url="",
+    )
+    body, _ = exporter.from_notebook_node(html_notebook(nb))
+    target = Path(html)
+    write_text(target, body)
+    return target
