@@ -40,11 +40,11 @@ def demo_report(tmp_path_factory) -> Path:
     """The report folder of the small demo's last month, built once per session."""
     if "report" in _CACHE:
         return _CACHE["report"]
-    from satmodel.report import run_report
+    from satmodel.jobs import ReportRequest, run_report
 
     data = demo_data(tmp_path_factory)
     out = tmp_path_factory.mktemp("demo_report") / "reports"
-    _CACHE["report"] = run_report(data=data, out=out, progress=False)
+    _CACHE["report"] = run_report(ReportRequest(data=data, out=out, progress=False))
     return _CACHE["report"]
 
 
@@ -52,11 +52,11 @@ def run_notebook_on_demo(tmp_path_factory, name: str, **parameters) -> nbformat.
     """Execute notebooks/<name> with papermill on the small demo; return the executed notebook."""
     import papermill
 
-    from satmodel.report import _ipc_kernel_manager
+    from satmodel.jobs.kernel import ipc_kernel_manager
 
     data = demo_data(tmp_path_factory)
     out = tmp_path_factory.mktemp(name.split(".")[0])
-    with _ipc_kernel_manager() as manager_class:  # no TCP kernel warning
+    with ipc_kernel_manager() as manager_class:  # no TCP kernel warning
         papermill.execute_notebook(
             str(ROOT / "notebooks" / name),
             str(out / name),
@@ -241,16 +241,18 @@ def test_monthly_report_runs_on_demo_data(tmp_path_factory):
 
 @pytest.mark.slow
 def test_summary_is_identical_on_rerun(tmp_path_factory):
-    from satmodel.report import run_report
+    from satmodel.jobs import ReportRequest, run_report
 
     folder = demo_report(tmp_path_factory)
     before = (folder / "summary.json").read_bytes()
     again = run_report(
-        month=LAST_MONTH,
-        data=_CACHE["data"],
-        out=folder.parent,
-        progress=False,
-        parameters={"fit_models": True},
+        ReportRequest(
+            month=LAST_MONTH,
+            data=_CACHE["data"],
+            out=folder.parent,
+            progress=False,
+            parameters={"fit_models": True},
+        )
     )
     assert again == folder
     assert (folder / "summary.json").read_bytes() == before

@@ -15,9 +15,15 @@ from test_report import external_references
 
 from satmodel.cli import main
 from satmodel.errors import InputError
-from satmodel.report import ReportError, default_proposal_notebook, run_proposal
+from satmodel.jobs import ProposalRequest, ReportError, default_proposal_notebook
+from satmodel.jobs import run_proposal as run_proposal_request
 
 EVIL = "<script>alert(1)</script>"
+
+
+def run_proposal(**fields):
+    """The proposal job of a request with these fields (the CLI builds the same request)."""
+    return run_proposal_request(ProposalRequest(**fields))
 
 
 @pytest.fixture

@@ -752,15 +752,7 @@ SECRET_NOTEBOOK_BODY = (
     "url",
     [
         f"postgresql://reader:{SECRET}@127.0.0.1:9/warehouse",
-        pytest.param(
-            f"postgresql://reader@127.0.0.1:9/warehouse?password={SECRET}",
-            marks=pytest.mark.xfail(
-                raises=AssertionError,
-                strict=True,
-                reason="satmodel.postgres.redact does not drop ?password= yet (the sources "
-                "helper extends it; remove this mark when merged)",
-            ),
-        ),
+        f"postgresql://reader@127.0.0.1:9/warehouse?password={SECRET}",
     ],
 )
 def test_database_password_reaches_only_the_kernel(url, tmp_path, monkeypatch):
@@ -822,3 +814,35 @@ def test_pseudonymised_proposal_errors_show_no_real_id(data, tmp_path, monkeypat
     # without --pseudonymise the ids are shown, as before
     with pytest.raises(InputError, match=r"\bc1\b"):
         run_proposal(ProposalRequest(customer="c3", csat_target=4.0, data=data, out=tmp_path))
+
+
+@pytest.mark.parametrize("escape", ["table_name", "symlink_in_folder"])
+def test_confined_report_refuses_paths_the_source_names_outside_data(
+    escape, tmp_path, monkeypatch, good_folder, capsys
+):
+    """--confine-paths covers what a config or a folder names, not only --data itself."""
+    from satmodel.cli import main
+
+    project = tmp_path / "project"
+    (project / "data" / "tables").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for path in good_folder.iterdir():
+        (project / "data" / "tables" / path.name).write_bytes(path.read_bytes())
+    (outside / "customers.csv").write_bytes((good_folder / "customers.csv").read_bytes())
+    if escape == "table_name":
+        data = project / "data" / "satmodel.toml"
+        data.write_text(
+            '[source]\npath = "tables"\n[tables.customers]\ntable = "../../../outside/customers"\n',
+            encoding="utf-8",
+        )
+    else:
+        (project / "data" / "tables" / "customers.csv").unlink()
+        (project / "data" / "tables" / "customers.csv").symlink_to(outside / "customers.csv")
+        data = project / "data" / "tables"
+    monkeypatch.chdir(project)
+    code = main(["report", "--data", str(data), "--out", "reports", "--confine-paths", "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and "outside" in err[0], err
+    assert not (project / "reports").exists() or not any((project / "reports").iterdir())

@@ -15,7 +15,7 @@ validation -> features -> models path as a customer's own data.
 
 :func:`run_case_study` executes a case-study notebook with papermill into
 ``OUT/<name>/`` (``report.ipynb``, ``report.html``, ``summary.json``, ``manifest.json``) through
-:func:`satmodel.report.run_notebook`, with the monthly report's guarantees.
+:func:`satmodel.jobs.run_notebook`, with the monthly report's guarantees.
 
 Modules
 -------

@@ -34,7 +34,7 @@ def run_case_study(
     Path
         ``out/<name>/`` holding report.ipynb, report.html, summary.json, manifest.json.
     """
-    from satmodel.report import default_notebook, run_notebook
+    from satmodel.jobs import default_notebook, run_notebook
 
     config = case_config(name)
     data = Path(data) if data is not None else config

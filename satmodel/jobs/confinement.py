@@ -54,37 +54,29 @@ def confine_path(path: str | os.PathLike, roots: list[Path], flag: str) -> Path:
     )
 
 
-def _confine_data(data: str | os.PathLike | None, roots: list[Path]) -> None:
-    """Confine a user-given data source, and the files a ``.toml`` config names, to ``roots``.
-
-    Database URLs are not paths and are allowed; ``data=None`` (the project's own
-    ``satmodel.toml`` or default database) is trusted.
-    """
-    from satmodel.config import is_url, load_config
-
-    if data in (None, "") or is_url(str(data)):
-        return
-    resolved = confine_path(data, roots, "--data")
-    if Path(data).suffix != ".toml" or not resolved.is_file():  # open_source's own test
-        return
-    config = load_config(resolved)
-    if config.source_url is None and config.source is not None:
-        confine_path(config.source, roots, f"--data {data}: source.path")
-    for name, mapping in config.tables.items():
-        file = getattr(mapping, "file", None)
-        if file is not None and not is_url(str(file)):
-            confine_path(file, roots, f"--data {data}: tables.{name}.file")
-
-
-def confine(data: str | os.PathLike | None, out: str | os.PathLike, allow_outside: bool) -> None:
+def confine(
+    data: str | os.PathLike | None, out: str | os.PathLike, allow_outside: bool
+) -> list[Path] | None:
     """Refuse ``data`` and ``out`` outside the project's folders unless ``allow_outside``.
+
+    Returns
+    -------
+    list of Path or None
+        The folders every path the source names must lie in (for
+        :func:`satmodel.sources.open_source`'s ``allowed_roots``: config table names, files
+        inside a folder, symbolic links, temp directories), or None when not confined.
+        Database URLs are not paths and are allowed.
 
     Raises
     ------
     InputError
     """
     if allow_outside:
-        return
+        return None
     folders = project_folders()
-    _confine_data(data, [folders["data"]])
+    from satmodel.config import is_url
+
+    if data not in (None, "") and not is_url(str(data)):
+        confine_path(data, [folders["data"]], "--data")
     confine_path(out, [folders["out"]], "--out")
+    return [folders["data"]]

@@ -48,7 +48,9 @@ def kernel_env(data: Path | str) -> dict[str, str]:
 
 
 def inspect_source(
-    data: Path | str, check: Callable[[object], None] | None = None
+    data: Path | str,
+    check: Callable[[object], None] | None = None,
+    allowed_roots: list[Path] | None = None,
 ) -> tuple[tuple[str, str], dict[str, str]]:
     """Check a source before anything runs; its data window and input fingerprints.
 
@@ -56,6 +58,7 @@ def inspect_source(
     ----------
     data : a resolved source (:func:`resolve_data`).
     check : called with the open source after validation (e.g. the proposal's request check).
+    allowed_roots : folders every path the source names must lie in (confined runs).
 
     Returns
     -------
@@ -71,7 +74,7 @@ def inspect_source(
     from satmodel.sources import open_source
     from satmodel.validation import quarantine
 
-    source = open_source(data)
+    source = open_source(data, allowed_roots=allowed_roots)
     try:
         quarantine(source, persist=False)
         if check is not None:

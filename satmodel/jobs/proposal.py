@@ -159,7 +159,7 @@ def run_proposal(request: ProposalRequest) -> Path:
         check_month(request.month, "--month")
     if request.tiers is not None:
         parse_tiers(request.tiers)
-    confine(request.data, request.out, request.allow_outside)
+    roots = confine(request.data, request.out, request.allow_outside)
     notebook = (
         Path(request.notebook).resolve()
         if request.notebook is not None
@@ -175,7 +175,7 @@ def run_proposal(request: ProposalRequest) -> Path:
         key_bytes = pseudonym_key(create=True)
         extra["pseudonymise"] = True
     data_path = resolve_data(request.data)
-    window, fingerprints = inspect_source(data_path, _request_check(request, key_bytes))
+    window, fingerprints = inspect_source(data_path, _request_check(request, key_bytes), roots)
     month = request.month or last_complete_month(window, request.now)
     if not window[0] <= month <= window[1]:
         raise InputError(f"month {month}: outside the data's months {window[0]}..{window[1]}")

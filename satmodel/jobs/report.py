@@ -86,7 +86,7 @@ def _months(request: ReportRequest, window: tuple[str, str]) -> list[str]:
     return months
 
 
-def _check_request(request: ReportRequest) -> None:
+def _check_request(request: ReportRequest) -> list[Path] | None:
     from satmodel.reporting import check_month
 
     if request.month is not None and not (request.from_month is request.to_month is None):
@@ -102,7 +102,7 @@ def _check_request(request: ReportRequest) -> None:
             check_month(value, name)
     check_text({"--data": request.data, "--out": request.out})
     check_parameters(dict(request.parameters or {}))
-    confine(request.data, request.out, request.allow_outside)
+    return confine(request.data, request.out, request.allow_outside)
 
 
 def run_report(request: ReportRequest) -> Path | list[Path]:
@@ -127,7 +127,7 @@ def run_report(request: ReportRequest) -> Path | list[Path]:
         tried, naming the months that failed.
     """
     began = time.perf_counter()
-    _check_request(request)
+    roots = _check_request(request)
     notebook = (
         Path(request.notebook).resolve()
         if request.notebook is not None
@@ -139,7 +139,7 @@ def run_report(request: ReportRequest) -> Path | list[Path]:
     if out_path.exists() and not out_path.is_dir():
         raise InputError(f"--out {request.out}: exists and is not a folder")
     data_path = resolve_data(request.data)
-    window, fingerprints = inspect_source(data_path)
+    window, fingerprints = inspect_source(data_path, allowed_roots=roots)
     months = _months(request, window)
     extra = dict(request.parameters or {})
     if request.pseudonymise:

@@ -314,13 +314,13 @@ def run_notebook(
     check_key(key)
     check_text({"--data": data, "--out": out})
     check_parameters(dict(parameters))
-    confine(data, out, allow_outside)
+    roots = confine(data, out, allow_outside)
     notebook = Path(notebook).resolve()
     if not notebook.is_file():
         raise InputError(f"notebook {notebook}: not found")
     out_path = writable_out(out)
     data_path = resolve_data(data)
-    _, fingerprints = inspect_source(data_path)
+    _, fingerprints = inspect_source(data_path, allowed_roots=roots)
     job = Job(
         key=key,
         kind=kind,
