@@ -34,8 +34,8 @@ report: $(STAMP) $(DB) ## the main job: set up, demo data if missing, validate, 
 test: $(STAMP) ## run the whole test suite (what CI runs), slow tests and the wheel test included
 	$(PY) -m pytest
 
-test-fast: $(STAMP) ## the inner loop: every test not marked slow
-	$(PY) -m pytest -m "not slow"
+test-fast: $(STAMP) ## the inner loop: every test not marked slow or spark (a JVM start)
+	$(PY) -m pytest -m "not slow and not spark"
 
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .

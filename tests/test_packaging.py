@@ -96,5 +96,5 @@ def test_make_lab_registers_the_project_kernel_and_runs_as_root():
 
 
 def test_make_test_fast_leaves_out_the_slow_tests_and_make_test_does_not():
-    assert '-m pytest -m "not slow"' in _make_dry_run("test-fast")
+    assert '-m pytest -m "not slow and not spark"' in _make_dry_run("test-fast")
     assert "not slow" not in _make_dry_run("test")
