@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 DB := data/satmodel.duckdb
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo report test lint format lab bench clean
+.PHONY: help install demo report test test-fast lint format lab bench clean
 
 help: ## show this list of targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,11 @@ report: $(STAMP) $(DB) ## the main job: set up, demo data if missing, validate, 
 	$(SATMODEL) features --data $(DB) --out data/processed/panel.parquet
 	$(SATMODEL) report --data $(DB) --out reports
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) ## run the whole test suite (what CI runs), slow tests and the wheel test included
 	$(PY) -m pytest
+
+test-fast: $(STAMP) ## the inner loop: every test not marked slow or spark (a JVM start)
+	$(PY) -m pytest -m "not slow and not spark"
 
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .
@@ -42,9 +45,11 @@ format: $(STAMP) ## format the code with ruff
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-lab: $(STAMP) ## JupyterLab with the project kernel registered
-	$(PY) -m ipykernel install --user --name satmodel --display-name "Python (satmodel)"
-	$(VENV)/bin/jupyter lab notebooks/
+# The notebooks ask for the "satmodel" kernel; it is registered inside .venv (--sys-prefix).
+# Jupyter refuses to run as root (containers) without --allow-root.
+lab: $(STAMP) ## JupyterLab on notebooks/ with the project kernel (satmodel) registered
+	$(PY) -m ipykernel install --sys-prefix --name satmodel --display-name "Python (satmodel)"
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 bench: $(STAMP) ## run the benchmarks in bench/ and print ratios against their baselines
 	$(PY) bench/run_all.py

@@ -1,4 +1,4 @@
-"""The ``satmodel`` command line (contract: DESIGN.md, "Command-line contract").
+"""The ``satmodel`` command line (contract: docs/contract.md, "Commands").
 
 Exit codes: 0 success, 2 bad input or usage (one line per problem on stderr, no traceback),
 1 anything else.
@@ -204,8 +204,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
 def _allow_outside(args: argparse.Namespace) -> bool:
     """Whether --data and --out may lie outside the project's data/ and reports/ folders.
 
-    Paths named on the command line are the user's explicit choice (the DESIGN.md contract
-    takes any SRC and DIR), so they are allowed unless confinement is switched on with
+    Paths named on the command line are the user's explicit choice (docs/contract.md takes
+    any SRC and DIR), so they are allowed unless confinement is switched on with
     --confine-paths or SATMODEL_CONFINE_PATHS=1 (for schedulers and shared deployments);
     --allow-outside or SATMODEL_ALLOW_PATHS=1 then lifts it again.
     """

@@ -1,4 +1,4 @@
-"""The canonical tables of DESIGN.md, stated once.
+"""The canonical tables of docs/contract.md, stated once.
 
 Every later step reads this one description: :mod:`satmodel.sources` uses it to cast a user's
 columns onto the canonical types, :mod:`satmodel.validate` derives the pandera schemas

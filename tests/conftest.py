@@ -1,10 +1,43 @@
-"""Shared fixtures: tiny canonical tables written as CSV files into a temporary folder."""
+"""Shared fixtures: tiny canonical tables written as CSV files into a temporary folder; and the
+one rule for tests that need something the machine may lack (../shared data, PostgreSQL,
+Chromium): skipped locally with the reason, a failure under ``CI=true``, where .ci/run provides
+everything and a skip would hide a test that never ran.
+"""
 
+import os
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def in_ci() -> bool:
+    """True under CI (``CI=true``, set by .ci/run and by CI services)."""
+    return os.environ.get("CI") == "true"
+
+
+def skip_or_fail(reason: str, allow_module_level: bool = False) -> NoReturn:
+    """Skip the test with ``reason``; under CI fail it instead."""
+    if in_ci():
+        pytest.fail(f"{reason}; CI=true, where it must be present", pytrace=False)
+    pytest.skip(reason, allow_module_level=allow_module_level)
+
+
+def shared_data(path: Path) -> Path:
+    """``path`` (under ../shared/data) if it exists, else skip the test (fail it under CI)."""
+    if not Path(path).exists():
+        skip_or_fail(f"shared data {path} not present (../shared/data beside the project root)")
+    return path
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.requires(available, reason=...)``: a ``skipif`` that fails under CI."""
+    for marker in item.iter_markers(name="requires"):
+        if not marker.args[0]:
+            skip_or_fail(marker.kwargs["reason"])
+
 
 GOOD_TABLES = {
     "customers": """customer_id,segment,region,tier,expected_availability_pct,expected_latency_p95_ms,expected_resolution_hours

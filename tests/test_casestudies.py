@@ -18,12 +18,11 @@ move these numbers by dozens of standard errors.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 OLIST_CSV = SHARED_DATA / "olist" / "olist_reviews_delivery_union.csv"
@@ -34,10 +33,7 @@ _RUNS: dict[str, Path] = {}
 
 
 def _need(path: Path) -> None:
-    if not path.is_file():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"shared data {path} missing in CI")
-        pytest.skip(f"shared data {path} not present (../shared/data beside the project root)")
+    shared_data(path)
 
 
 def _run(name: str, tmp_path_factory, data: Path | None = None) -> Path:

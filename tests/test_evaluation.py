@@ -18,8 +18,8 @@ from satmodel.models import fit
 REFERENCES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "references"
 RESULTS = Path(__file__).resolve().parent / "results"
 
-needs_references = pytest.mark.skipif(
-    not REFERENCES.is_dir(),
+needs_references = pytest.mark.requires(
+    REFERENCES.is_dir(),
     reason=f"published reference data not found at {REFERENCES} (../shared is absent)",
 )
 

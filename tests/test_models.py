@@ -29,8 +29,8 @@ REFERENCE_CASES = [
 ]
 TIDY = ["term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]
 
-needs_references = pytest.mark.skipif(
-    not REFERENCES.is_dir(),
+needs_references = pytest.mark.requires(
+    REFERENCES.is_dir(),
     reason=f"published reference data not found at {REFERENCES} (../shared is absent)",
 )
 

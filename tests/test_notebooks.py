@@ -298,3 +298,100 @@ def test_proposal_notebook_runs_interactively_on_demo_data(tmp_path_factory):
         for o in outputs_of(nb, "display_data") + outputs_of(nb, "execute_result")
     )
     assert "**Today**" in markdown
+
+
+# --------------------------------------------------------------------------------------------
+# Opened as JupyterLab opens them: the notebook's own kernel, the working directory of the
+# kernel anywhere in the project, the data parameter left empty.
+
+# Only the costly knobs are lowered; data (and month) keep their empty defaults.
+QUICK = {
+    "01_explore.ipynb": {},
+    "02_drivers.ipynb": {"n_splits": 2, "importance_boot": 20, "include_boosting": False},
+    "03_expectation_to_support.ipynb": {"n_sim": 100},
+    "04_monthly_report.ipynb": {"importance_boot": 20},
+}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_asks_for_the_project_kernel(path):
+    assert nbformat.read(path, as_version=4).metadata.kernelspec.name == "satmodel"
+
+
+@pytest.fixture(scope="module")
+def lab_project(tmp_path_factory) -> tuple[Path, dict]:
+    """A project folder holding data/satmodel.duckdb and the notebooks, and an environment in
+    which the ``satmodel`` kernel the notebooks ask for is registered (as `make lab` does)."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = tmp_path_factory.mktemp("lab") / "proj"
+    (root / "data").mkdir(parents=True)
+    shutil.copy(demo_data(tmp_path_factory), root / "data" / "satmodel.duckdb")
+    shutil.copytree(ROOT / "notebooks", root / "notebooks")
+    prefix = root.parent / "jupyter"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ipykernel",
+            "install",
+            "--prefix",
+            str(prefix),
+            "--name",
+            "satmodel",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return root, {"JUPYTER_PATH": str(prefix / "share" / "jupyter")}
+
+
+def run_as_in_lab(notebook: Path, cwd: Path, out: Path, parameters: dict) -> nbformat.NotebookNode:
+    """Execute a notebook with the kernel its metadata names, from the working directory cwd."""
+    import papermill
+
+    papermill.execute_notebook(
+        str(notebook),
+        str(out),
+        parameters=parameters,
+        progress_bar=False,
+        log_output=False,
+        cwd=str(cwd),
+    )
+    return nbformat.read(out, as_version=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["notebooks", "project root"])
+@pytest.mark.parametrize("name", list(QUICK))
+def test_notebook_runs_with_default_data_from_anywhere_in_the_project(
+    lab_project, monkeypatch, tmp_path, name, where
+):
+    root, env = lab_project
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cwd = root / "notebooks" if where == "notebooks" else root
+    nb = run_as_in_lab(root / "notebooks" / name, cwd, tmp_path / name, QUICK[name])
+    assert outputs_of(nb, "error") == []
+    text = "".join(
+        o.get("text", "") + o.get("data", {}).get("text/markdown", "")
+        for o in outputs_of(nb, "stream") + outputs_of(nb, "display_data")
+    )
+    assert "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_without_a_project_the_error_names_the_path_looked_for(lab_project, monkeypatch, tmp_path):
+    import papermill
+
+    _, env = lab_project
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    nowhere = tmp_path / "elsewhere"
+    nowhere.mkdir()
+    with pytest.raises(papermill.PapermillExecutionError) as caught:
+        run_as_in_lab(ROOT / "notebooks" / "01_explore.ipynb", nowhere, tmp_path / "out.ipynb", {})
+    assert str(nowhere / "data" / "satmodel.duckdb") in caught.value.evalue
+    assert "not found" in caught.value.evalue

@@ -20,16 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import GOOD_TABLES, SHARED_DATA, write_tables
+from conftest import GOOD_TABLES, SHARED_DATA, shared_data, skip_or_fail, write_tables
 
 from satmodel import InputError, open_source, quarantine
 
 try:
     import psycopg
 except ImportError:  # pragma: no cover - depends on the environment
-    if os.environ.get("CI") == "true":
-        raise  # CI installs the 'postgres' extra: a missing driver is a failure there
-    pytest.skip("psycopg not installed (pip install -e '.[postgres]')", allow_module_level=True)
+    skip_or_fail("psycopg not installed (pip install -e '.[postgres]')", allow_module_level=True)
 
 USER = "satmodel"
 
@@ -62,11 +60,7 @@ def pg_url():
     """URL of a fresh PostgreSQL server on loopback, stopped at the end of the module."""
     bindir = _pg_bin()
     if bindir is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(
-                "PostgreSQL binaries (initdb, pg_ctl) not found in CI; .ci/run installs them"
-            )
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
+        skip_or_fail("PostgreSQL binaries (initdb, pg_ctl) not found (apt-get install postgresql)")
     base = Path(tempfile.mkdtemp(prefix="satmodel-pg-"))
     base.chmod(0o755)
     if os.geteuid() == 0:
@@ -247,9 +241,7 @@ def test_postgres_errors_are_one_line_and_hide_the_password(pg_url, tmp_path):
 
 @pytest.mark.slow
 def test_olist_through_postgres_matches_the_csv(pg_url, tmp_path):
-    csv = SHARED_DATA / "olist" / "olist_reviews_delivery_union.csv"
-    if not csv.is_file():
-        pytest.skip(f"shared data {csv} not present")
+    csv = shared_data(SHARED_DATA / "olist" / "olist_reviews_delivery_union.csv")
     pg_url = _database(pg_url, "olist")
     text = csv.read_text(encoding="utf-8")
     columns = (

@@ -1,4 +1,4 @@
-"""Every storage type real exports use gives the same panel (DESIGN.md, "Storage types")."""
+"""Every storage type real exports use gives the same panel (docs/contract.md, "Storage types")."""
 
 import subprocess
 import sys

@@ -1,6 +1,6 @@
 """The demo world: a realistic synthetic company with a known true model.
 
-:func:`generate_demo` writes every canonical table of DESIGN.md as ``<out_dir>/<table>.parquet``
+:func:`generate_demo` writes every canonical table of docs/contract.md as ``<out_dir>/<table>.parquet``
 plus ``truth.json``, and optionally loads them into a DuckDB file. Everything is drawn from
 one seed and is fully deterministic: the same arguments give byte-identical files.
 

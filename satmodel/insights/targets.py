@@ -115,7 +115,7 @@ class TargetResult:
     solutions_: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict:
-        """JSON-able dict (NaN -> None) with the DESIGN.md keys first."""
+        """JSON-able dict (NaN -> None) with the docs/contract.md keys first."""
 
         def clean(value):
             if isinstance(value, np.generic):

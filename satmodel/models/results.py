@@ -414,7 +414,7 @@ class FitResult:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        """JSON-able dict with the ``fit --json`` keys of DESIGN.md plus the state predict needs."""
+        """JSON-able dict with the ``fit --json`` keys of docs/contract.md plus the state predict needs."""
         cov = self.covariance_
         return {
             "family": self.family,

@@ -1,7 +1,7 @@
 """Sources: where the canonical tables come from.
 
 A :class:`Source` is an in-memory DuckDB connection that shows the user's data as the canonical
-tables of DESIGN.md, without copying it: a DuckDB file is attached read-only, a folder of
+tables of docs/contract.md, without copying it: a DuckDB file is attached read-only, a folder of
 Parquet/CSV files (or one CSV/Parquet file that several canonical tables are cut from) is
 scanned in place, a PostgreSQL database is read through psycopg in batches, and a config file
 maps a user's own table and column names, units, constants, derived columns and filters onto
