@@ -540,14 +540,13 @@ def test_lock_file_is_kept_and_reusable(tiny, data, tmp_path):
     assert lock.is_file() and f"pid {os.getpid()}" in lock.read_text()
 
 
-def test_notebooks_come_from_package_data_or_the_source_tree():
+def test_notebooks_come_from_package_data():
     from satmodel.errors import SatmodelError
-    from satmodel.jobs import default_notebook
+    from satmodel.resources import notebook_path
 
-    found = default_notebook("04_monthly_report.ipynb")
+    found = notebook_path("04_monthly_report.ipynb")
     assert found.is_file() and found.parent.name == "notebooks"
     with pytest.raises(SatmodelError) as info:
-        default_notebook("no_such_notebook.ipynb")
+        notebook_path("no_such_notebook.ipynb")
     message = str(info.value)
-    assert "package data" in message and "source tree" in message
-    assert message.count("no_such_notebook.ipynb") == 3  # the name and both places looked in
+    assert "no_such_notebook.ipynb" in message and "04_monthly_report.ipynb" in message

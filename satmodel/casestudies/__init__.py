@@ -34,7 +34,6 @@ from satmodel.casestudies.common import (
     case_config,
     data_quality,
     effects_table,
-    example_path,
     load_case,
 )
 from satmodel.casestudies.dot import (
@@ -113,7 +112,6 @@ __all__ = [
     "dot_models",
     "dot_summary",
     "effects_table",
-    "example_path",
     "load_case",
     "max_delay_for",
     "olist_findings",

@@ -6,7 +6,6 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +13,18 @@ import numpy as np
 import pandas as pd
 
 from satmodel.errors import InputError, ModelWarning
+from satmodel.resources import example_config
 
 MS_PER_DAY = 86_400_000.0
-_SOURCE_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CASE_STUDIES = {
     "olist_delivery": {
         "notebook": "case_studies/olist_delivery.ipynb",
-        "config": "olist/satmodel.toml",
+        "config": "olist",
         "title": "Case study: Olist delivery delay and review scores",
     },
     "dot_baggage": {
         "notebook": "case_studies/dot_baggage.ipynb",
-        "config": "dot_baggage/satmodel.toml",
+        "config": "dot_baggage",
         "title": "Case study: DOT mishandled baggage, cancellations and seasonality",
     },
 }
@@ -51,23 +50,11 @@ class CaseData:
     notes: list[str] = field(default_factory=list)
 
 
-def example_path(name: str) -> Path:
-    """A file of the examples, e.g. ``olist/satmodel.toml``.
-
-    The examples are package data (``satmodel/examples``); a source checkout without them
-    falls back to its top-level ``examples/`` folder.
-    """
-    packaged = resources.files("satmodel") / "examples" / name
-    if packaged.is_file():
-        return Path(str(packaged))
-    return _SOURCE_EXAMPLES / name
-
-
 def case_config(name: str) -> Path:
     """The example ``satmodel.toml`` of a case study (``olist_delivery`` or ``dot_baggage``)."""
     if name not in CASE_STUDIES:
         raise InputError(f"case study {name!r}: unknown (known: {', '.join(CASE_STUDIES)})")
-    return example_path(CASE_STUDIES[name]["config"])
+    return example_config(CASE_STUDIES[name]["config"])
 
 
 def load_case(data: str | os.PathLike) -> CaseData:

@@ -34,7 +34,8 @@ def run_case_study(
     Path
         ``out/<name>/`` holding report.ipynb, report.html, summary.json, manifest.json.
     """
-    from satmodel.jobs import default_notebook, run_notebook
+    from satmodel.jobs import run_notebook
+    from satmodel.resources import notebook_path
 
     config = case_config(name)
     data = Path(data) if data is not None else config
@@ -42,7 +43,7 @@ def run_case_study(
         raise InputError(f"case study {name}: data {data} not found")
     spec = CASE_STUDIES[name]
     return run_notebook(
-        default_notebook(spec["notebook"]),
+        notebook_path(spec["notebook"]),
         out,
         key=name,
         parameters=dict(parameters or {}),

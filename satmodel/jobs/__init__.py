@@ -26,7 +26,7 @@ from satmodel.jobs.html import export_html
 from satmodel.jobs.parameters import check_parameters
 from satmodel.jobs.proposal import ProposalRequest, default_proposal_notebook, run_proposal
 from satmodel.jobs.report import ReportRequest, run_report
-from satmodel.jobs.runner import default_notebook, run_notebook
+from satmodel.jobs.runner import run_notebook
 
 __all__ = [
     "ALLOW_PATHS_ENV",
@@ -39,7 +39,6 @@ __all__ = [
     "check_parameters",
     "confine_path",
     "confined_by_env",
-    "default_notebook",
     "default_proposal_notebook",
     "export_html",
     "run_notebook",

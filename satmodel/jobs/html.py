@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import copy
 import os
-from importlib import resources
 from pathlib import Path
 
 from satmodel.jobs.files import write_text
+from satmodel.resources import template_path
 
 TEMPLATE_NAME = "satmodel_report"
-
-
-def templates_folder() -> Path:
-    """The package-data folder of satmodel's nbconvert templates."""
-    return Path(str(resources.files("satmodel") / "templates"))
 
 
 def html_notebook(nb):
@@ -62,7 +57,7 @@ def export_html(notebook: str | os.PathLike, html: str | os.PathLike, title: str
     nb.metadata["title"] = title
     exporter = HTMLExporter(
         template_name=TEMPLATE_NAME,
-        extra_template_basedirs=[str(templates_folder())],
+        extra_template_basedirs=[str(template_path(TEMPLATE_NAME).parent)],
         exclude_input=True,
         exclude_input_prompt=True,
         exclude_output_prompt=True,

@@ -21,14 +21,15 @@ from satmodel.jobs.confinement import confine
 from satmodel.jobs.files import writable_out
 from satmodel.jobs.inputs import inspect_source, resolve_data
 from satmodel.jobs.parameters import check_parameters, check_text
-from satmodel.jobs.runner import Job, default_notebook, run_job
+from satmodel.jobs.runner import Job, run_job
+from satmodel.resources import notebook_path
 
 PROPOSAL_NOTEBOOK_NAME = "03_expectation_to_support.ipynb"
 
 
 def default_proposal_notebook() -> Path:
     """The sales notebook (package data, else the source tree's ``notebooks/``)."""
-    return default_notebook(PROPOSAL_NOTEBOOK_NAME)
+    return notebook_path(PROPOSAL_NOTEBOOK_NAME)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from satmodel.jobs.errors import ReportBusyError, ReportError
 from satmodel.jobs.files import writable_out
 from satmodel.jobs.inputs import inspect_source, resolve_data
 from satmodel.jobs.parameters import check_parameters, check_text
-from satmodel.jobs.runner import Job, default_notebook, run_job
+from satmodel.jobs.runner import Job, run_job
+from satmodel.resources import notebook_path
 
 NOTEBOOK_NAME = "04_monthly_report.ipynb"
 
@@ -131,7 +132,7 @@ def run_report(request: ReportRequest) -> Path | list[Path]:
     notebook = (
         Path(request.notebook).resolve()
         if request.notebook is not None
-        else default_notebook(NOTEBOOK_NAME)
+        else notebook_path(NOTEBOOK_NAME)
     )
     if not notebook.is_file():
         raise InputError(f"notebook {notebook}: not found")

@@ -13,11 +13,10 @@ import platform
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from satmodel.errors import InputError, SatmodelError
+from satmodel.errors import InputError
 from satmodel.jobs.confinement import confine
 from satmodel.jobs.errors import ReportError
 from satmodel.jobs.files import (
@@ -55,28 +54,6 @@ PACKAGES = (
     "jupyter_client",
 )
 MANIFEST_VERSION = 1
-
-
-def default_notebook(name: str) -> Path:
-    """A notebook of the project: package data ``satmodel/notebooks/<name>``, else the source
-    tree's top-level ``notebooks/<name>``.
-
-    Raises
-    ------
-    SatmodelError
-        When neither holds it (naming both places).
-    """
-    package = resources.files("satmodel")
-    packaged = package / "notebooks" / name
-    if packaged.is_file():
-        return Path(str(packaged))
-    tree = Path(str(package)).parent / "notebooks" / name
-    if tree.is_file():
-        return tree
-    raise SatmodelError(
-        f"notebook {name}: not in the satmodel package data ({packaged}) nor in the source "
-        f"tree ({tree}); reinstall satmodel"
-    )
 
 
 def versions() -> dict[str, str]:
