@@ -74,9 +74,28 @@ def confine(
     if allow_outside:
         return None
     folders = project_folders()
-    from satmodel.config import is_url
-
-    if data not in (None, "") and not is_url(str(data)):
-        confine_path(data, [folders["data"]], "--data")
+    _confine_data(data, [folders["data"]])
     confine_path(out, [folders["out"]], "--out")
     return [folders["data"]]
+
+
+def _confine_data(data: str | os.PathLike | None, roots: list[Path]) -> None:
+    """Confine a user-given data source, and the files a ``.toml`` config names, to ``roots``
+    (so the message names the option); open_source checks the rest under the same roots.
+
+    ``data=None`` (the project's own ``satmodel.toml`` or default database) is trusted.
+    """
+    from satmodel.config import is_url, load_config
+
+    if data in (None, "") or is_url(str(data)):
+        return
+    resolved = confine_path(data, roots, "--data")
+    if Path(data).suffix != ".toml" or not resolved.is_file():
+        return
+    config = load_config(resolved)
+    if config.source_url is None and config.source is not None:
+        confine_path(config.source, roots, f"--data {data}: source.path")
+    for name, mapping in config.tables.items():
+        file = getattr(mapping, "file", None)
+        if file is not None and not is_url(str(file)):
+            confine_path(file, roots, f"--data {data}: tables.{name}.file")
