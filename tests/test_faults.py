@@ -167,6 +167,7 @@ def kill_when(process: subprocess.Popen, out: Path, stage: str) -> list[int]:
     return kernels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["staging", "kernel"])
 def test_killed_run_keeps_the_good_report_and_the_rerun_succeeds(stage, notebook, data, tmp_path):
     out = tmp_path / "reports"

@@ -1,6 +1,7 @@
 """Property-based tests of panel metrics: availability bounds, interval union, Apdex bounds."""
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -79,6 +80,7 @@ def _split(incidents):
     return [(start, half), (start + half, duration - half), *incidents[1:]]
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(incidents=incidents_strategy, data=st.data())
 def test_availability_is_a_union_unchanged_by_order_or_splitting(tmp_path_factory, incidents, data):
@@ -95,6 +97,7 @@ def test_availability_is_a_union_unchanged_by_order_or_splitting(tmp_path_factor
     assert longest - 1e-6 <= base["downtime_minutes"].sum() <= total + 1e-6
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(requests=requests_strategy)
 def test_apdex_and_error_rate_are_shares(tmp_path_factory, requests):

@@ -169,6 +169,7 @@ def test_html_has_no_code_no_prompts_and_no_external_requests(tiny, data, tmp_pa
         assert cdn not in html.lower().replace("mathjax_url", "")
 
 
+@pytest.mark.slow
 def test_rerun_is_idempotent_and_replaces_the_report(tiny, data, tmp_path):
     out = tmp_path / "reports"
     first = run(tiny, data, out)
@@ -182,6 +183,7 @@ def test_rerun_is_idempotent_and_replaces_the_report(tiny, data, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [f".{MONTH}.lock", MONTH]
 
 
+@pytest.mark.slow
 def test_failed_run_keeps_the_good_report_and_writes_failed(tiny, data, tmp_path):
     out = tmp_path / "reports"
     good = run(tiny, data, out)
@@ -225,6 +227,7 @@ def test_second_run_of_the_same_month_is_refused_while_locked(tiny, data, tmp_pa
     assert not (out / MONTH).exists()
 
 
+@pytest.mark.slow
 def test_two_concurrent_cli_runs_one_refused(tiny, data, tmp_path):
     """Two real processes: the second finds the lock held and exits 1 with a clear line."""
     out = tmp_path / "reports"
@@ -251,6 +254,7 @@ def test_two_concurrent_cli_runs_one_refused(tiny, data, tmp_path):
     assert (out / MONTH / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_backfill_builds_every_month(tiny, data, tmp_path):
     out = tmp_path / "reports"
     folders = run_report(
