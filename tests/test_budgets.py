@@ -301,3 +301,25 @@ def test_sections_without_incidents(tmp_path):
     assert table.empty and segments.empty
     assert reporting.burn_alert_section(data).empty
     assert "no error budget" in reporting.budgets_text(segments, "2025-03").data
+
+
+def test_summary_blocks_are_json(report_data):
+    import json
+
+    from satmodel.reporting.summary import alert_block, budget_block
+
+    budgets = budget_block(*reporting.customer_budget_section(report_data))
+    alerts = alert_block(reporting.burn_alert_section(report_data))
+    text = json.dumps({"error_budgets": budgets, "burn_alerts": alerts}, allow_nan=False)
+    back = json.loads(text)
+    assert back["error_budgets"]["month_complete"] is True
+    assert back["error_budgets"]["customers_over_budget"] == 0
+    assert back["error_budgets"]["customers"] == []  # every customer on track
+    assert [s["segment"] for s in back["error_budgets"]["segments"]] == [
+        "ent",
+        reporting.ALL_SEGMENTS,
+    ]
+    assert back["burn_alerts"]["customers_paged"] == 2
+    assert back["burn_alerts"]["customers_ticketed"] == 0
+    assert back["burn_alerts"]["fired"][0]["first_fired"] == "2025-03-05T10:09:00+00:00"
+    assert [r["long_window_minutes"] for r in back["burn_alerts"]["rules"]] == [60, 360, 4320]
