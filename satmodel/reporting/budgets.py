@@ -154,6 +154,17 @@ CUSTOMER_BUDGET_COLUMNS = [
     "projection",
     "status",
 ]
+SEGMENT_COLUMNS = [
+    "segment",
+    "customers",
+    "over_budget",
+    "will_be_over",
+    "on_track",
+    "over_budget_pct",
+    "downtime_minutes",
+    "median_budget_used_pct",
+    "worst_budget_used_pct",
+]
 
 
 def customer_slo(customers: pd.DataFrame, slo_pct: float) -> pd.DataFrame:
@@ -284,7 +295,7 @@ def segment_budgets(budgets: pd.DataFrame) -> pd.DataFrame:
 
     rows = [row(s, members) for s, members in budgets.groupby("segment", sort=True)]
     rows.append(row(ALL_SEGMENTS, budgets))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
 
 
 def budget_inputs(data: ReportData) -> tuple[pd.DataFrame, pd.DataFrame, float] | None:
@@ -338,7 +349,7 @@ def customer_budget_section(data: ReportData) -> tuple[pd.DataFrame, pd.DataFram
     """
     inputs = budget_inputs(data)
     if inputs is None:
-        return pd.DataFrame(), pd.DataFrame()
+        return pd.DataFrame(columns=CUSTOMER_BUDGET_COLUMNS), pd.DataFrame(columns=SEGMENT_COLUMNS)
     daily, customers, elapsed = inputs
     slo = data.config.thresholds.slo_availability_pct
     table = customer_budgets(daily, customers, data.month, slo, elapsed)
