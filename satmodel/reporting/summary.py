@@ -101,8 +101,8 @@ def build_summary(
     """The machine-readable summary of a report (``summary.json``).
 
     Keys, in this order: schema_version, month, data_window, kpis, service_levels, gaps,
-    drivers, targets, data_quality, notes, warnings, then (when given) driver_importance,
-    driver_drift, burn_rate, operations, diagnostics, error_budgets and burn_alerts. Floats are
+    drivers, targets, data_quality, notes, warnings, then (when given) error_budgets,
+    burn_alerts, driver_importance, driver_drift, burn_rate, operations and diagnostics. Floats are
     rounded to 6 decimals and NaN is written as null, so the same data always gives the same
     file.
 
@@ -211,6 +211,10 @@ def build_summary(
     }
     if diagnostics is not None:
         summary["warnings"] += diagnostic_warnings(diagnostics)
+    if budgets is not None:
+        summary["error_budgets"] = budget_block(*budgets)
+    if alerts is not None:
+        summary["burn_alerts"] = alert_block(alerts)
     if importance_block is not None:
         summary["driver_importance"] = importance_block
     if drift_block is not None:
@@ -230,10 +234,6 @@ def build_summary(
             "failed": int((~diagnostics["ok"].astype(bool)).sum()),
             "rows": records(diagnostics),
         }
-    if budgets is not None:
-        summary["error_budgets"] = budget_block(*budgets)
-    if alerts is not None:
-        summary["burn_alerts"] = alert_block(alerts)
     return json_ready(summary)
 
 
