@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
-from test_features import customers, incidents, make_source, requests, row, surveys
+from test_features import changes, customers, incidents, make_source, requests, row, surveys
 
 from satmodel.errors import InputError
 from satmodel.features import (
@@ -18,6 +18,7 @@ from satmodel.features import (
     downtime_intervals,
     incidents_in_month,
 )
+from satmodel.features.telemetry import customer_values, operations_by_month
 
 MONTH = "2025-03"
 MONTH_START = pd.Timestamp("2025-03-01", tz="UTC")
@@ -326,3 +327,66 @@ def test_insights_apdex_by_threshold_from_the_grid(request_source):
         assert (wide[["customer_id", "month"]] == one[["customer_id", "month"]]).all().all()
     with pytest.raises(InputError, match="t_grid"):  # was a ValueError traceback
         apdex_by_threshold(source, ["fast"])
+
+
+# ---------------------------------------------------------------------------- operations
+
+
+def test_operations_by_month_by_hand(tmp_path):
+    tables = {
+        "customers": customers("c1", "c2"),
+        # releases (customer_id null) on Jan 10, Jan 20 12:00 and Mar 1: gaps 10.5 and 11.5 + 28 = 39.5 days
+        "changes": changes(
+            [
+                (None, "2025-01-10T00:00:00", False),
+                ("c1", "2025-01-15T00:00:00", True),
+                (None, "2025-01-20T12:00:00", True),
+                ("c2", "2025-03-01T00:00:00", False),
+                (None, "2025-03-01T00:00:00", False),
+                ("c1", "2025-04-01T00:00:00", False),  # after the last month asked for
+            ]
+        ),
+        # counted in the month they start, with their whole duration
+        "incidents": incidents(
+            [
+                ("c1", "2025-01-31T23:00:00", "2025-02-01T01:00:00"),
+                ("c2", "2025-01-05T00:00:00", "2025-01-05T01:00:00"),
+                ("c2", "2024-12-31T00:00:00", "2025-01-01T00:00:00"),  # before the first month
+            ]
+        ),
+        "surveys": surveys([("c1", "2025-01-15T00:00:00", 4)]),
+    }
+    source = make_source(tmp_path, tables)
+    got = operations_by_month(source, "2025-01", "2025-03")
+    assert list(got["month"]) == ["2025-01", "2025-02", "2025-03"]
+    assert list(got["changes"]) == [3, 0, 2]
+    assert list(got["failed_changes"]) == [2, 0, 0]
+    assert list(got["releases"]) == [2, 0, 1]
+    assert got["days_between_releases"].tolist()[0] == pytest.approx(10.5)  # the first: none
+    assert np.isnan(got["days_between_releases"].iloc[1])
+    assert got["days_between_releases"].iloc[2] == pytest.approx(39.5)
+    assert list(got["incidents"]) == [2, 0, 0]
+    assert got["mttr_hours"].iloc[0] == pytest.approx(1.5)
+    assert got["mttr_hours"].iloc[1:].isna().all()
+    assert got["changes"].dtype == "int64" and got["mttr_hours"].dtype == "float64"
+    with pytest.raises(InputError, match="comes after"):
+        operations_by_month(source, "2025-03", "2025-01")
+
+
+def test_operations_by_month_without_tables(tmp_path):
+    tables = {"customers": customers("c1"), "surveys": surveys([("c1", "2025-01-15T00:00:00", 4)])}
+    got = operations_by_month(make_source(tmp_path, tables), "2025-01", "2025-02")
+    assert got["changes"].tolist() == [0, 0] and got["incidents"].tolist() == [0, 0]
+    assert got["mttr_hours"].isna().all() and got["days_between_releases"].isna().all()
+
+
+def test_customer_values(tmp_path):
+    tables = {
+        "customers": customers("c2", "c1", "c3", segment=["smb", "ent", None]),
+        "surveys": surveys([("c1", "2025-01-15T00:00:00", 4)]),
+    }
+    source = make_source(tmp_path, tables)
+    assert customer_values(source, "segment") == ["ent", "smb"]
+    assert customer_values(source, "customer_id") == ["c1", "c2", "c3"]
+    with pytest.raises(InputError, match="column"):
+        customer_values(source, "region; DROP TABLE customers")

@@ -7,6 +7,7 @@ rendered as MathJax, and a 100,000-character name made charts 1.4M pixels wide.
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -63,15 +64,14 @@ def burn_inputs(segments: list[str]):
     customers = pd.DataFrame(
         {"customer_id": [f"c{i}" for i in range(len(segments))], "segment": segments}
     )
-    start = pd.Timestamp("2025-02-03 10:00", tz="UTC")
-    intervals = pd.DataFrame(
+    # customer i down for 30 (i + 1) minutes on Feb 3
+    daily = pd.DataFrame(
         {
             "customer_id": customers["customer_id"],
-            "start_ts": [start] * len(segments),
-            "end_ts": [start + pd.Timedelta(minutes=30 * (i + 1)) for i in range(len(segments))],
+            "day": 3,
+            "downtime_minutes": [30.0 * (i + 1) for i in range(len(segments))],
         }
     )
-    daily = reporting.downtime_by_day(intervals, "2025-02")
     burn = reporting.burn_rates(daily, customers, "2025-02", 99.9)
     curve = reporting.burn_down(daily, customers, "2025-02", 99.9)
     return curve, burn
@@ -183,15 +183,16 @@ FIGURES = {
     "operations": lambda: reporting.plot_operations(
         reporting.operations_monthly(
             pd.DataFrame(
-                {
-                    "change_id": ["a", "b"],
-                    "customer_id": [HUGE, None],
-                    "ts": pd.to_datetime(["2025-02-03", "2025-03-04"], utc=True),
-                    "failed": [True, False],
+                {  # a failed change in February, a platform release in March
+                    "month": MONTHS,
+                    "changes": [0, 1, 1],
+                    "failed_changes": [0, 1, 0],
+                    "releases": [0, 0, 1],
+                    "days_between_releases": [math.nan] * 3,
+                    "incidents": [0, 0, 0],
+                    "mttr_hours": [math.nan] * 3,
                 }
-            ),
-            pd.DataFrame(columns=["incident_id", "customer_id", "start_ts", "end_ts"]),
-            MONTHS,
+            )
         ),
         MONTHS[-1],
     ),

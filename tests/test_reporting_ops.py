@@ -10,9 +10,15 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from test_features import changes, customers, incidents, make_source, surveys
 
 from satmodel import reporting
 from satmodel.errors import InputError
+from satmodel.features.telemetry import (
+    downtime_by_period,
+    downtime_intervals,
+    operations_by_month,
+)
 
 
 def ts(text: str) -> pd.Timestamp:
@@ -38,23 +44,43 @@ INTERVALS = pd.DataFrame(
 CUSTOMERS = pd.DataFrame({"customer_id": ["a", "b", "c"], "segment": ["x", "x", "y"]})
 
 
-def test_merge_intervals_counts_overlap_once():
-    merged = reporting.merge_intervals(INTERVALS)
+@pytest.fixture(scope="module")
+def budget_source(tmp_path_factory):
+    """INTERVALS as an incidents table (c never down), for the features' downtime."""
+    tables = {
+        "customers": customers("a", "b", "c"),
+        "incidents": incidents(
+            [
+                (c, s.isoformat(), e.isoformat())
+                for c, s, e in INTERVALS.itertuples(index=False, name=None)
+            ]
+        ),
+        "surveys": surveys([("c", "2025-02-15T00:00:00", 4)]),
+    }
+    return make_source(tmp_path_factory.mktemp("budgets"), tables)
+
+
+@pytest.fixture(scope="module")
+def daily(budget_source):
+    return downtime_by_period(budget_source, "2025-02")
+
+
+def test_downtime_intervals_count_overlap_once(budget_source):
+    merged = downtime_intervals(budget_source, "2025-02")
     assert list(merged["customer_id"]) == ["a", "b"]
     assert merged.iloc[0]["start_ts"] == ts("2025-02-03 10:00")
     assert merged.iloc[0]["end_ts"] == ts("2025-02-03 11:30")
+    assert merged.iloc[1]["start_ts"] == ts("2025-02-01 00:00")  # clipped to the month
 
 
-def test_downtime_by_day_clips_to_the_month():
-    daily = reporting.downtime_by_day(INTERVALS, "2025-02")
+def test_downtime_by_day_clips_to_the_month(daily):
     assert daily.to_dict("records") == [
         {"customer_id": "a", "day": 3, "downtime_minutes": pytest.approx(90.0)},
         {"customer_id": "b", "day": 1, "downtime_minutes": pytest.approx(30.0)},
     ]
 
 
-def test_burn_rates_by_hand():
-    daily = reporting.downtime_by_day(INTERVALS, "2025-02")
+def test_burn_rates_by_hand(daily):
     burn = reporting.burn_rates(daily, CUSTOMERS, "2025-02", slo_pct=99.9).set_index("segment")
     assert list(burn.index) == ["x", "y", reporting.ALL_SEGMENTS]
     x = burn.loc["x"]
@@ -75,8 +101,7 @@ def test_burn_rates_by_hand():
     assert everyone["status"] == "on track"
 
 
-def test_burn_rate_halfway_through_the_month_doubles():
-    daily = reporting.downtime_by_day(INTERVALS, "2025-02")
+def test_burn_rate_halfway_through_the_month_doubles(daily):
     burn = reporting.burn_rates(daily, CUSTOMERS, "2025-02", 99.9, elapsed_days=14)
     burn = burn.set_index("segment")
     assert burn.at["x", "elapsed_pct"] == pytest.approx(50.0)
@@ -87,8 +112,7 @@ def test_burn_rate_halfway_through_the_month_doubles():
     assert everyone["projected_used_pct"] == pytest.approx(100 * 120 / 120.96 / 0.5)
 
 
-def test_burn_down_is_cumulative():
-    daily = reporting.downtime_by_day(INTERVALS, "2025-02")
+def test_burn_down_is_cumulative(daily):
     curve = reporting.burn_down(daily, CUSTOMERS, "2025-02", 99.9)
     x = curve.loc[curve["segment"] == "x"].set_index("day")["used_pct"]
     assert len(x) == 28
@@ -105,33 +129,36 @@ def test_burn_down_is_cumulative():
 #   Jan 10; incidents of 0.5 h. February (28 days = 4 weeks): 2 changes, none failed, one
 #   release on Feb 9 (30 days after the January one); incidents of 1 h and 3 h.
 
-CHANGES = pd.DataFrame(
-    {
-        "change_id": ["k1", "k2", "k3", "k4", "k5", "k6"],
-        "customer_id": ["a", None, "b", "a", None, "c"],
-        "ts": [
-            ts("2025-01-02"),
-            ts("2025-01-10"),
-            ts("2025-01-15"),
-            ts("2025-01-20"),
-            ts("2025-02-09"),
-            ts("2025-02-20"),
-        ],
-        "failed": [False, False, True, False, False, False],
-    }
-)
-INCIDENTS = pd.DataFrame(
-    {
-        "incident_id": ["i1", "i2", "i3"],
-        "customer_id": ["a", "b", "c"],
-        "start_ts": [ts("2025-01-05 10:00"), ts("2025-02-01 00:00"), ts("2025-02-10 12:00")],
-        "end_ts": [ts("2025-01-05 10:30"), ts("2025-02-01 01:00"), ts("2025-02-10 15:00")],
-    }
-)
+CHANGES = [
+    ("a", "2025-01-02T00:00:00", False),
+    (None, "2025-01-10T00:00:00", False),
+    ("b", "2025-01-15T00:00:00", True),
+    ("a", "2025-01-20T00:00:00", False),
+    (None, "2025-02-09T00:00:00", False),
+    ("c", "2025-02-20T00:00:00", False),
+]
+INCIDENTS = [
+    ("a", "2025-01-05T10:00:00", "2025-01-05T10:30:00"),
+    ("b", "2025-02-01T00:00:00", "2025-02-01T01:00:00"),
+    ("c", "2025-02-10T12:00:00", "2025-02-10T15:00:00"),
+]
 
 
-def test_operations_monthly_by_hand():
-    monthly = reporting.operations_monthly(CHANGES, INCIDENTS, ["2025-01", "2025-02"])
+@pytest.fixture(scope="module")
+def operations_source(tmp_path_factory):
+    tables = {
+        "customers": customers("a", "b", "c"),
+        "changes": changes(CHANGES),
+        "incidents": incidents(INCIDENTS),
+        "surveys": surveys([("a", "2025-01-15T00:00:00", 4)]),
+    }
+    return make_source(tmp_path_factory.mktemp("operations"), tables)
+
+
+def test_operations_monthly_by_hand(operations_source):
+    counts = operations_by_month(operations_source, "2025-01", "2025-02")
+    monthly = reporting.operations_monthly(counts)
+    assert list(monthly["month"]) == ["2025-01", "2025-02"]
     jan, feb = monthly.to_dict("records")
     assert jan["changes"] == 4
     assert jan["changes_per_week"] == pytest.approx(4 / (31 / 7))
@@ -147,9 +174,9 @@ def test_operations_monthly_by_hand():
     assert feb["mttr_hours"] == pytest.approx(2.0)
 
 
-def test_operations_scorecard_before_after():
+def test_operations_scorecard_before_after(operations_source):
     monthly = reporting.operations_monthly(
-        CHANGES, INCIDENTS, ["2024-11", "2024-12", "2025-01", "2025-02"]
+        operations_by_month(operations_source, "2024-11", "2025-02")
     )
     card = reporting.operations_scorecard(monthly, "2025-02").set_index("kpi")
     assert list(card.index) == list(reporting.OPERATIONS)
@@ -267,8 +294,7 @@ def test_show_escapes_data_strings_and_captions():
     assert html.count("&lt;script&gt;") == 2  # the cell and the caption
 
 
-def test_burn_text_escapes_segment_names():
-    daily = reporting.downtime_by_day(INTERVALS, "2025-02")
+def test_burn_text_escapes_segment_names(daily):
     customers = CUSTOMERS.replace({"x": EVIL})
     burn = reporting.burn_rates(daily, customers, "2025-02", 99.9)
     text = reporting.burn_text(burn, "2025-02").data

@@ -25,10 +25,13 @@ from satmodel.features.engines import (
     to_pandas,
 )
 from satmodel.features.expressions import (
+    SECONDS_PER_HOUR,
     apdex_counts,
     clip_intervals,
     downtime_islands,
+    epoch,
     minutes,
+    month_key,
     udfs,
 )
 from satmodel.features.months import (
@@ -47,6 +50,17 @@ APDEX_GRID_COLUMNS = ("customer_id", "month", "t_ms", "requests", "satisfied", "
 COVERAGE_COLUMNS = (("requests", "ts"), ("surveys", "ts"), ("incidents", "start_ts"))
 DOWNTIME_NEEDS = "downtime needs it"
 MICROS_PER_DAY = 86_400_000_000
+OPERATIONS_COLUMNS = (
+    "month",
+    "changes",
+    "failed_changes",
+    "releases",
+    "days_between_releases",
+    "incidents",
+    "mttr_hours",
+)
+OPERATIONS_COUNTS = ("changes", "failed_changes", "releases", "incidents")
+CUSTOMER_VALUE_COLUMNS = ("segment", "customer_id")
 
 
 def _literal(stamp: pd.Timestamp):
@@ -220,6 +234,117 @@ def covered_days(source, month: str) -> float:
         return float(n_days)
     start = int(lo.timestamp()) * 1_000_000
     return float(min(n_days, -(-(latest - start) // MICROS_PER_DAY)))
+
+
+def operations_by_month(source, first: str, last: str) -> pd.DataFrame:
+    """Changes, platform releases and incidents of every month from ``first`` to ``last``.
+
+    A change counts once, also a platform-wide one (customer_id null); the platform-wide
+    changes are the **releases**. An incident counts in the month it starts in, with its whole
+    duration (one row per affected customer, as the panel's ``incidents`` and ``mttr_hours``).
+
+    Parameters
+    ----------
+    source : satmodel.sources.Source
+    first, last : ``YYYY-MM``, the first and last month wanted.
+
+    Returns
+    -------
+    DataFrame
+        One row per month in order: month, changes, failed_changes, releases (int64; 0 when
+        the table is absent), days_between_releases (mean days from each release of the month
+        to the release before it, counting only releases from ``first`` on), incidents,
+        mttr_hours (mean hours of the incidents starting in the month); NaN where there is
+        nothing to measure.
+
+    Raises
+    ------
+    InputError
+        When a month is not ``YYYY-MM`` or ``first`` comes after ``last``.
+    """
+    import ibis
+
+    first, last = check_month(first), check_month(last)
+    if first > last:
+        raise InputError(f"months {first}..{last}: the first month comes after the last")
+    ensure_clean(source)
+    unix_micros, _ = udfs()
+    lo, hi = month_bounds(first)[0], month_bounds(last)[1]
+    out = months_frame(first, last)[["month"]]
+    parts = []
+    with quiet():
+        _, tables = duckdb_tables(source)
+        if "changes" in tables:
+            changes = tables["changes"]
+            changes = changes.filter(changes.ts >= _literal(lo), changes.ts < _literal(hi))
+            c = changes.select(
+                month=month_key(changes.ts),
+                failed=changes.failed.cast("int64"),
+                release=changes.customer_id.isnull().cast("int64"),
+                us=unix_micros(changes.ts),
+            )
+            parts.append(
+                c.group_by("month").aggregate(
+                    changes=c.count(), failed_changes=c.failed.sum(), releases=c.release.sum()
+                )
+            )
+            r = c.filter(c.release == 1)
+            gap = (r.us - r.us.lag().over(ibis.window(order_by=r.us))).cast("float64")
+            gaps = r.mutate(gap=gap / MICROS_PER_DAY)
+            parts.append(gaps.group_by("month").aggregate(days_between_releases=gaps.gap.mean()))
+        if "incidents" in tables:
+            incidents = tables["incidents"]
+            incidents = incidents.filter(
+                incidents.start_ts >= _literal(lo), incidents.start_ts < _literal(hi)
+            )
+            hours = (epoch(incidents.end_ts) - epoch(incidents.start_ts)) / SECONDS_PER_HOUR
+            i = incidents.select(month=month_key(incidents.start_ts), hours=hours)
+            parts.append(
+                i.group_by("month").aggregate(incidents=i.count(), mttr_hours=i.hours.mean())
+            )
+        for part in parts:
+            frame = to_pandas(part)
+            out = out.merge(frame.assign(month=as_str(frame["month"]).astype(object)), "left")
+    for column in OPERATIONS_COLUMNS[1:]:
+        if column not in out:
+            out[column] = np.nan
+        if column in OPERATIONS_COUNTS:
+            out[column] = out[column].fillna(0).astype("int64")
+        else:
+            out[column] = out[column].astype("float64")
+    return out[list(OPERATIONS_COLUMNS)].reset_index(drop=True)
+
+
+def customer_values(source, column: str) -> list[str]:
+    """The distinct segments or customer ids of the customers table as read, sorted.
+
+    Read before quarantine, so a request naming a segment or customer can be checked before
+    the data is validated.
+
+    Parameters
+    ----------
+    source : satmodel.sources.Source
+    column : ``segment`` or ``customer_id``.
+
+    Returns
+    -------
+    list of str
+        Without missing values.
+
+    Raises
+    ------
+    InputError
+        When the column is not one of these or the source has no customers table.
+    """
+    if column not in CUSTOMER_VALUE_COLUMNS:
+        raise InputError(f"column {column!r}: expected one of {', '.join(CUSTOMER_VALUE_COLUMNS)}")
+    if not source.has("customers"):
+        raise InputError(f"customers: table not found in {source.location}")
+    with quiet():
+        table = source.ibis().table("customers", database="raw")
+        values = table.filter(table[column].notnull()).select(value=table[column]).distinct()
+        frame = to_pandas(values)
+    return sorted(str(v) for v in frame["value"])
 
 
 def threshold_grid(t_grid) -> np.ndarray:

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from satmodel.calendar import days_in_month, minutes_in_month, month_name, month_start
-from satmodel.reporting.data import ALL_SEGMENTS, ReportData, month_sql_bounds
+from satmodel.calendar import days_in_month, minutes_in_month, month_name
+from satmodel.features.telemetry import covered_days, downtime_by_period
+from satmodel.reporting.data import ALL_SEGMENTS, ReportData
 from satmodel.reporting.figures import (
     ALERT_COLOR,
     GUIDE_COLOR,
@@ -22,72 +23,6 @@ from satmodel.reporting.figures import (
 )
 from satmodel.reporting.labels import md_escape, plot_label
 from satmodel.reporting.pseudonyms import with_ids
-
-
-def merge_intervals(intervals: pd.DataFrame) -> pd.DataFrame:
-    """The union of each customer's downtime intervals (overlapping incidents count once).
-
-    Parameters
-    ----------
-    intervals : customer_id, start_ts, end_ts (timezone-aware timestamps).
-
-    Returns
-    -------
-    DataFrame
-        customer_id, start_ts, end_ts: disjoint intervals, sorted by customer and start.
-    """
-    columns = ["customer_id", "start_ts", "end_ts"]
-    if intervals.empty:
-        return pd.DataFrame(columns=columns)
-    frame = intervals[columns].dropna().sort_values(["customer_id", "start_ts", "end_ts"])
-    frame = frame.reset_index(drop=True)
-    rows = []
-    for customer, group in frame.groupby("customer_id", sort=True):
-        start, end = None, None
-        for s, e in zip(group["start_ts"], group["end_ts"], strict=True):
-            if start is None:
-                start, end = s, e
-            elif s <= end:
-                end = max(end, e)
-            else:
-                rows.append((customer, start, end))
-                start, end = s, e
-        rows.append((customer, start, end))
-    return pd.DataFrame(rows, columns=columns)
-
-
-def downtime_by_day(intervals: pd.DataFrame, month: str) -> pd.DataFrame:
-    """Downtime minutes per customer and day of a month, from incident intervals.
-
-    Intervals are merged per customer first (:func:`merge_intervals`) and clipped to the
-    month, as the panel's ``downtime_minutes`` is.
-
-    Parameters
-    ----------
-    intervals : customer_id, start_ts, end_ts.
-    month : ``YYYY-MM``.
-
-    Returns
-    -------
-    DataFrame
-        customer_id, day (1..days in month), downtime_minutes (only days with downtime).
-    """
-    columns = ["customer_id", "day", "downtime_minutes"]
-    merged = merge_intervals(intervals)
-    if merged.empty:
-        return pd.DataFrame(columns=columns)
-    first = month_start(month)
-    n_days = days_in_month(month)
-    rows = []
-    for customer, start, end in merged.itertuples(index=False):
-        for day in range(1, n_days + 1):
-            lo = first + pd.Timedelta(days=day - 1)
-            hi = lo + pd.Timedelta(days=1)
-            overlap = (min(end, hi) - max(start, lo)).total_seconds() / 60
-            if overlap > 0:
-                rows.append((customer, day, overlap))
-    out = pd.DataFrame(rows, columns=columns)
-    return out.groupby(["customer_id", "day"], as_index=False)["downtime_minutes"].sum()
 
 
 def burn_rates(
@@ -108,7 +43,8 @@ def burn_rates(
 
     Parameters
     ----------
-    daily : customer_id, day, downtime_minutes (from :func:`downtime_by_day`).
+    daily : customer_id, day, downtime_minutes (from
+        :func:`satmodel.features.telemetry.downtime_by_period`).
     customers : customer_id, segment of every customer of the month (with or without downtime).
     month : ``YYYY-MM``.
     slo_pct : the availability SLO, e.g. 99.9.
@@ -201,44 +137,186 @@ def burn_down(
     return pd.DataFrame(rows, columns=["segment", "day", "used_pct", "elapsed_pct"])
 
 
-def covered_days(data: ReportData) -> float:
-    """Days of the report month the data covers: all of them unless it is the data's last
-    month, where the latest request, survey or incident timestamp of the month decides."""
-    month = data.month
+OVER_BUDGET = "over budget"
+WILL_BE_OVER = "will be over at this rate"
+ON_TRACK = "on track"
+MONTH_COMPLETE = "month complete"
+BUDGET_STATUSES = (OVER_BUDGET, WILL_BE_OVER, ON_TRACK)
+CUSTOMER_BUDGET_COLUMNS = [
+    "customer_id",
+    "segment",
+    "slo_availability_pct",
+    "budget_minutes",
+    "downtime_minutes",
+    "budget_used_pct",
+    "elapsed_pct",
+    "projected_used_pct",
+    "projection",
+    "status",
+]
+SEGMENT_COLUMNS = [
+    "segment",
+    "customers",
+    "over_budget",
+    "will_be_over",
+    "on_track",
+    "over_budget_pct",
+    "downtime_minutes",
+    "median_budget_used_pct",
+    "worst_budget_used_pct",
+]
+
+
+def customer_slo(customers: pd.DataFrame, slo_pct: float) -> pd.DataFrame:
+    """Each customer's availability SLO: its expected_availability_pct, else ``slo_pct``.
+
+    Returns
+    -------
+    DataFrame
+        customer_id, segment (strings), slo_availability_pct; one row per customer.
+    """
+    who = customers.drop_duplicates("customer_id")
+    expected = (
+        pd.to_numeric(who["expected_availability_pct"], errors="coerce")
+        if "expected_availability_pct" in who
+        else pd.Series(np.nan, index=who.index)
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": who["customer_id"].astype(str).to_numpy(),
+            "segment": who["segment"].astype(str).to_numpy(),
+            "slo_availability_pct": expected.fillna(float(slo_pct)).astype(float).to_numpy(),
+        }
+    )
+
+
+def customer_budgets(
+    daily: pd.DataFrame,
+    customers: pd.DataFrame,
+    month: str,
+    slo_pct: float,
+    elapsed_days: float | None = None,
+) -> pd.DataFrame:
+    """Each customer's error budget of the month: what it may lose, what it lost.
+
+    A customer's budget is the downtime its own availability SLO allows in the whole month,
+    ``(1 - SLO/100) x minutes in the month``, with SLO = its expected_availability_pct, else
+    ``slo_pct``. While the month is not over (``elapsed_days`` short of it), the budget used is
+    projected to the month's end at the pace so far; a complete month has no projection.
+
+    Parameters
+    ----------
+    daily : customer_id, day, downtime_minutes (from
+        :func:`satmodel.features.telemetry.downtime_by_period`).
+    customers : customer_id, segment and (optional) expected_availability_pct of every
+        customer of the month, with or without downtime.
+    month : ``YYYY-MM``.
+    slo_pct : the default availability SLO, e.g. 99.9.
+    elapsed_days : days of the month the data covers (default: all of them).
+
+    Returns
+    -------
+    DataFrame
+        One row per customer, the most used budget first: customer_id, segment,
+        slo_availability_pct, budget_minutes, downtime_minutes, budget_used_pct (NaN for a
+        zero budget), elapsed_pct, projected_used_pct (NaN for a complete month), projection
+        (``month complete`` or the projected share in words), status (``over budget``:
+        more downtime than the budget; ``will be over at this rate``; ``on track``).
+    """
     n_days = days_in_month(month)
-    if month < data.window[1]:
-        return float(n_days)
-    lo, hi = month_sql_bounds(month)
-    latest = None
-    for table, column in (("requests", "ts"), ("surveys", "ts"), ("incidents", "start_ts")):
-        if not data.source.has(table):
-            continue
-        value = data.source.con.execute(
-            f"SELECT max({column}) FROM {table} WHERE {column} >= {lo} AND {column} < {hi}"
-        ).fetchone()[0]
-        if value is not None:
-            value = pd.Timestamp(value)
-            value = value.tz_localize("UTC") if value.tzinfo is None else value.tz_convert("UTC")
-            latest = value if latest is None else max(latest, value)
-    if latest is None:
-        return float(n_days)
-    return float(min(n_days, math.ceil((latest - month_start(month)) / pd.Timedelta(days=1))))
+    elapsed = float(n_days if elapsed_days is None else min(max(elapsed_days, 0), n_days))
+    complete = elapsed >= n_days
+    who = customer_slo(customers, slo_pct)
+    days = daily.assign(customer_id=daily["customer_id"].astype(str))
+    if not complete:
+        days = days.loc[days["day"] <= math.ceil(elapsed)]
+    spent = days.groupby("customer_id")["downtime_minutes"].sum()
+    budget = (1 - who["slo_availability_pct"] / 100) * minutes_in_month(month)
+    downtime = who["customer_id"].map(spent).fillna(0.0).astype(float)
+    used = (100 * downtime / budget).where(budget > 0)
+    share = elapsed / n_days
+    projected = used / share if (not complete and share > 0) else pd.Series(np.nan, who.index)
+    over = downtime > budget
+    will = ~over & (projected > 100)
+    status = np.where(over, OVER_BUDGET, np.where(will, WILL_BE_OVER, ON_TRACK))
+    projection = (
+        pd.Series(MONTH_COMPLETE, index=who.index)
+        if complete
+        else projected.map(
+            lambda p: f"{p:,.0f}% by month end at this rate" if math.isfinite(p) else "-"
+        )
+    )
+    table = who.assign(
+        budget_minutes=budget,
+        downtime_minutes=downtime,
+        budget_used_pct=used,
+        elapsed_pct=100 * share,
+        projected_used_pct=projected,
+        projection=projection,
+        status=status,
+    )
+    order = table.assign(
+        _rank=table["status"].map({s: i for i, s in enumerate(BUDGET_STATUSES)}),
+        _used=table["budget_used_pct"].fillna(np.inf).where(table["downtime_minutes"] > 0, 0.0),
+    ).sort_values(["_rank", "_used", "customer_id"], ascending=[True, False, True])
+    return order[CUSTOMER_BUDGET_COLUMNS].reset_index(drop=True)
 
 
-def month_incidents(data: ReportData) -> pd.DataFrame | None:
-    """The clean incidents overlapping the report month (None without an incidents table)."""
+def segment_budgets(budgets: pd.DataFrame) -> pd.DataFrame:
+    """Per segment, how many customers are over their own error budget.
+
+    Parameters
+    ----------
+    budgets : :func:`customer_budgets`.
+
+    Returns
+    -------
+    DataFrame
+        One row per segment (alphabetical) and a last row ``All customers``: segment,
+        customers, over_budget, will_be_over, on_track, over_budget_pct (% of the segment's
+        customers), downtime_minutes, median_budget_used_pct, worst_budget_used_pct.
+    """
+
+    def row(segment: str, members: pd.DataFrame) -> dict[str, Any]:
+        n = len(members)
+        over = int((members["status"] == OVER_BUDGET).sum())
+        used = members["budget_used_pct"].dropna()
+        return {
+            "segment": segment,
+            "customers": n,
+            "over_budget": over,
+            "will_be_over": int((members["status"] == WILL_BE_OVER).sum()),
+            "on_track": int((members["status"] == ON_TRACK).sum()),
+            "over_budget_pct": 100 * over / n if n else math.nan,
+            "downtime_minutes": float(members["downtime_minutes"].sum()),
+            "median_budget_used_pct": float(used.median()) if len(used) else math.nan,
+            "worst_budget_used_pct": float(used.max()) if len(used) else math.nan,
+        }
+
+    rows = [row(s, members) for s, members in budgets.groupby("segment", sort=True)]
+    rows.append(row(ALL_SEGMENTS, budgets))
+    return pd.DataFrame(rows, columns=SEGMENT_COLUMNS)
+
+
+def budget_inputs(data: ReportData) -> tuple[pd.DataFrame, pd.DataFrame, float] | None:
+    """What the error budgets of the report month are computed from.
+
+    Returns
+    -------
+    tuple or None
+        (downtime per customer and day, from
+        :func:`satmodel.features.telemetry.downtime_by_period`, ids as the report shows them;
+        the customers of the month from the panel, with segment and
+        expected_availability_pct; the days of the month the data covers), or None when the
+        source has no incidents table.
+    """
     if not data.source.has("incidents"):
         return None
-    lo, hi = month_sql_bounds(data.month)
-    frame = data.source.con.execute(
-        "SELECT customer_id, start_ts, end_ts FROM incidents "
-        f"WHERE start_ts < {hi} AND end_ts > {lo}"
-    ).df()
-    frame["customer_id"] = frame["customer_id"].astype(str)
-    frame = with_ids(frame, data.ids)
-    for column in ("start_ts", "end_ts"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame
+    daily = with_ids(downtime_by_period(data.source, data.month, "D"), data.ids)
+    customers = data.panel.loc[data.panel["month"].astype(str) == data.month]
+    if "segment" not in customers:
+        customers = customers.assign(segment="all")
+    return daily, customers, covered_days(data.source, data.month)
 
 
 def budget_burn(data: ReportData) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -250,17 +328,63 @@ def budget_burn(data: ReportData) -> tuple[pd.DataFrame, pd.DataFrame]:
         (burn rates per segment, cumulative budget used per segment and day); both empty when
         the source has no incidents table.
     """
-    incidents = month_incidents(data)
-    if incidents is None:
+    inputs = budget_inputs(data)
+    if inputs is None:
         return pd.DataFrame(), pd.DataFrame()
-    customers = data.panel.loc[data.panel["month"].astype(str) == data.month]
-    if "segment" not in customers:
-        customers = customers.assign(segment="all")
+    daily, customers, elapsed = inputs
     slo = data.config.thresholds.slo_availability_pct
-    daily = downtime_by_day(incidents, data.month)
-    table = burn_rates(daily, customers, data.month, slo, covered_days(data))
+    table = burn_rates(daily, customers, data.month, slo, elapsed)
     curve = burn_down(daily, customers, data.month, slo)
     return table, curve
+
+
+def customer_budget_section(data: ReportData) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-customer error budgets of the report month and their per-segment summary.
+
+    Returns
+    -------
+    tuple of DataFrame
+        (:func:`customer_budgets`, :func:`segment_budgets`); both empty when the source has
+        no incidents table.
+    """
+    inputs = budget_inputs(data)
+    if inputs is None:
+        return pd.DataFrame(columns=CUSTOMER_BUDGET_COLUMNS), pd.DataFrame(columns=SEGMENT_COLUMNS)
+    daily, customers, elapsed = inputs
+    slo = data.config.thresholds.slo_availability_pct
+    table = customer_budgets(daily, customers, data.month, slo, elapsed)
+    return table, segment_budgets(table)
+
+
+def budgets_text(segments: pd.DataFrame, month: str):
+    """One paragraph on the per-customer error budgets, as IPython Markdown."""
+    from IPython.display import Markdown
+
+    if segments.empty:
+        return Markdown("No incidents table in the data, so no error budget to track.")
+    everyone = segments.loc[segments["segment"] == ALL_SEGMENTS].iloc[0]
+    by_segment = segments.loc[segments["segment"] != ALL_SEGMENTS]
+    text = (
+        f"In {month_name(month)}, **{everyone.over_budget:,} of {everyone.customers:,} "
+        "customers** had more downtime than their own availability SLO allows"
+    )
+    if everyone.will_be_over:
+        text += f", and {everyone.will_be_over:,} more will be at the pace so far"
+    hit = by_segment.loc[by_segment["over_budget"] > 0]
+    if len(hit):
+        text += (
+            " ("
+            + ", ".join(
+                f"{md_escape(r.segment)}: {r.over_budget:,} of {r.customers:,}"
+                for r in hit.itertuples(index=False)
+            )
+            + ")"
+        )
+    return Markdown(
+        text + ". Each customer's budget is its own: the downtime its expected availability "
+        "(or the SLO, where it states none) allows in the month, so one customer's bad month "
+        "is not averaged away by the others."
+    )
 
 
 def burn_text(burn: pd.DataFrame, month: str):

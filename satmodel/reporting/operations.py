@@ -6,10 +6,10 @@ import math
 
 import pandas as pd
 
-from satmodel.calendar import add_months, days_in_month, month_name, month_range
-from satmodel.reporting.data import ReportData, month_sql_bounds
+from satmodel.calendar import add_months, days_in_month, month_name
+from satmodel.features.telemetry import operations_by_month
+from satmodel.reporting.data import ReportData
 from satmodel.reporting.figures import figure_style, new_figure, trend_panel
-from satmodel.reporting.pseudonyms import with_ids
 
 OPERATIONS = {
     "changes_per_week": ("Changes per week", "changes / week", None),
@@ -20,40 +20,8 @@ OPERATIONS = {
 }
 
 
-def load_operations(data: ReportData, months: int = 15) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Clean changes and incidents of the ``months`` months up to the report month.
-
-    Returns
-    -------
-    tuple of DataFrame
-        (changes: change_id, customer_id, ts, failed; incidents: incident_id, customer_id,
-        start_ts, end_ts); a table the source lacks is an empty frame.
-    """
-    lo = month_sql_bounds(add_months(data.month, -months + 1))[0]
-    hi = month_sql_bounds(data.month)[1]
-    frames = []
-    for table, columns, ts in (
-        ("changes", "change_id, customer_id, ts, failed", "ts"),
-        ("incidents", "incident_id, customer_id, start_ts, end_ts", "start_ts"),
-    ):
-        if data.source.has(table):
-            frame = data.source.con.execute(
-                f"SELECT {columns} FROM {table} WHERE {ts} >= {lo} AND {ts} < {hi}"
-            ).df()
-        else:
-            frame = pd.DataFrame(columns=[c.strip() for c in columns.split(",")])
-        frames.append(with_ids(frame, data.ids))
-    return frames[0], frames[1]
-
-
-def _month_of_ts(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True).dt.strftime("%Y-%m")
-
-
-def operations_monthly(
-    changes: pd.DataFrame, incidents: pd.DataFrame, months: list[str]
-) -> pd.DataFrame:
-    """Delivery and recovery measures per month.
+def operations_monthly(counts: pd.DataFrame) -> pd.DataFrame:
+    """Delivery and recovery measures per month, from the month's counts.
 
     - **changes per week**: every change counted once (a platform-wide change, whose
       customer_id is null, counts once, not once per customer) over days in the month / 7;
@@ -67,9 +35,8 @@ def operations_monthly(
 
     Parameters
     ----------
-    changes : change_id, customer_id, ts, failed.
-    incidents : incident_id, customer_id, start_ts, end_ts.
-    months : the months wanted, ``YYYY-MM``.
+    counts : :func:`satmodel.features.telemetry.operations_by_month` (month, changes,
+        failed_changes, releases, days_between_releases, incidents, mttr_hours).
 
     Returns
     -------
@@ -78,50 +45,23 @@ def operations_monthly(
         change_failure_pct, releases, releases_per_week, days_between_releases, incidents,
         mttr_hours (NaN where there is nothing to measure).
     """
-    change = pd.DataFrame(
+    weeks = counts["month"].map(days_in_month).astype(float) / 7
+    changes = counts["changes"].astype(float)
+    out = pd.DataFrame(
         {
-            "month": _month_of_ts(changes["ts"]).astype(str),
-            "ts": pd.to_datetime(changes["ts"], utc=True),
-            "failed": changes["failed"].astype(bool),
-            "release": changes["customer_id"].isna(),
+            "month": counts["month"].astype(str),
+            "changes": counts["changes"],
+            "changes_per_week": changes / weeks,
+            "failed_changes": counts["failed_changes"],
+            "change_failure_pct": (100 * counts["failed_changes"] / changes).where(changes > 0),
+            "releases": counts["releases"],
+            "releases_per_week": counts["releases"] / weeks,
+            "days_between_releases": counts["days_between_releases"].astype(float),
+            "incidents": counts["incidents"],
+            "mttr_hours": counts["mttr_hours"].astype(float),
         }
     )
-    releases = change.loc[change["release"]].sort_values("ts")
-    gaps = releases.assign(gap_days=releases["ts"].diff() / pd.Timedelta(days=1))
-    incident = pd.DataFrame(
-        {
-            "month": _month_of_ts(incidents["start_ts"]).astype(str),
-            "hours": (
-                pd.to_datetime(incidents["end_ts"], utc=True)
-                - pd.to_datetime(incidents["start_ts"], utc=True)
-            )
-            / pd.Timedelta(hours=1),
-        }
-    )
-    rows = []
-    for month in months:
-        weeks = days_in_month(month) / 7
-        these = change.loc[change["month"] == month]
-        n = len(these)
-        failed = int(these["failed"].sum())
-        n_releases = int(these["release"].sum())
-        month_gaps = gaps.loc[gaps["month"] == month, "gap_days"].dropna()
-        hours = incident.loc[incident["month"] == month, "hours"]
-        rows.append(
-            {
-                "month": month,
-                "changes": n,
-                "changes_per_week": n / weeks,
-                "failed_changes": failed,
-                "change_failure_pct": 100 * failed / n if n else math.nan,
-                "releases": n_releases,
-                "releases_per_week": n_releases / weeks,
-                "days_between_releases": float(month_gaps.mean()) if len(month_gaps) else math.nan,
-                "incidents": len(hours),
-                "mttr_hours": float(hours.mean()) if len(hours) else math.nan,
-            }
-        )
-    return pd.DataFrame(rows)
+    return out.reset_index(drop=True)
 
 
 def operations_scorecard(monthly: pd.DataFrame, month: str) -> pd.DataFrame:
@@ -173,10 +113,8 @@ def operations_scorecard(monthly: pd.DataFrame, month: str) -> pd.DataFrame:
 
 def operations_section(data: ReportData, months: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Operations measures of the report: (monthly measures, scorecard of the month)."""
-    changes, incidents = load_operations(data, months=max(months, 4))
-    shown = month_range(add_months(data.month, -max(months, 4) + 1), data.month)
-    shown = [m for m in shown if m >= data.window[0]]
-    monthly = operations_monthly(changes, incidents, shown)
+    first = max(add_months(data.month, -max(months, 4) + 1), data.window[0])
+    monthly = operations_monthly(operations_by_month(data.source, first, data.month))
     return monthly, operations_scorecard(monthly, data.month)
 
 

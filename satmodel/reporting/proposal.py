@@ -12,6 +12,7 @@ import pandas as pd
 
 from satmodel.calendar import month_name
 from satmodel.errors import InputError, SatmodelError
+from satmodel.features.telemetry import customer_values
 from satmodel.reporting.data import ReportData
 from satmodel.reporting.drivers import ModelSection
 from satmodel.reporting.figures import (
@@ -106,16 +107,9 @@ def check_proposal_request(
     problems += _target_problems(csat_target, complaint_target)
     if problems:
         raise InputError(problems)
-    if not source.has("customers"):
-        raise InputError(f"customers: table not found in {source.location}")
     column = "segment" if segment not in (None, "") else "customer_id"
     wanted = str(segment if column == "segment" else customer)
-    values = sorted(
-        str(v[0])
-        for v in source.con.execute(
-            f"SELECT DISTINCT {column} FROM raw.customers WHERE {column} IS NOT NULL"
-        ).fetchall()
-    )
+    values = customer_values(source, column)
     if wanted in values:
         return
     close = difflib.get_close_matches(wanted, values, n=3)

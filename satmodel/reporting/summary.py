@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from satmodel.calendar import add_months
+from satmodel.reporting.alerts import ALERT_RULES
+from satmodel.reporting.budgets import MONTH_COMPLETE, ON_TRACK, OVER_BUDGET, WILL_BE_OVER
 from satmodel.reporting.data import ReportData
 from satmodel.reporting.diagnostics import diagnostic_warnings
 from satmodel.reporting.drivers import ModelSection
@@ -93,13 +95,16 @@ def build_summary(
     at_risk: pd.DataFrame | None = None,
     gap_segments: pd.DataFrame | None = None,
     diagnostics: pd.DataFrame | None = None,
+    budgets: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    alerts: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The machine-readable summary of a report (``summary.json``).
 
     Keys, in this order: schema_version, month, data_window, kpis, service_levels, gaps,
-    drivers, targets, data_quality, notes, warnings, then (when given) driver_importance,
-    driver_drift, burn_rate, operations and diagnostics. Floats are rounded to 6 decimals and NaN is written as null, so the same data
-    always gives the same file.
+    drivers, targets, data_quality, notes, warnings, then (when given) error_budgets,
+    burn_alerts, driver_importance, driver_drift, burn_rate, operations and diagnostics. Floats are
+    rounded to 6 decimals and NaN is written as null, so the same data always gives the same
+    file.
 
     Parameters
     ----------
@@ -112,6 +117,9 @@ def build_summary(
     at_risk : :func:`customers_at_risk` (``gaps.at_risk``).
     gap_segments : :func:`gap_view` (``gaps.by_segment``).
     diagnostics : :func:`model_diagnostics` (``diagnostics``: every check and the failed ones).
+    budgets : :func:`customer_budget_section`'s two tables (``error_budgets``: the segments
+        and the customers not on track).
+    alerts : :func:`burn_alert_section` (``burn_alerts``: the rules and the alerts fired).
 
     Returns
     -------
@@ -203,6 +211,10 @@ def build_summary(
     }
     if diagnostics is not None:
         summary["warnings"] += diagnostic_warnings(diagnostics)
+    if budgets is not None:
+        summary["error_budgets"] = budget_block(*budgets)
+    if alerts is not None:
+        summary["burn_alerts"] = alert_block(alerts)
     if importance_block is not None:
         summary["driver_importance"] = importance_block
     if drift_block is not None:
@@ -223,6 +235,45 @@ def build_summary(
             "rows": records(diagnostics),
         }
     return json_ready(summary)
+
+
+def budget_block(customers: pd.DataFrame, segments: pd.DataFrame) -> dict[str, Any]:
+    """``error_budgets``: month_complete, elapsed_pct, customers_over_budget,
+    customers_will_be_over, segments, customers (those not on track)."""
+    if customers.empty:
+        return {"segments": [], "customers": []}
+    status = customers["status"]
+    return {
+        "month_complete": bool((customers["projection"] == MONTH_COMPLETE).all()),
+        "elapsed_pct": float(customers["elapsed_pct"].iloc[0]),
+        "customers_over_budget": int((status == OVER_BUDGET).sum()),
+        "customers_will_be_over": int((status == WILL_BE_OVER).sum()),
+        "segments": records(segments),
+        "customers": records(customers.loc[status != ON_TRACK]),
+    }
+
+
+def alert_block(alerts: pd.DataFrame) -> dict[str, Any]:
+    """``burn_alerts``: the rules, customers paged and ticketed, and every alert fired
+    (first_fired as an ISO 8601 UTC time)."""
+    fired = alerts.assign(first_fired=alerts["first_fired"].map(lambda t: t.isoformat()))
+    return {
+        "rules": [
+            {
+                "alert": rule.name,
+                "severity": rule.severity,
+                "burn_rate": rule.burn_rate,
+                "long_window_minutes": rule.long_minutes,
+                "short_window_minutes": rule.short_minutes,
+            }
+            for rule in ALERT_RULES
+        ],
+        "customers_paged": int(alerts.loc[alerts["severity"] == "page", "customer_id"].nunique()),
+        "customers_ticketed": int(
+            alerts.loc[alerts["severity"] == "ticket", "customer_id"].nunique()
+        ),
+        "fired": records(fired),
+    }
 
 
 def write_summary(summary: dict[str, Any], out_dir: str | os.PathLike | None) -> Path | None:
