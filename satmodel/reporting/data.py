@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from satmodel.calendar import add_months, check_month, last_complete_month, month_name
+from satmodel.calendar import check_month, last_complete_month, month_name
 from satmodel.errors import InputError, SatmodelError
 from satmodel.reporting.labels import MAX_TEXT_CHARS, md_escape
 from satmodel.reporting.pseudonyms import (
@@ -153,11 +153,3 @@ def intro(data: ReportData):
     ]
     lines += [f"Note: {md_escape(note, MAX_TEXT_CHARS)}" for note in data.notes]
     return Markdown("\n\n".join(lines))
-
-
-def month_sql_bounds(month: str) -> tuple[str, str]:
-    """SQL timestamp literals of a month's first instant and the next month's (UTC)."""
-    return (
-        f"TIMESTAMPTZ '{month}-01 00:00:00+00'",
-        f"TIMESTAMPTZ '{add_months(month, 1)}-01 00:00:00+00'",
-    )
