@@ -93,12 +93,13 @@ def build_summary(
     at_risk: pd.DataFrame | None = None,
     gap_segments: pd.DataFrame | None = None,
     diagnostics: pd.DataFrame | None = None,
+    trust: dict | None = None,
 ) -> dict[str, Any]:
     """The machine-readable summary of a report (``summary.json``).
 
     Keys, in this order: schema_version, month, data_window, kpis, service_levels, gaps,
     drivers, targets, data_quality, notes, warnings, then (when given) driver_importance,
-    driver_drift, burn_rate, operations and diagnostics. Floats are rounded to 6 decimals and NaN is written as null, so the same data
+    driver_drift, burn_rate, operations, diagnostics and trust. Floats are rounded to 6 decimals and NaN is written as null, so the same data
     always gives the same file.
 
     Parameters
@@ -112,6 +113,8 @@ def build_summary(
     at_risk : :func:`customers_at_risk` (``gaps.at_risk``).
     gap_segments : :func:`gap_view` (``gaps.by_segment``).
     diagnostics : :func:`model_diagnostics` (``diagnostics``: every check and the failed ones).
+    trust : :func:`trust_summary` (``trust``: mundlak per model, robustness_value,
+        sensitivity, at_risk_backtest).
 
     Returns
     -------
@@ -222,6 +225,8 @@ def build_summary(
             "failed": int((~diagnostics["ok"].astype(bool)).sum()),
             "rows": records(diagnostics),
         }
+    if trust is not None:
+        summary["trust"] = trust
     return json_ready(summary)
 
 
