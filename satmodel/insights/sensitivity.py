@@ -67,9 +67,11 @@ def robustness_value(t_statistic, dof, q: float = 1.0, alpha: float = 1.0):
     fq = q * np.abs(np.asarray(t_statistic, dtype=float)) / np.sqrt(dof)
     f_crit = abs(stats.t.ppf(alpha / 2, dof - 1)) / np.sqrt(dof - 1)
     fqa = fq - f_crit
+    with np.errstate(divide="ignore"):
+        loose_case = fq > 1 / f_crit
     binding = 0.5 * (np.sqrt(fqa**4 + 4 * fqa**2) - fqa**2)
     loose = (fq**2 - f_crit**2) / (1 + fq**2)
-    return np.where(fqa < 0, 0.0, np.where(fq > 1 / f_crit, loose, binding))
+    return np.where(fqa < 0, 0.0, np.where(loose_case, loose, binding))
 
 
 def bias_bound(r2dxj_x: float, r2yxj_dx: float, k_d: float, k_y: float | None = None):
