@@ -105,3 +105,33 @@ def test_wording_says_associated_with_where_only_the_pooled_fit_shows_it():
     table = reporting.effect_comparison({"csat": (pooled, within)})
     assert table.loc[0, "reading"] == "associated with it (between customers only)"
     assert "drive" not in reporting.at_risk_text(pd.DataFrame(columns=["segment"])).data
+
+
+def test_build_summary_adds_the_trust_block_after_the_core_keys(tmp_path):
+    from test_report import make_panel
+
+    from satmodel.config import Config
+
+    class Validation:
+        rows = {"customers": 3}
+        rejected = pd.DataFrame(columns=["table_name", "column_name", "reason", "rows", "example"])
+
+    panel = make_panel()
+    data = reporting.ReportData(
+        month="2025-02", window=("2025-01", "2025-02"), source=None,
+        validation=Validation(), config=Config(), panel=panel,
+    )  # fmt: skip
+    models = reporting.ModelSection()
+    summary = reporting.build_summary(
+        data,
+        reporting.headline_kpis(panel, data.month),
+        reporting.slo_attainment(panel, data.config, data.month),
+        reporting.expectation_gaps(panel, data.config, data.month),
+        reporting.data_quality(Validation()),
+        reporting.quarantine_reasons(Validation()),
+        models,
+        reporting.driver_table(models),
+        trust=reporting.trust_summary(pair(bias=-1.5)),
+    )
+    assert list(summary)[-2:] == ["warnings", "trust"]
+    assert summary["trust"]["mundlak"]["csat"]["pooled_biased"] is True

@@ -98,9 +98,9 @@ def build_summary(
     """The machine-readable summary of a report (``summary.json``).
 
     Keys, in this order: schema_version, month, data_window, kpis, service_levels, gaps,
-    drivers, targets, data_quality, notes, warnings, then (when given) driver_importance,
-    driver_drift, burn_rate, operations, diagnostics and trust. Floats are rounded to 6 decimals and NaN is written as null, so the same data
-    always gives the same file.
+    drivers, targets, data_quality, notes, warnings, then (when given) trust, driver_importance,
+    driver_drift, burn_rate, operations and diagnostics. Floats are rounded to 6 decimals and
+    NaN is written as null, so the same data always gives the same file.
 
     Parameters
     ----------
@@ -206,6 +206,8 @@ def build_summary(
     }
     if diagnostics is not None:
         summary["warnings"] += diagnostic_warnings(diagnostics)
+    if trust is not None:
+        summary["trust"] = trust
     if importance_block is not None:
         summary["driver_importance"] = importance_block
     if drift_block is not None:
@@ -225,8 +227,6 @@ def build_summary(
             "failed": int((~diagnostics["ok"].astype(bool)).sum()),
             "rows": records(diagnostics),
         }
-    if trust is not None:
-        summary["trust"] = trust
     return json_ready(summary)
 
 
