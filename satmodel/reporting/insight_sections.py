@@ -25,6 +25,7 @@ from satmodel.reporting.labels import (
     md_escape,
     plot_label,
 )
+from satmodel.reporting.trust import within_csat_model
 
 TARGET_LEVERS = ("latency_p95_ms", "availability_pct")
 DEFAULT_CSAT_TARGETS = "4.2"
@@ -135,7 +136,7 @@ def plot_importance(importance, panel: pd.DataFrame):
             right.title.set_fontsize(11)
         except SatmodelError:
             right.set_visible(False)
-        figure.suptitle("Which service measures matter most for satisfaction", fontsize=12)
+        figure.suptitle("Which service measures are most associated with satisfaction", fontsize=12)
     return figure
 
 
@@ -432,7 +433,10 @@ def plot_response_curves(
 
 
 AT_RISK_COLUMNS = ["customer_id", "segment", "predicted_csat", "ci_low", "ci_high"]
-AT_RISK_COLUMNS += ["csat_target", "observed_csat", "responses", "n_gaps", "gain_if_gaps_closed"]
+AT_RISK_COLUMNS += ["csat_target", "p_below_target", "observed_csat", "responses"]
+AT_RISK_COLUMNS += ["expected_responses", "n_gaps", "gain_if_gaps_closed"]
+AT_RISK_PROBABILITY = 0.8
+BACKTEST_MONTHS = 3
 
 
 def customers_at_risk(
@@ -440,49 +444,64 @@ def customers_at_risk(
     data: ReportData,
     csat_targets: str | float | None = None,
     gaps=None,
+    probability: float = AT_RISK_PROBABILITY,
+    n_draws: int = 1000,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """Customers whose predicted CSAT this month is clearly below their segment's target.
+    """Customers whose mean CSAT next month is probably below their segment's target.
 
-    A customer is at risk when the whole 95% interval of its predicted CSAT lies below the
-    target (a prediction just under it is not flagged). The prediction is the nowcast of the ordinal CSAT model for every customer of the month,
-    surveyed or not (:func:`satmodel.insights.nowcast.nowcast`): what the service each got
-    predicts. ``gain_if_gaps_closed`` is the CSAT the customer would gain if its own
-    expectation gaps were closed (:func:`satmodel.insights.gaps.gap_analysis`, from ``gaps``).
+    The prediction is the predictive distribution of the customer's mean CSAT next month
+    (:func:`satmodel.insights.nowcast.forecast_mean_csat`, this month's service standing in
+    for next month's), from the within-customer ordinal CSAT model: parameter uncertainty,
+    the customer's own persistent effect and the noise of a mean of its usual number of
+    responses. A customer is at risk when the predictive probability of falling below the
+    target exceeds ``probability`` (0.8), whether or not it answered a survey.
+    ``ci_low``/``ci_high`` are the 95% predictive interval. ``gain_if_gaps_closed`` is the
+    CSAT the customer would gain if its own expectation gaps were closed
+    (:func:`satmodel.insights.gaps.gap_analysis`, from ``gaps``).
 
     Parameters
     ----------
     gaps : a :class:`satmodel.insights.gaps.GapResult` of the month, optional.
+    probability : flag above this predictive probability of missing the target.
 
     Returns
     -------
     DataFrame
-        customer_id, segment, predicted_csat, ci_low, ci_high, csat_target, observed_csat,
-        responses, n_gaps, gain_if_gaps_closed; lowest prediction first.
+        customer_id, segment, predicted_csat, ci_low, ci_high, csat_target, p_below_target,
+        observed_csat, responses (this month), expected_responses, n_gaps,
+        gain_if_gaps_closed; most probable miss first.
     """
-    from satmodel.insights.nowcast import nowcast
+    from satmodel.insights.nowcast import forecast_mean_csat
 
-    if "csat" not in models.results:
+    result = within_csat_model(models, data)
+    if result is None or data.responses is None:
         return pd.DataFrame(columns=AT_RISK_COLUMNS)
     month = data.panel.loc[data.panel["month"].astype(str) == data.month]
+    segments = sorted(str(s) for s in month["segment"].dropna().unique())
+    targets = parse_csat_targets(csat_targets, segments)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            now = nowcast(models.results, month)
+            now = forecast_mean_csat(
+                result,
+                data.panel,
+                data.responses,
+                data.month,
+                targets,
+                probability=probability,
+                n_draws=n_draws,
+                seed=seed,
+            )
     except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
-        data.notes.append(f"customers at risk: no nowcast ({exc})")
+        data.notes.append(f"customers at risk: no forecast ({exc})")
         return pd.DataFrame(columns=AT_RISK_COLUMNS)
-    segments = sorted(str(s) for s in now["segment"].dropna().unique())
-    targets = parse_csat_targets(csat_targets, segments)
-    out = pd.DataFrame(
-        {
-            "customer_id": now["customer_id"].astype(str),
-            "segment": now["segment"].astype(str),
-            "predicted_csat": now["csat_expected"].astype(float),
-            "ci_low": now["csat_expected_ci_low"].astype(float),
-            "ci_high": now["csat_expected_ci_high"].astype(float),
-            "csat_target": now["segment"].astype(str).map(targets).astype(float),
-            "observed_csat": pd.to_numeric(now["csat_mean"], errors="coerce"),
-            "responses": pd.to_numeric(now["csat_n"], errors="coerce").fillna(0).astype(int),
+    out = now.rename(
+        columns={
+            "predictive_low": "ci_low",
+            "predictive_high": "ci_high",
+            "csat_mean": "observed_csat",
+            "csat_n": "responses",
         }
     )
     if gaps is not None:
@@ -492,9 +511,81 @@ def customers_at_risk(
     else:
         out["n_gaps"] = 0
         out["gain_if_gaps_closed"] = math.nan
-    out = out.loc[out["ci_high"] < out["csat_target"]]
-    out = out.sort_values(["predicted_csat", "customer_id"], kind="stable")
+    out = out.loc[out["at_risk"]]
+    out = out.sort_values(
+        ["p_below_target", "predicted_csat", "customer_id"],
+        ascending=[False, True, True],
+        kind="stable",
+    )
     return out[AT_RISK_COLUMNS].reset_index(drop=True)
+
+
+def at_risk_backtest(
+    models: ModelSection,
+    data: ReportData,
+    csat_targets: str | float | None = None,
+    months: int = BACKTEST_MONTHS,
+    probability: float = AT_RISK_PROBABILITY,
+    n_draws: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """How the customers-at-risk flags of the last ``months`` months turned out.
+
+    For each of the last ``months`` months up to the report month: the within CSAT model
+    fitted on the data up to the month before flags customers as :func:`customers_at_risk`
+    does, and the flags are held against the month's answers
+    (:func:`satmodel.insights.nowcast.backtest_at_risk`).
+
+    Returns
+    -------
+    DataFrame
+        month, flagged_in, customers, flagged, flagged_answered, flagged_below, precision,
+        answered, below, base_rate; empty (with a note) without the CSAT model or history.
+    """
+    from satmodel.calendar import add_months
+    from satmodel.insights.nowcast import BACKTEST_COLUMNS, backtest_at_risk
+
+    result = models.results.get("csat")
+    if result is None or data.responses is None:
+        return pd.DataFrame(columns=BACKTEST_COLUMNS)
+    answered = data.responses["month"].astype(str)
+    tested = [add_months(data.month, -k) for k in range(months - 1, -1, -1)]
+    tested = [m for m in tested if (answered < m).any()]
+    segments = sorted(str(s) for s in data.panel["segment"].dropna().unique())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return backtest_at_risk(
+                data.responses,
+                data.panel,
+                result.formula,
+                parse_csat_targets(csat_targets, segments),
+                tested,
+                probability=probability,
+                link=result.link,
+                n_draws=n_draws,
+                seed=seed,
+            )
+    except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
+        data.notes.append(f"customers at risk: no backtest ({exc})")
+        return pd.DataFrame(columns=BACKTEST_COLUMNS)
+
+
+def backtest_text(backtest: pd.DataFrame):
+    """One sentence on how last months' at-risk flags turned out, as IPython Markdown."""
+    from IPython.display import Markdown
+
+    answered = int(backtest["flagged_answered"].sum()) if len(backtest) else 0
+    if not answered:
+        return Markdown("No flagged customer answered a survey in the months after: no backtest.")
+    below = int(backtest["flagged_below"].sum())
+    base = backtest["below"].sum() / max(int(backtest["answered"].sum()), 1)
+    return Markdown(
+        f"Backtest over {len(backtest)} month(s): of the {int(backtest['flagged'].sum()):,} "
+        f"customers flagged a month earlier, {answered:,} answered a survey and {below:,} of "
+        f"them (**{100 * below / answered:.0f}%**) then scored below their target; of all "
+        f"customers who answered, {100 * base:.0f}% did."
+    )
 
 
 def gap_analysis(models: ModelSection, data: ReportData, n_sim: int = 300, seed: int = 0):
@@ -542,15 +633,17 @@ def gap_view(gaps) -> pd.DataFrame:
     return table[[c for c in wanted if c in table]].reset_index(drop=True)
 
 
-def at_risk_text(at_risk: pd.DataFrame):
+def at_risk_text(at_risk: pd.DataFrame, probability: float = AT_RISK_PROBABILITY):
     """One paragraph on the customers at risk, as IPython Markdown."""
     from IPython.display import Markdown
 
+    rule = (
+        f"a predictive probability above {100 * probability:.0f}% that their mean CSAT next "
+        "month falls below their segment's target (the model's uncertainty, the customer's own "
+        "tendency and the noise of a few answers included)"
+    )
     if at_risk.empty:
-        return Markdown("No customer is predicted to fall below its segment's CSAT target.")
+        return Markdown(f"No customer has {rule}.")
     by_segment = at_risk["segment"].value_counts().sort_index()
     parts = ", ".join(f"{count:,} in {md_escape(name)}" for name, count in by_segment.items())
-    return Markdown(
-        f"**{len(at_risk):,} customers** are predicted, with their whole 95% interval, to fall "
-        f"below their segment's CSAT target this month: {parts}."
-    )
+    return Markdown(f"**{len(at_risk):,} customers** have {rule}: {parts}.")

@@ -97,14 +97,15 @@ def build_summary(
     diagnostics: pd.DataFrame | None = None,
     budgets: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     alerts: pd.DataFrame | None = None,
+    trust: dict | None = None,
 ) -> dict[str, Any]:
     """The machine-readable summary of a report (``summary.json``).
 
     Keys, in this order: schema_version, month, data_window, kpis, service_levels, gaps,
     drivers, targets, data_quality, notes, warnings, then (when given) error_budgets,
-    burn_alerts, driver_importance, driver_drift, burn_rate, operations and diagnostics. Floats are
-    rounded to 6 decimals and NaN is written as null, so the same data always gives the same
-    file.
+    burn_alerts, trust, driver_importance, driver_drift, burn_rate, operations and diagnostics.
+    Floats are rounded to 6 decimals and NaN is written as null, so the same data always gives
+    the same file.
 
     Parameters
     ----------
@@ -120,6 +121,8 @@ def build_summary(
     budgets : :func:`customer_budget_section`'s two tables (``error_budgets``: the segments
         and the customers not on track).
     alerts : :func:`burn_alert_section` (``burn_alerts``: the rules and the alerts fired).
+    trust : :func:`trust_summary` (``trust``: mundlak per model, robustness_value,
+        sensitivity, at_risk_backtest).
 
     Returns
     -------
@@ -215,6 +218,8 @@ def build_summary(
         summary["error_budgets"] = budget_block(*budgets)
     if alerts is not None:
         summary["burn_alerts"] = alert_block(alerts)
+    if trust is not None:
+        summary["trust"] = trust
     if importance_block is not None:
         summary["driver_importance"] = importance_block
     if drift_block is not None:
