@@ -31,7 +31,10 @@ def _conda_requirements() -> dict[str, str]:
     text = (ROOT / "environment.yml").read_text()
     dependencies = text.split("dependencies:", 1)[1]
     for line in dependencies.splitlines():
-        item = re.match(r"^  - ([^\s#:]+)\s*$", line)
+        # conda packages at two spaces; pip-only packages (not on conda-forge) at six
+        item = re.match(r"^  - ([^\s#:]+)\s*$", line) or re.match(
+            r"^      - ([A-Za-z][^\s#:]*)\s*(#.*)?$", line
+        )
         if item and item.group(1) != "pip" and not item.group(1).startswith("python"):
             name, bound = _name_and_bound(item.group(1))
             entries[name] = bound
