@@ -42,7 +42,9 @@ def test_bad_contracts_are_quarantined_with_the_reason(tmp_path):
         ("monthly_revenue", "negative revenue"),
     }
     assert int(report.rejected["rows"].sum()) == 4
-    assert ("opex", "amount") in set(zip(report.rejected.table_name, report.rejected.column_name))
+    assert ("opex", "amount") in set(
+        zip(report.rejected.table_name, report.rejected.column_name, strict=True)
+    )
 
 
 def test_panel_revenue_and_churn_follow_the_contracts(tmp_path):
