@@ -201,6 +201,38 @@ def cmd_targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_value(args: argparse.Namespace) -> int:
+    from satmodel.insights.loyalty import require_churn
+    from satmodel.insights.value import revenue_at_risk
+
+    book = _workbook(args.data)
+    panel = book.panel_
+    require_churn(panel)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = revenue_at_risk(
+            panel,
+            month=args.month,
+            horizon=args.horizon,
+            outcome_models={k: v for k, v in book.models_.items() if k in ("csat", "complaints")},
+            config=book.config_,
+            seed=args.seed,
+        )
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        _write_json(result.to_dict(), args.json)
+    stream = sys.stderr if args.json == "-" else sys.stdout
+    print(
+        f"{result.month}: revenue at risk over {result.horizon_months} months "
+        f"{result.revenue_at_risk:,.0f} of {result.monthly_revenue:,.0f} monthly revenue "
+        f"(95% CI {result.revenue_at_risk_ci_low:,.0f}..{result.revenue_at_risk_ci_high:,.0f}); "
+        f"best-return plan: {', '.join(result.best_plan['levers']) or 'none pays back'}",
+        file=stream,
+    )
+    return 0
+
+
 def _allow_outside(args: argparse.Namespace) -> bool:
     """Whether --data and --out may lie outside the project's data/ and reports/ folders.
 
@@ -548,6 +580,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_safety_options(proposal)
     proposal.add_argument("--quiet", action="store_true", help="no progress bar")
     proposal.set_defaults(func=cmd_proposal)
+
+    value = add(
+        "value",
+        "churn and revenue at risk from service quality, and the revenue each lever retains "
+        "(needs a contracts table)",
+        "satmodel value --month 2026-10 --horizon 12 --json value.json",
+    )
+    value.add_argument("--data", default=None, help=SRC_HELP)
+    value.add_argument("--month", help="the month 'today', YYYY-MM (default: the last month)")
+    value.add_argument(
+        "--horizon", type=int, default=12, help="months ahead (default: 12)", metavar="MONTHS"
+    )
+    value.add_argument("--seed", type=int, default=0, help="random seed of the interval draws")
+    value.add_argument("--json", help="write the result as JSON to this file ('-' for stdout)")
+    value.set_defaults(func=cmd_value)
 
     case_study = add(
         "case-study",

@@ -28,6 +28,12 @@ Example
     [thresholds]
     apdex_t_ms = 300
 
+    [costs]
+    per_complaint = 40          # handling cost of one complaint (the value of avoiding it)
+
+    [opex]                      # monthly operating cost, when there is no opex table
+    "2025-01" = 180000
+
 Derived columns and filters
 ---------------------------
 ``derived`` gives canonical columns computed from the user's columns by a small declarative
@@ -51,6 +57,8 @@ from satmodel.schema import TABLES
 
 DEFAULT_DUCKDB = Path("data") / "satmodel.duckdb"
 CONFIG_FILE_NAME = "satmodel.toml"
+DEFAULT_COMPLAINT_COST = 40.0
+"""Default cost of handling one complaint (``[costs] per_complaint``)."""
 
 # Unit conversions into the canonical unit of a column: canonical value = source value * factor.
 UNIT_FACTORS: dict[str, dict[str, float]] = {
@@ -214,6 +222,8 @@ class Config:
     tables: dict[str, TableMapping] = field(default_factory=dict)
     thresholds: Thresholds = field(default_factory=Thresholds)
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    per_complaint: float = DEFAULT_COMPLAINT_COST
+    opex: dict[str, float] = field(default_factory=dict)
     path: Path | None = None
     source_url: str | None = None
     duckdb: dict[str, Any] = field(default_factory=dict)
@@ -225,6 +235,13 @@ def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InputError(f"config {where}: [{key}] must be a table, got {value!r}")
     return value
+
+
+def _amount(value: Any, key: str, where: str) -> float:
+    """A money amount of the config: a number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise InputError(f"config {where}: {key} must be a number >= 0, got {value!r}")
+    return float(value)
 
 
 def _thresholds(raw: dict[str, Any], where: str) -> Thresholds:
@@ -532,7 +549,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raise InputError(f"config {path}: not valid TOML ({exc})") from None
     where = str(path)
     base = path.resolve().parent
-    known_sections = {"source", "tables", "thresholds", "costs", "duckdb"}
+    known_sections = {"source", "tables", "thresholds", "costs", "duckdb", "opex"}
     unknown = set(raw) - known_sections
     if unknown:
         raise InputError(
@@ -573,7 +590,17 @@ def load_config(path: str | Path | None = None) -> Config:
         if not isinstance(mapping, dict):
             raise InputError(f"config {where}: [tables.{name}] must be a table")
         tables[name] = _table_mapping(name, mapping, base, where)
-    costs = _section(raw, "costs", where)
+    costs = dict(_section(raw, "costs", where))
+    per_complaint = _amount(
+        costs.pop("per_complaint", DEFAULT_COMPLAINT_COST), "costs.per_complaint", where
+    )
+    opex = {}
+    for month, amount in _section(raw, "opex", where).items():
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+            raise InputError(
+                f'config {where}: opex.{month}: expected a YYYY-MM month, e.g. "2025-03" = 120000'
+            )
+        opex[month] = _amount(amount, f"opex.{month}", where)
     duckdb_settings = _duckdb_settings(_section(raw, "duckdb", where), base, where)
     return Config(
         duckdb=duckdb_settings,
@@ -581,6 +608,8 @@ def load_config(path: str | Path | None = None) -> Config:
         tables=tables,
         thresholds=_thresholds(_section(raw, "thresholds", where), where),
         costs={k: dict(v) if isinstance(v, dict) else {"value": v} for k, v in costs.items()},
+        per_complaint=per_complaint,
+        opex=dict(sorted(opex.items())),
         path=path,
         source_url=source_url,
         password_env=password_env,

@@ -56,6 +56,8 @@ class TableSpec:
     time_end_column : for interval tables, the end column: the row is in the window when the
         interval overlaps it.
     order_pairs : (earlier, later) column pairs where ``later >= earlier`` must hold.
+    one_open : (key, end) columns: at most one row per ``key`` may have a null ``end`` (one
+        open contract per customer); later open rows are quarantined.
     """
 
     name: str
@@ -64,6 +66,7 @@ class TableSpec:
     time_column: str | None = None
     time_end_column: str | None = None
     order_pairs: tuple[tuple[str, str], ...] = ()
+    one_open: tuple[str, str] | None = None
 
     @property
     def column_names(self) -> list[str]:
@@ -89,6 +92,17 @@ def _key(name: str, nullable: bool = False) -> ColumnSpec:
 # Elsewhere customer_id must name a row of customers, whose ids meet TEXT_KEY_RULE.
 _ID = ColumnSpec("customer_id", "str")
 _WHOLE = "{c} = floor({c})"
+
+
+def _month(name: str, nullable: bool = False) -> ColumnSpec:
+    return ColumnSpec(
+        name,
+        "month",
+        nullable,
+        rule="regexp_full_match({c}, '[0-9]{{4}}-(0[1-9]|1[0-2])')",
+        rule_text="not a YYYY-MM month",
+    )
+
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec
@@ -185,12 +199,7 @@ TABLES: dict[str, TableSpec] = {
             "usage",
             (
                 _ID,
-                ColumnSpec(
-                    "month",
-                    "month",
-                    rule="regexp_full_match({c}, '[0-9]{{4}}-(0[1-9]|1[0-2])')",
-                    rule_text="not a YYYY-MM month",
-                ),
+                _month("month"),
                 ColumnSpec(
                     "active_users",
                     "int",
@@ -234,6 +243,28 @@ TABLES: dict[str, TableSpec] = {
             ),
             key=("complaint_id",),
             time_column="ts",
+        ),
+        # contracts and opex have no time column: their months do not widen the data window
+        TableSpec(
+            "contracts",
+            (
+                _ID,
+                _month("start_month"),
+                _month("end_month", nullable=True),
+                ColumnSpec(
+                    "monthly_revenue", "float", rule="{c} >= 0", rule_text="negative revenue"
+                ),
+            ),
+            order_pairs=(("start_month", "end_month"),),
+            one_open=("customer_id", "end_month"),
+        ),
+        TableSpec(
+            "opex",
+            (
+                _month("month"),
+                ColumnSpec("amount", "float", rule="{c} >= 0", rule_text="negative cost"),
+            ),
+            key=("month",),
         ),
     )
 }

@@ -308,7 +308,7 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
         conditions.append(
             (f"{stored_value(later)} < {stored_value(earlier)}", later, f"before {earlier}")
         )
-    if spec.name != "customers" and source.has("customers"):
+    if spec.name != "customers" and "customer_id" in spec.column_names and source.has("customers"):
         customer = stored_value("customer_id")
         conditions.append(
             (
@@ -344,26 +344,36 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
 
 
 def _checked_rows(spec: TableSpec, rules: list[_Rule]) -> str:
-    """The raw rows, with a duplicate rank when the table has a key.
+    """The raw rows, with a duplicate rank when the table has a key (and an open rank when
+    it has ``one_open``).
 
     Among rows sharing an id, those that meet every other rule rank first (then the earliest),
-    so a duplicate id keeps its first good row rather than losing all of them.
+    so a duplicate id keeps its first good row rather than losing all of them; the same order
+    ranks the open rows (null end) of one ``one_open`` key.
     """
     source = f"raw.{quote(spec.name)}"
-    if not spec.key:
+    if not spec.key and spec.one_open is None:
         return source
-    partition = ", ".join(quote(k) for k in spec.key)
     breaks_a_rule = " OR ".join(rule.test for rule in rules) or "FALSE"
     order = ", ".join(
         ["_satmodel_breaks"]
         + [quote(c) for c in ([spec.time_column] if spec.time_column else []) + spec.column_names]
     )
+    ranks = []
+    if spec.key:
+        partition = ", ".join(quote(k) for k in spec.key)
+        ranks.append(
+            f"row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS _satmodel_rank"
+        )
+    if spec.one_open is not None:
+        key, end = (quote(c) for c in spec.one_open)
+        ranks.append(
+            f"CASE WHEN {end} IS NULL THEN row_number() OVER (PARTITION BY {key}, {end} IS NULL "
+            f"ORDER BY {order}) END AS _satmodel_open_rank"
+        )
     # The rules read guarded (volatile) values, which a window's ORDER BY refuses: flag first.
     flagged = f"(SELECT *, ({breaks_a_rule}) AS _satmodel_breaks FROM {source})"
-    return (
-        f"(SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY {order}) "
-        f"AS _satmodel_rank FROM {flagged})"
-    )
+    return f"(SELECT *, {', '.join(ranks)} FROM {flagged})"
 
 
 def _clean_select(spec: TableSpec) -> str:
@@ -390,6 +400,10 @@ def _quarantine_table(source: Source, report: ValidationReport, table: str) -> N
     rows = _checked_rows(spec, conditions)
     if spec.key:
         conditions.append(_Rule("_satmodel_rank > 1", spec.key[0], "duplicate id (first kept)"))
+    if spec.one_open is not None:
+        key, end = spec.one_open
+        reason = f"a second open row (null {end}) for one {key} (first kept)"
+        conditions.append(_Rule("_satmodel_open_rank > 1", end, reason))
     is_bad = " OR ".join(rule.test for rule in conditions)
     con.execute(
         f"CREATE OR REPLACE VIEW main.{quote(table)} AS SELECT {_clean_select(spec)} "

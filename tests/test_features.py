@@ -429,6 +429,8 @@ def test_absent_tables_leave_their_columns_out(tmp_path):
         "csat_n",
         "csat_mean",
         "csat_top2_rate",
+        "nps_n",
+        "nps_score",
     ]
     assert panel.requests.dtype == "int64" and panel.csat_n.dtype == "int64"
     assert panel.apdex.dtype == "float64"
@@ -438,17 +440,21 @@ def test_full_column_order():
     columns = panel_columns(list(TABLES))
     assert columns[:8] == list(features.IDENTITY_COLUMNS)
     assert columns[8:12] == ["availability_pct", "downtime_minutes", "incidents", "mttr_hours"]
-    assert columns[-6:] == [
+    assert columns[-10:] == [
         "active_users",
         "complaints",
         "complaint_rate_per_1k",
         "csat_n",
         "csat_mean",
         "csat_top2_rate",
+        "nps_n",
+        "nps_score",
+        "monthly_revenue",
+        "churned",
     ]
     service = columns[8:25]
     assert columns[25:42] == [f"{c}_lag1" for c in service]
-    assert len(columns) == len(set(columns)) == 48
+    assert len(columns) == len(set(columns)) == 52
 
 
 def test_missing_customers_and_bad_engine(tmp_path):
@@ -528,7 +534,7 @@ def random_tables(seed: int = 7, n_customers: int = 6, n_requests: int = 3000) -
             "customer_id": rng.choice(ids, n_s),
             "ts": stamps(n_s),
             "csat": rng.integers(1, 6, n_s),
-            "nps": rng.integers(0, 11, n_s).astype(float),
+            "nps": np.where(rng.random(n_s) < 0.2, np.nan, rng.integers(0, 11, n_s)),
         }
     )
     n_k = 60
@@ -660,8 +666,14 @@ def pandas_panel(tables: dict, thresholds: Thresholds | None = None) -> pd.DataF
     # outcomes
     s = tables["surveys"].assign(month=lambda d: month_of(d.ts))
     s = s.assign(top=(s.csat >= thresholds.satisfied_cutoff).astype(float))
+    net = np.select([s.nps >= 9, s.nps <= 6, s.nps.notna()], [100.0, -100.0, 0.0], np.nan)
+    s = s.assign(net=net)
     sv = s.groupby(key).agg(
-        csat_n=("csat", "size"), csat_mean=("csat", "mean"), csat_top2_rate=("top", "mean")
+        csat_n=("csat", "size"),
+        csat_mean=("csat", "mean"),
+        csat_top2_rate=("top", "mean"),
+        nps_n=("nps", "count"),
+        nps_score=("net", "mean"),
     )
     k = tables["complaints"].assign(month=lambda d: month_of(d.ts)).groupby(key).size()
     out = out.merge(tables["usage"], on=key, how="left")
@@ -669,6 +681,7 @@ def pandas_panel(tables: dict, thresholds: Thresholds | None = None) -> pd.DataF
     out = out.merge(sv.reset_index(), on=key, how="left")
     out["complaints"] = out.complaints.fillna(0).astype("int64")
     out["csat_n"] = out.csat_n.fillna(0).astype("int64")
+    out["nps_n"] = out.nps_n.fillna(0).astype("int64")
     out["active_users"] = out.active_users.astype("float64")
     out["complaint_rate_per_1k"] = (1000 * out.complaints / out.active_users).where(
         out.active_users > 0

@@ -34,6 +34,8 @@ Modules
 - :mod:`satmodel.demo.outcomes`: the true models, the outcomes drawn from them, truth.json.
 - :mod:`satmodel.demo.effects`: the hidden customer effects and the pooled bias they cause.
 - :mod:`satmodel.demo.inverse`: the true lever level that reaches a target (no fitting).
+- :mod:`satmodel.demo.contracts`: contracts with revenue, churn from a known hazard, the true
+  revenue at risk, and the monthly operating cost (``opex``).
 - :mod:`satmodel.demo.store`: Parquet writing and the DuckDB load (the file is marked as the
   demo's own, and an existing file it did not make is only written into with ``force``).
 """
@@ -56,6 +58,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from satmodel.demo.contracts import churn_truth, make_contracts, make_opex
 from satmodel.demo.effects import draw_customer_effects, expected_pooled_bias
 from satmodel.demo.inverse import OUTCOMES, true_outcome, true_required_level
 from satmodel.demo.outcomes import (
@@ -264,7 +267,16 @@ def generate_demo(
         surveys, complaints = draw_outcomes(panel, truth_models, rngs["outcomes"])
         tables["surveys"] = frame_to_table("surveys", surveys)
         tables["complaints"] = frame_to_table("complaints", complaints)
-        for name in ("surveys", "complaints"):
+        # the value world draws from a stream appended after world.py's (others unchanged)
+        value_rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(len(rngs),)))
+        truth_models["churn"] = churn_truth()
+        contracts, truth_models["churn"]["revenue_at_risk"] = make_contracts(
+            panel, surveys, truth_models["churn"], value_rng
+        )
+        tables["contracts"] = frame_to_table("contracts", contracts)
+        opex = make_opex(sorted(panel["month"].unique()), customers, value_rng)
+        tables["opex"] = frame_to_table("opex", opex)
+        for name in ("surveys", "complaints", "contracts", "opex"):
             write_parquet(tables[name], paths[name])
         row_counts = {name: tables[name].num_rows for name in TABLE_NAMES}
         if customer_effects:
@@ -272,6 +284,7 @@ def generate_demo(
                 truth_models, panel
             )
         truth = truth_document(truth_models, customers, months, seed, start, row_counts)
+        truth["churn"] = truth_models["churn"]
         with (staging / "truth.json").open("w", encoding="utf-8") as handle:
             json.dump(truth, handle, indent=2, ensure_ascii=False)
             handle.write("\n")

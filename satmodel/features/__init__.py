@@ -74,9 +74,20 @@ Outcomes:
 - csat_n, csat_mean : number and mean of survey responses in the month.
 - csat_top2_rate : share of responses with csat >= ``config.thresholds.satisfied_cutoff``
   (default 4).
+- nps_n : number of the month's responses with an NPS answer (0 when none).
+- nps_score : 100 * (promoters, nps 9-10, - detractors, nps 0-6) / nps_n; null when nps_n = 0.
+
+With the optional ``contracts`` table (its months do not widen the panel's months):
+
+- monthly_revenue : sum of monthly_revenue over the customer's contracts covering the month
+  (start_month..end_month, or from start_month on when end_month is null); null when none.
+- churned : 1 in the last month under contract when no contract covers the next month (the
+  customer left; a renewal starting the next month is no churn), 0 in the months under
+  contract before, null when no contract covers the month (before the start, after the end,
+  or a customer without a contract). A contract running past the data stays 0.
 
 Types: customer_id, month, segment, region, tier are strings; the event counts (incidents,
-requests, tickets, changes, complaints, csat_n) are int64; every other column is float64
+requests, tickets, changes, complaints, csat_n, nps_n) are int64; every other column is float64
 (active_users too, because it can be null). Durations keep microseconds.
 
 Scale: see :mod:`satmodel.features.engines`. Pass DuckDB settings with

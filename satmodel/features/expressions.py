@@ -297,16 +297,63 @@ def change_metrics(changes):
 
 
 def survey_metrics(surveys, thresholds: Thresholds):
-    """Per customer-month survey count, mean CSAT and top-2 rate."""
+    """Per customer-month survey count, mean CSAT, top-2 rate, NPS answers and NPS score."""
+    import ibis
+
     s = surveys.select(
         customer_id=surveys.customer_id,
         month=month_key(surveys.ts),
         csat=surveys.csat.cast("float64"),
+        nps=surveys.nps.cast("float64"),
+    )
+    # +1 promoter (9-10), -1 detractor (0-6), 0 passive; null without an answer
+    net = ibis.cases(
+        (s.nps >= 9.0, 1.0), (s.nps <= 6.0, -1.0), (s.nps.notnull(), 0.0), else_=ibis.null()
     )
     return s.group_by("customer_id", "month").aggregate(
         csat_n=s.count(),
         csat_mean=s.csat.mean(),
         csat_top2_rate=(s.csat >= float(thresholds.satisfied_cutoff)).cast("float64").mean(),
+        nps_n=s.nps.count(),
+        nps_score=100.0 * net.mean(),
+    )
+
+
+def month_number_of_name(month):
+    """Months since year 0 of a 'YYYY-MM' string column (as :func:`~satmodel.features.months.
+    month_index`)."""
+    return month.substr(0, 4).cast("int64") * 12 + month.substr(5, 2).cast("int64") - 1
+
+
+def contract_metrics(contracts, months):
+    """Per customer-month revenue under contract and whether a contract covers the next month.
+
+    Returns customer_id, month, monthly_revenue (sum over the contracts covering the month),
+    _covered and _covered_next (1 when some contract covers the month, the next month); only
+    customer-months covered by a contract, or whose next month is, have a row. A contract
+    covers start_month..end_month, or every month from start_month when end_month is null.
+    """
+    import ibis
+
+    c = contracts.select(
+        customer_id=contracts.customer_id,
+        _start=month_number_of_name(contracts.start_month),
+        _end=month_number_of_name(contracts.end_month),
+        _revenue=contracts.monthly_revenue.cast("float64"),
+    )
+    m = months.select(month=months.month, _index=month_number_of_name(months.month))
+    j = c.cross_join(m)
+
+    def covers(index):
+        return (j._start <= index) & (j._end.isnull() | (index <= j._end))
+
+    here, following = covers(j._index), covers(j._index + 1)
+    j = j.filter(here | following)
+    here, following = covers(j._index), covers(j._index + 1)
+    return j.group_by("customer_id", "month").aggregate(
+        monthly_revenue=ibis.ifelse(here, j._revenue, 0.0).sum(),
+        _covered=here.cast("int64").max(),
+        _covered_next=following.cast("int64").max(),
     )
 
 

@@ -32,12 +32,14 @@ from satmodel.features.engines import (
 from satmodel.features.expressions import (
     change_metrics,
     complaint_metrics,
+    contract_metrics,
     incident_metrics,
     request_metrics,
     survey_metrics,
     ticket_metrics,
 )
 from satmodel.features.months import months_frame
+from satmodel.schema import TABLES
 
 IDENTITY_COLUMNS = (
     "customer_id",
@@ -72,9 +74,12 @@ OUTCOME_COLUMNS: dict[str, tuple[str, ...]] = {
     "usage": ("active_users",),
     "complaints": ("complaints",),
     "usage+complaints": ("complaint_rate_per_1k",),
-    "surveys": ("csat_n", "csat_mean", "csat_top2_rate"),
+    "surveys": ("csat_n", "csat_mean", "csat_top2_rate", "nps_n", "nps_score"),
+    "contracts": ("monthly_revenue", "churned"),
 }
-COUNT_COLUMNS = frozenset({"incidents", "requests", "tickets", "changes", "complaints", "csat_n"})
+COUNT_COLUMNS = frozenset(
+    {"incidents", "requests", "tickets", "changes", "complaints", "csat_n", "nps_n"}
+)
 STRING_COLUMNS = frozenset({"customer_id", "month", "segment", "region", "tier"})
 RESPONSE_COLUMNS = ("response_id", "customer_id", "month", "ts", "csat", "nps")
 PANEL_NEEDS = "the panel has one row per customer"
@@ -159,6 +164,8 @@ def panel_expr(tables: Mapping[str, Any], months, thresholds: Thresholds, reques
         grid = _left_join(grid, complaint_metrics(tables["complaints"]))
     if "surveys" in tables:
         grid = _left_join(grid, survey_metrics(tables["surveys"], thresholds))
+    if "contracts" in tables:
+        grid = _left_join(grid, contract_metrics(tables["contracts"], months))
 
     g = grid
     nothing = ibis.null("float64")
@@ -175,7 +182,12 @@ def panel_expr(tables: Mapping[str, Any], months, thresholds: Thresholds, reques
         values["change_failure_rate"] = ibis.ifelse(
             n > 0, failed.cast("float64") / n.cast("float64"), nothing
         )
-    for count in ("requests", "tickets", "complaints", "csat_n"):
+    if "contracts" in tables:
+        covered = g._covered.fill_null(0) == 1
+        values["monthly_revenue"] = ibis.ifelse(covered, g.monthly_revenue, nothing)
+        left = ibis.ifelse(g._covered_next.fill_null(0) == 1, 0.0, 1.0)
+        values["churned"] = ibis.ifelse(covered, left, nothing)
+    for count in ("requests", "tickets", "complaints", "csat_n", "nps_n"):
         if count in g.columns:
             values[count] = g[count].fill_null(0)
     if "usage" in tables and "complaints" in tables:
@@ -193,6 +205,11 @@ def panel_expr(tables: Mapping[str, Any], months, thresholds: Thresholds, reques
         window = ibis.window(group_by=panel.customer_id, order_by=panel.month)
         panel = panel.mutate(**{c: panel[c[: -len("_lag1")]].lag().over(window) for c in lagged})
     return panel.select(*columns)
+
+
+def dated_tables(tables: Mapping[str, Any]) -> dict[str, Any]:
+    """The tables whose rows date the panel's months (contracts and opex do not)."""
+    return {name: t for name, t in tables.items() if TABLES[name].time_column is not None}
 
 
 def _finish(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -219,7 +236,7 @@ def _build(backend, tables: Mapping[str, Any], config: Config, columns, plan=(1,
         if "requests" in tables:
             pieces = request_pieces(tables["requests"], plan_months, passes, thresholds)
             requests_agg = store.table(pieces)
-        window = month_range(tables, requests_agg)
+        window = month_range(dated_tables(tables), requests_agg)
         if window is None:
             return _finish(pd.DataFrame({c: [] for c in columns}), columns)
         months = memtable(months_frame(*window))
