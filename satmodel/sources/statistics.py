@@ -9,6 +9,10 @@ NaN out of a column's range) would let bad rows through validation and skew ever
 that use statistics switched off, and compares the footer's min, max and null count with the
 values. A file whose footer does not match is read through :func:`guarded_scan`, whose values
 carry no statistics; honest files keep their statistics (and row group skipping) everywhere.
+
+DuckDB database files are not checked: DuckDB writes their zone maps itself and checksums
+every block, so a file patched behind its statistics is refused as corrupt. Tables read from
+PostgreSQL are copied into DuckDB, which computes their statistics; CSV files have none.
 """
 
 from __future__ import annotations
