@@ -260,22 +260,12 @@ class _Rule:
         return self.value or f"CAST({quote(self.column)} AS VARCHAR)"
 
 
-def stored_value(column: str) -> str:
-    """SQL for a column's value that the optimizer cannot replace by file statistics.
-
-    DuckDB folds a rule to a constant, or skips whole Parquet row groups, from the min/max
-    and null counts in a file's footer; a footer that lies (csat patched from 5 to 7) would
-    let bad rows through. The volatile (always true) guard makes every rule read the values.
-    """
-    return f"(CASE WHEN random() < 2 THEN {quote(column)} END)"
-
-
 def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None) -> list[_Rule]:
     """The row rules of one table; the first that matches gives the reason."""
     conditions = []
     text_columns = _text_columns(source, spec.name)
     for column in spec.columns:
-        name = stored_value(column.name)
+        name = quote(column.name)
         if column.name in text_columns:
             text = quote(TEXT_PREFIX + column.name)
             conditions.append(
@@ -305,11 +295,9 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
                 (f"{name} IS NOT NULL AND NOT ({rule})", column.name, column.rule_text)
             )
     for earlier, later in spec.order_pairs:
-        conditions.append(
-            (f"{stored_value(later)} < {stored_value(earlier)}", later, f"before {earlier}")
-        )
+        conditions.append((f"{quote(later)} < {quote(earlier)}", later, f"before {earlier}"))
     if spec.name != "customers" and "customer_id" in spec.column_names and source.has("customers"):
-        customer = stored_value("customer_id")
+        customer = quote("customer_id")
         conditions.append(
             (
                 f"{customer} IS NOT NULL AND {customer} NOT IN "
@@ -320,8 +308,8 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
         )
     time_column = spec.time_column
     if time_column and TABLES[spec.name].column(time_column).kind == "timestamp":
-        start = stored_value(time_column)
-        end = stored_value(spec.time_end_column or time_column)
+        start = quote(time_column)
+        end = quote(spec.time_end_column or time_column)
         now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
         conditions.append(
             (
@@ -356,7 +344,7 @@ def _checked_rows(spec: TableSpec, rules: list[_Rule]) -> str:
         return source
     breaks_a_rule = " OR ".join(rule.test for rule in rules) or "FALSE"
     order = ", ".join(
-        ["_satmodel_breaks"]
+        [f"({breaks_a_rule})"]
         + [quote(c) for c in ([spec.time_column] if spec.time_column else []) + spec.column_names]
     )
     ranks = []
@@ -371,9 +359,7 @@ def _checked_rows(spec: TableSpec, rules: list[_Rule]) -> str:
             f"CASE WHEN {end} IS NULL THEN row_number() OVER (PARTITION BY {key}, {end} IS NULL "
             f"ORDER BY {order}) END AS _satmodel_open_rank"
         )
-    # The rules read guarded (volatile) values, which a window's ORDER BY refuses: flag first.
-    flagged = f"(SELECT *, ({breaks_a_rule}) AS _satmodel_breaks FROM {source})"
-    return f"(SELECT *, {', '.join(ranks)} FROM {flagged})"
+    return f"(SELECT *, {', '.join(ranks)} FROM {source})"
 
 
 def _clean_select(spec: TableSpec) -> str:
@@ -446,7 +432,7 @@ def quarantine(source: Source, persist: bool = False) -> ValidationReport:
     if problems:
         raise InputError(problems)
     con = source.con
-    report = ValidationReport(window=_data_window(source))
+    report = ValidationReport(window=_data_window(source), notes=list(source.notes))
     con.execute(
         "CREATE OR REPLACE TABLE rejected (table_name VARCHAR, reason VARCHAR, "
         "column_name VARCHAR, value VARCHAR, row_json VARCHAR)"

@@ -55,6 +55,9 @@ def test_values_patched_behind_the_footer_statistics_are_quarantined(tmp_path):
     source = open_source(folder)
     report = quarantine(source)
     assert report.problem_lines() == ["surveys.csat: 18 rows not a whole number in 1..5 (e.g. 7.0)"]
+    assert report.notes == [
+        "surveys.parquet: footer statistics do not match the values (csat); read without them"
+    ]
     clean = source.con.execute("SELECT count(*), max(csat) FROM surveys").fetchall()[0]
     assert clean == (22, 5)
 

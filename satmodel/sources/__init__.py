@@ -43,6 +43,7 @@ from satmodel.sources.mapping import (
     referenced_columns,
     register_view,
 )
+from satmodel.sources.statistics import footer_mismatches, guarded_scan
 
 __all__ = [
     "NUMERIC_TYPES",
@@ -81,14 +82,20 @@ def _find_in_folder(folder: Path, stem: str) -> Path | None:
 
 @dataclass
 class _Reading:
-    """What one opening may read (``roots``) and has read (``folders`` scanned by a glob)."""
+    """What one opening may read (``roots``) and has read (``folders`` scanned by a glob, the
+    Parquet files whose footer was ``checked``: the columns it misdescribes)."""
 
     roots: list[Path] | None
     folders: list[Path] = field(default_factory=list)
+    checked: dict[Path, list[str]] = field(default_factory=dict)
 
 
 def _scan(source: Source, reading: _Reading, path: Path, setting: str) -> str:
-    """The FROM clause of a table file or Parquet folder, once every file in it is confined."""
+    """The FROM clause of a table file or Parquet folder, once every file in it is confined.
+
+    A Parquet file whose footer statistics do not match its values is read without them
+    (:mod:`satmodel.sources.statistics`), with a note in ``source.notes``.
+    """
     confine(path, reading.roots, setting)
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     for file in files:
@@ -96,7 +103,20 @@ def _scan(source: Source, reading: _Reading, path: Path, setting: str) -> str:
     if path.is_dir():
         reading.folders.append(path)
     source.files.extend(f for f in files if f not in source.files)
-    return _scan_folder_file(path)
+    from_clause = _scan_folder_file(path)
+    misdescribed = False
+    for file in files:
+        if file.suffix != ".parquet":
+            continue
+        if file not in reading.checked:
+            reading.checked[file] = footer_mismatches(source.con, file)
+            if reading.checked[file]:
+                source.notes.append(
+                    f"{file.name}: footer statistics do not match the values "
+                    f"({', '.join(reading.checked[file])}); read without them"
+                )
+        misdescribed = misdescribed or bool(reading.checked[file])
+    return guarded_scan(source.con, from_clause) if misdescribed else from_clause
 
 
 def _register_postgres(

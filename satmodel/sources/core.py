@@ -100,6 +100,8 @@ class Source:
     type_problems : columns present but of a type that cannot be cast (one message each).
     missing_columns : required canonical columns each table lacks.
     columns_read : the user's own columns of each table and their DuckDB types.
+    notes : what opening noticed that is not a fault (Parquet files read without their
+        footer statistics); validation reports them.
     quarantined, report : set by :func:`satmodel.validation.quarantine`.
     files : the files read, for fingerprints.
     remote : PostgreSQL tables read (``url#schema.table`` -> rows copied), for fingerprints.
@@ -115,6 +117,7 @@ class Source:
     files: list[Path] = field(default_factory=list)
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
     columns_read: dict[str, dict[str, str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     quarantined: bool = False
     report: object | None = None
     remote: dict[str, int] = field(default_factory=dict)
