@@ -82,7 +82,8 @@ def data_window(source) -> tuple[str, str] | None:
     """First and last month of a source's data, without loading it.
 
     The months of the ``usage`` table when present (the same window validation uses), else
-    the months of the survey, complaint and request timestamps.
+    the months of the survey, complaint and request timestamps, in the source's
+    ``[calendar] timezone``.
 
     Parameters
     ----------
@@ -101,12 +102,16 @@ def data_window(source) -> tuple[str, str] | None:
         ).fetchall()
         if rows[0][0] is not None:
             return rows[0][0], rows[0][1]
+    zone = source.config.calendar.timezone
+    # the zone name is checked against the IANA list when the config is read
+    local = "{}" if zone == "UTC" else f"timezone('{zone}', {{}})"
     firsts, lasts = [], []
     for table in ("surveys", "complaints", "requests"):
         if not source.has(table) or "ts" in source.missing_columns.get(table, []):
             continue
+        first, last = local.format("min(ts)"), local.format("max(ts)")
         rows = con.execute(
-            f"SELECT strftime(min(ts), '%Y-%m'), strftime(max(ts), '%Y-%m') FROM raw.{table} "
+            f"SELECT strftime({first}, '%Y-%m'), strftime({last}, '%Y-%m') FROM raw.{table} "
             "WHERE ts >= TIMESTAMPTZ '2000-01-01 00:00:00+00'"
         ).fetchall()
         if rows[0][0] is not None:

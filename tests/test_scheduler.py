@@ -328,3 +328,49 @@ def test_systemd_units_verify(tmp_path):
         timeout=120,
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+# --------------------------------------------------------------------------------------
+# local-time months in the features
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Asia/Shanghai", "America/New_York", "Europe/Berlin", "Asia/Kolkata"]
+)
+def test_month_key_matches_the_local_calendar(zone):
+    import duckdb
+    import ibis
+    import numpy as np
+
+    from satmodel.features.expressions import month_key, prepare_duckdb
+    from satmodel.features.months import month_of
+
+    rng = np.random.default_rng(3)
+    boundaries = [
+        pd.Timestamp(f"{m}-01").tz_localize(zone)
+        for m in calendar.month_range("2025-01", "2027-01")
+    ]
+    # instants within 15 hours of every local month start, plus some anywhere
+    near = [
+        b + pd.Timedelta(minutes=int(m)) for b in boundaries for m in rng.integers(-900, 900, 8)
+    ]
+    anywhere = pd.to_datetime(rng.integers(1.74e9, 1.8e9, 200), unit="s", utc=True)
+    stamps = pd.Series([t.tz_convert("UTC") for t in near] + list(anywhere))
+    con = duckdb.connect()
+    prepare_duckdb(con)
+    backend = ibis.duckdb.from_connection(con)
+    table = ibis.memtable(pd.DataFrame({"ts": stamps}))
+    expr = table.select(month=month_key(table.ts, zone))
+    got = backend.to_pyarrow(expr).column("month").to_pylist()
+    assert got == [month_of(t, zone) for t in stamps]
+
+
+def test_an_evening_event_is_next_month_in_shanghai():
+    from satmodel.features.months import month_of, months_frame
+
+    event = pd.Timestamp("2026-10-31T20:00Z")
+    assert month_of(event) == "2026-10"
+    assert month_of(event, "Asia/Shanghai") == "2026-11"
+    bounds = months_frame("2026-11", "2026-11", "Asia/Shanghai").iloc[0]
+    assert bounds["m_start"] <= event.timestamp() < bounds["m_end"]
+    assert bounds["m_end"] - bounds["m_start"] == 30 * 86_400
