@@ -374,3 +374,44 @@ def test_an_evening_event_is_next_month_in_shanghai():
     bounds = months_frame("2026-11", "2026-11", "Asia/Shanghai").iloc[0]
     assert bounds["m_start"] <= event.timestamp() < bounds["m_end"]
     assert bounds["m_end"] - bounds["m_start"] == 30 * 86_400
+
+
+# --------------------------------------------------------------------------------------
+# models that degrade gracefully; no claim about a table that is not there
+
+
+def test_model_view_keeps_months_without_tickets():
+    from satmodel.features.model_view import model_view
+
+    panel = pd.DataFrame(
+        {"tickets": [0, 2, 0], "resolution_hours_median": [None, 5.0, None], "x": [1, 2, 3]}
+    )
+    view = model_view(panel)
+    assert view["no_tickets"].tolist() == [1, 0, 1]
+    assert view["resolution_hours_median"].tolist() == [0.0, 5.0, 0.0]
+    assert panel["resolution_hours_median"].isna().sum() == 2  # the panel itself unchanged
+    assert "no_tickets" not in model_view(panel.drop(columns="tickets"))
+
+
+def test_absent_or_mostly_null_drivers_are_left_out_with_a_note():
+    from satmodel.features.model_view import usable_drivers
+
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [1.0, None, None, None]})
+    drivers = [("np.log(a)", ("a",)), ("b", ("b",)), ("np.log(c)", ("c",))]
+    kept, notes = usable_drivers(frame, drivers)
+    assert kept == ["np.log(a)"]
+    assert "column c is absent" in notes[1] and "75% of its rows have no value" in notes[0]
+
+
+def test_no_gap_text_claims_nothing_about_absent_expectations(tmp_path):
+    data = _report_data(tmp_path)
+    month = data.panel.loc[data.panel["month"] == data.month]
+    customers = month["customer_id"].nunique()
+    no_gaps = pd.DataFrame(columns=["missed"])
+    bare = data.panel.drop(columns=[c for c in data.panel if c.startswith("expected_")])
+    data.panel = bare
+    text = reporting.gaps_text(no_gaps, data).data
+    assert "they expect" not in text
+    assert "No customer expectations are recorded" in text and f"{customers:,}" in text
+    data.panel = bare[["customer_id", "month", "segment"]]
+    assert "No service measure" in reporting.gaps_text(no_gaps, data).data
