@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -18,6 +19,7 @@ __all__ = [
     "MONTH_PATTERN",
     "add_months",
     "check_month",
+    "current_month",
     "data_window",
     "days_in_month",
     "last_complete_month",
@@ -27,6 +29,7 @@ __all__ = [
     "month_name",
     "month_range",
     "month_start",
+    "stale_month",
 ]
 
 # ASCII digits only: ``\d`` would also take full-width digits (``２０２５-06``), which int()
@@ -79,7 +82,8 @@ def data_window(source) -> tuple[str, str] | None:
     """First and last month of a source's data, without loading it.
 
     The months of the ``usage`` table when present (the same window validation uses), else
-    the months of the survey, complaint and request timestamps.
+    the months of the survey, complaint and request timestamps, in the source's
+    ``[calendar] timezone``.
 
     Parameters
     ----------
@@ -98,12 +102,16 @@ def data_window(source) -> tuple[str, str] | None:
         ).fetchall()
         if rows[0][0] is not None:
             return rows[0][0], rows[0][1]
+    zone = source.config.calendar.timezone
+    # the zone name is checked against the IANA list when the config is read
+    local = "{}" if zone == "UTC" else f"timezone('{zone}', {{}})"
     firsts, lasts = [], []
     for table in ("surveys", "complaints", "requests"):
         if not source.has(table) or "ts" in source.missing_columns.get(table, []):
             continue
+        first, last = local.format("min(ts)"), local.format("max(ts)")
         rows = con.execute(
-            f"SELECT strftime(min(ts), '%Y-%m'), strftime(max(ts), '%Y-%m') FROM raw.{table} "
+            f"SELECT strftime({first}, '%Y-%m'), strftime({last}, '%Y-%m') FROM raw.{table} "
             "WHERE ts >= TIMESTAMPTZ '2000-01-01 00:00:00+00'"
         ).fetchall()
         if rows[0][0] is not None:
@@ -112,7 +120,27 @@ def data_window(source) -> tuple[str, str] | None:
     return (min(firsts), max(lasts)) if firsts else None
 
 
-def last_complete_month(window: tuple[str, str] | None, now: datetime | None = None) -> str:
+def current_month(now: datetime | date | None = None, timezone: str = "UTC") -> str:
+    """The calendar month, ``YYYY-MM``, that ``now`` falls in, in ``timezone``.
+
+    Parameters
+    ----------
+    now : the current time (a naive value is UTC), or a calendar day (already local: its
+        month is taken as it is); defaults to now.
+    timezone : IANA zone whose months count (``[calendar] timezone``), e.g. ``Asia/Shanghai``.
+    """
+    if isinstance(now, date) and not isinstance(now, datetime):
+        return f"{now.year:04d}-{now.month:02d}"
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    local = now.astimezone(ZoneInfo(timezone))
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def last_complete_month(
+    window: tuple[str, str] | None, now: datetime | date | None = None, timezone: str = "UTC"
+) -> str:
     """The month a report covers by default: the last complete month in the data.
 
     That is the last month of the data window whose calendar end is in the past: when the
@@ -121,7 +149,8 @@ def last_complete_month(window: tuple[str, str] | None, now: datetime | None = N
     Parameters
     ----------
     window : ``(first, last)`` month of the data, from :func:`data_window`.
-    now : the current time (UTC); defaults to now.
+    now, timezone : the current time or day and the zone whose months count
+        (:func:`current_month`).
 
     Raises
     ------
@@ -130,8 +159,7 @@ def last_complete_month(window: tuple[str, str] | None, now: datetime | None = N
     """
     if window is None:
         raise InputError("data: no dated rows (usage.month, surveys.ts...), so no month to report")
-    now = now or datetime.now(UTC)
-    current = f"{now.year:04d}-{now.month:02d}"
+    current = current_month(now, timezone)
     month = min(window[1], add_months(current, -1))
     if month < window[0]:
         raise InputError(
@@ -141,9 +169,28 @@ def last_complete_month(window: tuple[str, str] | None, now: datetime | None = N
     return month
 
 
-def month_start(month: str) -> pd.Timestamp:
-    """The first instant of a month (UTC)."""
-    return pd.Timestamp(f"{month}-01", tz="UTC")
+def stale_month(
+    window: tuple[str, str], now: datetime | date | None = None, timezone: str = "UTC"
+) -> str | None:
+    """The last complete calendar month when the data does not reach it (a stale feed).
+
+    Parameters
+    ----------
+    window : ``(first, last)`` month of the data.
+    now, timezone : as for :func:`current_month`.
+
+    Returns
+    -------
+    str or None
+        ``YYYY-MM`` of the month missing from the data, None when the data is up to date.
+    """
+    expected = add_months(current_month(now, timezone), -1)
+    return expected if window[1] < expected else None
+
+
+def month_start(month: str, timezone: str = "UTC") -> pd.Timestamp:
+    """The first instant of a month in ``timezone`` (default UTC)."""
+    return pd.Timestamp(f"{month}-01").tz_localize(timezone)
 
 
 def days_in_month(month: str) -> int:

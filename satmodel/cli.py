@@ -1,7 +1,7 @@
 """The ``satmodel`` command line (contract: docs/contract.md, "Commands").
 
 Exit codes: 0 success, 2 bad input or usage (one line per problem on stderr, no traceback),
-1 anything else.
+1 anything else, 3 (``report``) built, but a scheduler must look.
 """
 
 from __future__ import annotations
@@ -9,16 +9,55 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
+from datetime import date
 from pathlib import Path
 
 from satmodel.errors import InputError, SatmodelError
+from satmodel.hints import did_you_mean
 
 SRC_HELP = (
     "a DuckDB file, a folder of <table>.parquet/.csv files, or a satmodel.toml "
     "(default: data/satmodel.duckdb)"
 )
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, with a did-you-mean hint.
+
+    ``options`` lists every option string added, for the hint on an unknown option;
+    ``commands`` the parsers of the subcommands by name.
+    """
+
+    def __init__(self, *args, **kwargs):
+        # set before argparse's __init__, which already adds --help
+        self.options: list[str] = []
+        self.commands: dict[str, Parser] = {}
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        self.options += [a for a in args if isinstance(a, str) and a.startswith("-")]
+        return super().add_argument(*args, **kwargs)
+
+    def error(self, message: str):
+        """Print ``satmodel <cmd>: error: ...; see satmodel <cmd> --help`` and exit 2."""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            message += did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        message = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def subcommand(self, name: str | None) -> Parser:
+        """The parser of subcommand ``name`` (this parser when there is none)."""
+        return self.commands.get(name, self)
+
+    def unknown_options(self, extras: list[str]) -> None:
+        """Fail on arguments nobody took, naming the option meant when one is close."""
+        first = extras[0].split("=", 1)[0]
+        hint = did_you_mean(first, self.options) if first.startswith("-") else ""
+        self.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
 
 
 def _workbook(src):
@@ -85,14 +124,34 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 2
 
 
+PANEL_FORMATS = (".parquet", ".csv")
+
+
 def cmd_features(args: argparse.Namespace) -> int:
-    import pyarrow.parquet as pq
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in PANEL_FORMATS:
+        raise InputError(
+            f"--out {args.out}: the file name must end in .parquet or .csv (it decides the "
+            f"format), e.g. {out.with_suffix('.parquet').name}"
+        )
+    source = _workbook(args.data).source_
+    if suffix == ".csv":
+        from satmodel.features import build_panel
+        from satmodel.jobs.files import write_text
 
-    from satmodel.features import write_panel
+        panel = build_panel(source, engine=args.engine)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_text(out, panel.to_csv(index=False))
+        rows, columns = panel.shape
+    else:
+        import pyarrow.parquet as pq
 
-    path = write_panel(_workbook(args.data).source_, args.out, engine=args.engine)
-    metadata = pq.read_metadata(path)
-    print(f"wrote {path}: {metadata.num_rows:,} customer-months, {metadata.num_columns} columns")
+        from satmodel.features import write_panel
+
+        metadata = pq.read_metadata(write_panel(source, out, engine=args.engine))
+        rows, columns = metadata.num_rows, metadata.num_columns
+    print(f"wrote {out}: {rows:,} customer-months, {columns} columns")
     return 0
 
 
@@ -139,13 +198,14 @@ def cmd_targets(args: argparse.Namespace) -> int:
     if args.outcome not in OUTCOMES:
         raise InputError(
             f"outcome {args.outcome!r}: not a supported outcome (valid: {', '.join(OUTCOMES)}; "
-            f"e.g. csat_top2_rate)"
+            f"e.g. csat_top2_rate){did_you_mean(args.outcome, OUTCOMES)}"
         )
     if args.lever not in LEVERS:
         raise InputError(
             f"lever {args.lever!r}: column is not a service lever (valid levers: "
-            f"{', '.join(LEVERS)}; e.g. latency_p95_ms)"
+            f"{', '.join(LEVERS)}; e.g. latency_p95_ms){did_you_mean(args.lever, LEVERS)}"
         )
+    _check_target(args.outcome, args.target)
     from satmodel.insights import solve_target
     from satmodel.insights.scenarios import check_customer, check_lever, check_segment
     from satmodel.models import fit_default_models
@@ -233,6 +293,24 @@ def cmd_value(args: argparse.Namespace) -> int:
     return 0
 
 
+TARGET_RANGES = {
+    "csat_top2_rate": (0.0, 1.0, "a share between 0 and 1"),
+    "csat_mean": (1.0, 5.0, "a mean CSAT between 1 and 5"),
+    "complaint_rate_per_1k": (0.0, float("inf"), "complaints per 1,000 users, at least 0"),
+}
+
+
+def _check_target(outcome: str, target: float) -> None:
+    """Refuse a target outside its outcome's scale (``--target 80`` for a share: 0.80?)."""
+    low, high, scale = TARGET_RANGES[outcome]
+    if low <= target <= high:
+        return
+    hint = ""
+    if high == 1.0 and 1 < target <= 100:
+        hint = f"; did you mean {target / 100:.2f}?"
+    raise InputError(f"--target {target:g}: {outcome} is {scale}{hint}")
+
+
 def _allow_outside(args: argparse.Namespace) -> bool:
     """Whether --data and --out may lie outside the project's data/ and reports/ folders.
 
@@ -247,9 +325,21 @@ def _allow_outside(args: argparse.Namespace) -> bool:
     return not confined or bool(args.allow_outside) or allowed_outside_by_env()
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from satmodel.jobs.report import ReportRequest, run_report
+def _as_of(text: str) -> date:
+    """The ``--as-of YYYY-MM-DD`` day (argparse type)."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected a day as YYYY-MM-DD, e.g. 2026-12-01"
+        ) from None
 
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from satmodel.jobs.report import ReportRequest, run_report, scheduler_problems
+    from satmodel.jobs.schedule import EXIT_LOOK, log_line, notify, notify_argv
+
+    notify_with = notify_argv(args.notify_command) if args.notify_command is not None else None
     request = ReportRequest(
         month=args.month,
         data=args.data,
@@ -260,12 +350,33 @@ def cmd_report(args: argparse.Namespace) -> int:
         wait=args.wait,
         allow_outside=_allow_outside(args),
         pseudonymise=args.pseudonymise,
+        as_of=args.as_of,
     )
-    result = run_report(request)
-    for folder in result if isinstance(result, list) else [result]:
-        print(f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)")
-        print(f"open {Path(folder).resolve() / 'report.html'}")
-    return 0
+    try:
+        result = run_report(request)
+    except SatmodelError as exc:
+        if notify_with is not None and not isinstance(exc, InputError):
+            warning = notify(notify_with, exc.exit_code, args.out, [str(exc)])
+            if warning:
+                log_line(f"satmodel: {warning}", args.log_timestamps, sys.stderr)
+        raise
+    folders = result if isinstance(result, list) else [result]
+    problems = []
+    for folder in folders:
+        log_line(
+            f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)", args.log_timestamps
+        )
+        log_line(f"open {Path(folder).resolve() / 'report.html'}", args.log_timestamps)
+        problems += scheduler_problems(folder, allow_stale=args.allow_stale)
+    if not problems:
+        return 0
+    for line in problems:
+        log_line(f"satmodel: {line}", args.log_timestamps, sys.stderr)
+    if notify_with is not None:
+        warning = notify(notify_with, EXIT_LOOK, folders[-1], problems)
+        if warning:
+            log_line(f"satmodel: {warning}", args.log_timestamps, sys.stderr)
+    return EXIT_LOOK
 
 
 def cmd_proposal(args: argparse.Namespace) -> int:
@@ -324,7 +435,7 @@ def _add_safety_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand, each with an example in its help."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="satmodel",
         description="Customer satisfaction modelling: from service telemetry to the service "
         "level a satisfaction target needs.",
@@ -332,16 +443,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=Parser
+    )
 
-    def add(name: str, help_text: str, example: str) -> argparse.ArgumentParser:
-        return sub.add_parser(
+    def add(name: str, help_text: str, example: str) -> Parser:
+        parser.commands[name] = sub.add_parser(
             name,
             help=help_text,
             description=help_text,
             epilog=f"Example:\n  {example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
+        return parser.commands[name]
 
     demo = add(
         "demo",
@@ -358,7 +472,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--months", type=int, default=24, help="number of months (default: 24)")
     demo.add_argument("--seed", type=int, default=20261, help="random seed (default: 20261)")
-    demo.add_argument("--start", default="2024-11", help="first month, YYYY-MM (default: 2024-11)")
+    demo.add_argument(
+        "--start",
+        default=None,
+        help="first month, YYYY-MM (default: the months end at the last complete month)",
+    )
     demo.add_argument(
         "--duckdb",
         default="data/satmodel.duckdb",
@@ -400,7 +518,11 @@ def build_parser() -> argparse.ArgumentParser:
         "satmodel features --data data/satmodel.duckdb --out data/panel.parquet",
     )
     features.add_argument("--data", default=None, help=SRC_HELP)
-    features.add_argument("--out", required=True, help="the Parquet file to write")
+    features.add_argument(
+        "--out",
+        required=True,
+        help="the file to write: FILE.parquet or FILE.csv (the suffix decides the format)",
+    )
     features.add_argument(
         "--engine",
         choices=["duckdb", "spark"],
@@ -529,6 +651,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="wait for another run of the same month to finish instead of failing",
     )
+    report.add_argument(
+        "--as-of",
+        type=_as_of,
+        metavar="YYYY-MM-DD",
+        help="the day the run counts as (default: today): the month before it is the last "
+        "complete month, which the data must hold (else exit 3: stale feed)",
+    )
+    report.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help="a stale feed (the last complete month missing from the data) exits 0, not 3; "
+        "the report still names it",
+    )
+    report.add_argument(
+        "--notify-command",
+        metavar="CMD",
+        help="run CMD (shell words, no shell) when the exit code is 1 or 3, with "
+        "SATMODEL_EXIT_CODE, SATMODEL_REPORT and SATMODEL_MESSAGE in its environment",
+    )
+    report.add_argument(
+        "--log-timestamps",
+        action="store_true",
+        help="start every log line with the UTC time (ISO 8601), for cron and journal logs",
+    )
     _add_safety_options(report)
     report.add_argument("--quiet", action="store_true", help="no progress bar")
     report.set_defaults(func=cmd_report)
@@ -620,16 +766,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    from satmodel.jobs.schedule import log_line
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        parser.subcommand(args.command).unknown_options(extras)
+    stamped = bool(getattr(args, "log_timestamps", False))
     try:
         return args.func(args)
     except InputError as exc:
         for line in exc.problems:
-            print(f"satmodel: {line}", file=sys.stderr)
+            log_line(f"satmodel: {line}", stamped, sys.stderr)
         return 2
     except SatmodelError as exc:
-        print(f"satmodel: {exc}", file=sys.stderr)
+        log_line(f"satmodel: {exc}", stamped, sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("satmodel: interrupted", file=sys.stderr)

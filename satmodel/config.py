@@ -34,6 +34,10 @@ Example
     [opex]                      # monthly operating cost, when there is no opex table
     "2025-01" = 180000
 
+    [calendar]
+    timezone = "Asia/Shanghai"           # months, their bounds and "last complete month" in
+                                         # this IANA zone (default UTC)
+
 Derived columns and filters
 ---------------------------
 ``derived`` gives canonical columns computed from the user's columns by a small declarative
@@ -185,6 +189,19 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class CalendarSettings:
+    """How timestamps fall into months.
+
+    Attributes
+    ----------
+    timezone : IANA zone (``Asia/Shanghai``) whose calendar months the panel, the reports and
+        "the last complete month" use; timestamps stay UTC instants.
+    """
+
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
 class TableMapping:
     """How one canonical table is read from the user's data.
 
@@ -228,6 +245,7 @@ class Config:
     source_url: str | None = None
     duckdb: dict[str, Any] = field(default_factory=dict)
     password_env: str | None = None
+    calendar: CalendarSettings = field(default_factory=CalendarSettings)
 
 
 def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -258,6 +276,30 @@ def _thresholds(raw: dict[str, Any], where: str) -> Thresholds:
             raise InputError(f"config {where}: thresholds.{key} must be > 0, got {value!r}")
         values[key] = int(value) if known[key] == "int" else float(value)
     return Thresholds(**values)
+
+
+def _calendar(raw: dict[str, Any], where: str) -> CalendarSettings:
+    import zoneinfo
+
+    from satmodel.hints import did_you_mean
+
+    unknown = set(raw) - {"timezone"}
+    if unknown:
+        raise InputError(
+            f"config {where}: unknown setting calendar.{sorted(unknown)[0]} (known: timezone)"
+        )
+    zone = raw.get("timezone", "UTC")
+    if not isinstance(zone, str) or not zone:
+        raise InputError(
+            f'config {where}: calendar.timezone must be a zone name, got {zone!r} (e.g. "UTC")'
+        )
+    zones = zoneinfo.available_timezones() | {"UTC"}
+    if zone not in zones:
+        raise InputError(
+            f"config {where}: calendar.timezone {zone!r}: not a known IANA time zone"
+            + (did_you_mean(zone, zones) or ' (e.g. "Asia/Shanghai")')
+        )
+    return CalendarSettings(timezone=zone)
 
 
 def _name(value: object, setting: str, where: str, example: str) -> str:
@@ -549,7 +591,7 @@ def load_config(path: str | Path | None = None) -> Config:
         raise InputError(f"config {path}: not valid TOML ({exc})") from None
     where = str(path)
     base = path.resolve().parent
-    known_sections = {"source", "tables", "thresholds", "costs", "duckdb", "opex"}
+    known_sections = {"source", "tables", "thresholds", "costs", "duckdb", "opex", "calendar"}
     unknown = set(raw) - known_sections
     if unknown:
         raise InputError(
@@ -613,4 +655,5 @@ def load_config(path: str | Path | None = None) -> Config:
         path=path,
         source_url=source_url,
         password_env=password_env,
+        calendar=_calendar(_section(raw, "calendar", where), where),
     )

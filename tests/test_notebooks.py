@@ -15,11 +15,15 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from satmodel.calendar import add_months, current_month
+from satmodel.demo import default_start
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").rglob("*.ipynb"))
 REPORT_NOTEBOOK = ROOT / "notebooks" / "04_monthly_report.ipynb"
-DEMO = {"customers": 40, "months": 6, "seed": 7, "start_month": "2024-11"}
-LAST_MONTH = "2025-04"
+# the demo's months end at the last complete calendar month, so its report is not stale
+DEMO = {"customers": 40, "months": 6, "seed": 7, "start_month": default_start(6)}
+LAST_MONTH = add_months(current_month(), -1)
 
 _CACHE: dict[str, Path] = {}
 
@@ -172,7 +176,7 @@ def test_monthly_report_runs_on_demo_data(tmp_path_factory):
     summary = json.loads((folder / "summary.json").read_text())
     assert list(summary)[:4] == ["schema_version", "month", "data_window", "kpis"]
     assert summary["month"] == LAST_MONTH
-    assert summary["data_window"] == ["2024-11", LAST_MONTH]
+    assert summary["data_window"] == [DEMO["start_month"], LAST_MONTH]
     assert 1 <= summary["kpis"]["csat_mean"]["value"] <= 5
     assert 0 <= summary["kpis"]["csat_top2_pct"]["value"] <= 100
     assert summary["kpis"]["complaint_rate_per_1k"]["value"] >= 0

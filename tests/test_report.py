@@ -513,6 +513,7 @@ def test_summary_is_deterministic_json_with_stable_keys(tmp_path):
         "data_quality",
         "notes",
         "warnings",
+        "status",
     ]
     assert summary["data_quality"]["rows_quarantined"] == 2
     assert summary["gaps"]["customers_missing_any"] == 2

@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from satmodel.calendar import add_months, current_month
 from satmodel.demo.contracts import churn_truth, make_contracts, make_opex
 from satmodel.demo.effects import draw_customer_effects, expected_pooled_bias
 from satmodel.demo.inverse import OUTCOMES, true_outcome, true_required_level
@@ -134,6 +136,17 @@ def _parse_month(value: Any) -> np.datetime64:
     return np.datetime64(value, "M")
 
 
+def default_start(months: int, now: datetime | None = None) -> str:
+    """The first month of a demo of ``months`` months that ends at the last complete month.
+
+    Parameters
+    ----------
+    months : number of months of the demo (>= 1).
+    now : the current time (UTC); defaults to now.
+    """
+    return add_months(current_month(now), -_check_int("months", months, 1))
+
+
 def _build_panel(folder: Path) -> pd.DataFrame:
     """The service panel of the tables in ``folder``, computed by :mod:`satmodel.features`."""
     from satmodel.features import build_panel
@@ -152,7 +165,7 @@ def generate_demo(
     customers: int = 500,
     months: int = 24,
     seed: int = 20261,
-    start_month: str = "2024-11",
+    start_month: str | None = None,
     duckdb_path: str | os.PathLike | None = None,
     progress: bool = True,
     force: bool = False,
@@ -171,8 +184,9 @@ def generate_demo(
         Number of months (>= 1), starting at ``start_month``.
     seed : int
         Seed (>= 0); the same arguments give byte-identical files.
-    start_month : str
-        First month, ``YYYY-MM``. The default 2024-11 with 24 months ends in 2026-10.
+    start_month : str, optional
+        First month, ``YYYY-MM``. By default the months end at the last complete calendar
+        month (UTC) of today, so a fresh demo is never a stale feed (:func:`default_start`).
     duckdb_path : path, optional
         When given, every table is also loaded into this DuckDB file (one table per canonical
         table; the file is rebuilt in a temporary file and renamed into place atomically).
@@ -210,7 +224,7 @@ def generate_demo(
     customers = _check_int("customers", customers, 1)
     months = _check_int("months", months, 1)
     seed = _check_int("seed", seed, 0)
-    start = _parse_month(start_month)
+    start = _parse_month(start_month if start_month is not None else default_start(months))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"out_dir: {str(out)!r} exists and is not a folder")

@@ -1,7 +1,8 @@
 """The per-table ibis aggregates of the panel, shared by the DuckDB and Spark engines.
 
 Every function takes ibis tables of clean canonical rows and returns an ibis expression keyed
-by customer_id and month (``YYYY-MM``, UTC); nothing is executed here. The union of incident
+by customer_id and month (``YYYY-MM`` in the ``timezone`` given, default UTC:
+:func:`month_number`); nothing is executed here. The union of incident
 intervals (:func:`downtime_islands`) and its cut into months, days or hours
 (:func:`clip_intervals`) are the package's one implementation of downtime.
 """
@@ -9,11 +10,16 @@ intervals (:func:`downtime_islands`) and its cut into months, days or hours
 from __future__ import annotations
 
 import functools
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from satmodel.config import Thresholds
+from satmodel.errors import InputError
 
 SECONDS_PER_HOUR = 3600.0
 MICROS_PER_MINUTE = 60_000_000.0
+# years whose month-boundary offsets must agree for a zone to be used (its current rules)
+OFFSET_YEARS = range(2016, 2041)
 
 
 @functools.cache
@@ -59,11 +65,63 @@ def epoch(ts):
     return unix_micros(ts).cast("float64") / 1e6
 
 
-def month_number(ts):
-    """UTC year * 100 + month of a timestamp."""
+@functools.cache
+def boundary_offsets(timezone: str) -> tuple[int, ...]:
+    """The zone's UTC offset (microseconds) at local midnight on the 1st of each month.
+
+    Returns
+    -------
+    tuple of 12 int
+        Index 0 is January. Daylight-saving changes never fall on a month boundary, so
+        these 12 numbers place every instant in its local month (:func:`month_number`).
+
+    Raises
+    ------
+    InputError
+        When the zone's boundary offsets differ between the years of :data:`OFFSET_YEARS`
+        (its rules changed), so no 12 numbers describe it.
+    """
+    zone = ZoneInfo(timezone)
+    offsets = set()
+    for year in OFFSET_YEARS:
+        offsets.add(
+            tuple(
+                int(datetime(year, m, 1, tzinfo=zone).utcoffset().total_seconds()) * 1_000_000
+                for m in range(1, 13)
+            )
+        )
+    if len(offsets) != 1:
+        raise InputError(
+            f"calendar.timezone {timezone!r}: its UTC offsets at month starts change between "
+            f"{OFFSET_YEARS[0]} and {OFFSET_YEARS[-1]}; not supported (use e.g. UTC)"
+        )
+    return offsets.pop()
+
+
+def month_number(ts, timezone: str = "UTC"):
+    """Year * 100 + month of a timestamp, in ``timezone``.
+
+    The instant is shifted by the zone's offset at the nearest month boundary (the start of
+    its UTC month in the first half of it, of the next month after): near a boundary that is
+    the offset that decides the month, and away from one any offset within +-14 h keeps the
+    month. Integer work per row, like UTC.
+    """
+    import ibis
+
     unix_micros, timestamp_micros = udfs()
-    utc = timestamp_micros(unix_micros(ts))
-    return utc.year().cast("int64") * 100 + utc.month().cast("int64")
+    micros = unix_micros(ts)
+    if timezone != "UTC":
+        offsets = boundary_offsets(timezone)
+        if len(set(offsets)) == 1:
+            micros = micros + offsets[0]
+        else:
+            utc = timestamp_micros(micros)
+            month = utc.month().cast("int64")
+            boundary = ibis.ifelse(utc.day() < 16, month, month % 12 + 1)
+            shift = ibis.cases(*((boundary == m + 1, off) for m, off in enumerate(offsets)))
+            micros = micros + shift
+    local = timestamp_micros(micros)
+    return local.year().cast("int64") * 100 + local.month().cast("int64")
 
 
 def month_name_of(number):
@@ -72,18 +130,19 @@ def month_name_of(number):
     return year + "-" + (number % 100).cast("string").lpad(2, "0")
 
 
-def month_key(ts):
-    """'YYYY-MM' (UTC) of a timestamp."""
-    return month_name_of(month_number(ts))
+def month_key(ts, timezone: str = "UTC"):
+    """'YYYY-MM' of a timestamp in ``timezone`` (:func:`month_number`)."""
+    return month_name_of(month_number(ts, timezone))
 
 
-def request_metrics(requests, thresholds: Thresholds):
+def request_metrics(requests, thresholds: Thresholds, timezone: str = "UTC"):
     """Per customer-month request metrics as an ibis expression.
 
     Parameters
     ----------
     requests : ibis table with customer_id, ts, latency_ms, ok.
     thresholds : Apdex T is ``thresholds.apdex_t_ms``.
+    timezone : the zone of the months (:func:`month_number`).
 
     Returns
     -------
@@ -100,7 +159,7 @@ def request_metrics(requests, thresholds: Thresholds):
     score = satisfied + tolerating * 0.5
     # group by the integer month (cheap per row), name it on the small result
     agg = requests.group_by(
-        customer_id=requests.customer_id, _month=month_number(requests.ts)
+        customer_id=requests.customer_id, _month=month_number(requests.ts, timezone)
     ).aggregate(
         requests=requests.count(),
         error_rate=(~ok).cast("float64").mean(),
@@ -119,7 +178,7 @@ def request_metrics(requests, thresholds: Thresholds):
     )
 
 
-def apdex_counts(requests, edges):
+def apdex_counts(requests, edges, timezone: str = "UTC"):
     """Per customer-month request count and ok requests at or under each latency edge.
 
     One aggregation pass for any number of edges: Apdex(T) needs the counts at T and 4T.
@@ -128,6 +187,7 @@ def apdex_counts(requests, edges):
     ----------
     requests : ibis table with customer_id, ts, latency_ms, ok.
     edges : latency edges in ms.
+    timezone : the zone of the months (:func:`month_number`).
 
     Returns
     -------
@@ -136,7 +196,7 @@ def apdex_counts(requests, edges):
     """
     ok = requests.ok
     agg = requests.group_by(
-        customer_id=requests.customer_id, _month=month_number(requests.ts)
+        customer_id=requests.customer_id, _month=month_number(requests.ts, timezone)
     ).aggregate(
         requests=requests.count(),
         **{
@@ -218,7 +278,7 @@ def minutes(intervals):
     return (intervals.e - intervals.s).cast("float64") / MICROS_PER_MINUTE
 
 
-def incident_metrics(incidents, months):
+def incident_metrics(incidents, months, timezone: str = "UTC"):
     """Counts and MTTR by start month; downtime from the union of intervals, by month.
 
     Returns
@@ -228,7 +288,7 @@ def incident_metrics(incidents, months):
     """
     inc = incidents.select(
         customer_id=incidents.customer_id,
-        month=month_key(incidents.start_ts),
+        month=month_key(incidents.start_ts, timezone),
         hours=(epoch(incidents.end_ts) - epoch(incidents.start_ts)) / SECONDS_PER_HOUR,
     )
     counts = inc.group_by("customer_id", "month").aggregate(
@@ -241,7 +301,7 @@ def incident_metrics(incidents, months):
     return counts, downtime
 
 
-def ticket_metrics(tickets, customers, thresholds: Thresholds):
+def ticket_metrics(tickets, customers, thresholds: Thresholds, timezone: str = "UTC"):
     """Per customer-month ticket counts, response and resolution times, SLA breach rate."""
     import ibis
 
@@ -256,7 +316,7 @@ def ticket_metrics(tickets, customers, thresholds: Thresholds):
     breach = (resolution_h > limit).cast("float64")  # null when unresolved
     t = joined.select(
         customer_id=joined.customer_id,
-        month=month_key(joined.opened_ts),
+        month=month_key(joined.opened_ts, timezone),
         first_h=first_h,
         resolution_h=resolution_h,
         breach=breach,
@@ -278,11 +338,11 @@ def ticket_metrics(tickets, customers, thresholds: Thresholds):
     )
 
 
-def change_metrics(changes):
+def change_metrics(changes, timezone: str = "UTC"):
     """Changes and failed changes: per customer-month (own) and per month (global ones)."""
     c = changes.select(
         customer_id=changes.customer_id,
-        month=month_key(changes.ts),
+        month=month_key(changes.ts, timezone),
         failed=changes.failed.cast("int64"),
     )
     mine = c.filter(c.customer_id.notnull())
@@ -296,13 +356,13 @@ def change_metrics(changes):
     return own, shared
 
 
-def survey_metrics(surveys, thresholds: Thresholds):
+def survey_metrics(surveys, thresholds: Thresholds, timezone: str = "UTC"):
     """Per customer-month survey count, mean CSAT, top-2 rate, NPS answers and NPS score."""
     import ibis
 
     s = surveys.select(
         customer_id=surveys.customer_id,
-        month=month_key(surveys.ts),
+        month=month_key(surveys.ts, timezone),
         csat=surveys.csat.cast("float64"),
         nps=surveys.nps.cast("float64"),
     )
@@ -357,7 +417,9 @@ def contract_metrics(contracts, months):
     )
 
 
-def complaint_metrics(complaints):
+def complaint_metrics(complaints, timezone: str = "UTC"):
     """Per customer-month complaint count."""
-    c = complaints.select(customer_id=complaints.customer_id, month=month_key(complaints.ts))
+    c = complaints.select(
+        customer_id=complaints.customer_id, month=month_key(complaints.ts, timezone)
+    )
     return c.group_by("customer_id", "month").aggregate(complaints=c.count())

@@ -1,4 +1,5 @@
-"""Calendar months and periods in UTC: names, bounds in epoch seconds, time columns."""
+"""Calendar months and periods in a time zone (default UTC): names, bounds in epoch seconds,
+time columns. The zone is ``[calendar] timezone`` (:class:`satmodel.config.CalendarSettings`)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ def month_name(index: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-def month_of(value: Any) -> str | None:
-    """``YYYY-MM`` (UTC) of a timestamp or a month string; None when missing."""
+def month_of(value: Any, timezone: str = "UTC") -> str | None:
+    """``YYYY-MM`` in ``timezone`` of a timestamp (naive: UTC) or a month string; None when
+    missing."""
     if value is None or value is pd.NaT:
         return None
     if isinstance(value, str):
@@ -34,8 +36,8 @@ def month_of(value: Any) -> str | None:
     stamp = pd.Timestamp(value)
     if pd.isna(stamp):
         return None
-    if stamp.tzinfo is not None:
-        stamp = stamp.tz_convert("UTC")
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp
+    stamp = stamp.tz_convert(timezone)
     return f"{stamp.year:04d}-{stamp.month:02d}"
 
 
@@ -57,18 +59,23 @@ def days_in_month(month: str) -> int:
     return calendar.monthrange(int(month[:4]), int(month[5:7]))[1]
 
 
-def month_bounds(month: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First instant of the month and of the next one (UTC)."""
-    start = pd.Timestamp(f"{month}-01", tz="UTC")
-    return start, pd.Timestamp(f"{month_name(month_index(month) + 1)}-01", tz="UTC")
+def _start(month: str, timezone: str) -> pd.Timestamp:
+    """Local midnight on the 1st of ``month`` in ``timezone``."""
+    return pd.Timestamp(f"{month}-01").tz_localize(timezone)
 
 
-def months_frame(first: str, last: str) -> pd.DataFrame:
-    """Month names with their UTC bounds in epoch seconds (month, m_start, m_end)."""
+def month_bounds(month: str, timezone: str = "UTC") -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First instant of the month and of the next one, in ``timezone``."""
+    return _start(month, timezone), _start(month_name(month_index(month) + 1), timezone)
+
+
+def months_frame(first: str, last: str, timezone: str = "UTC") -> pd.DataFrame:
+    """Month names with their bounds in ``timezone`` in epoch seconds (month, m_start,
+    m_end)."""
     indices = range(month_index(first), month_index(last) + 1)
     names = [month_name(i) for i in indices]
-    starts = [int(pd.Timestamp(f"{m}-01", tz="UTC").timestamp()) for m in names]
-    ends = [int(pd.Timestamp(f"{month_name(i + 1)}-01", tz="UTC").timestamp()) for i in indices]
+    starts = [int(_start(m, timezone).timestamp()) for m in names]
+    ends = [int(_start(month_name(i + 1), timezone).timestamp()) for i in indices]
     return pd.DataFrame(
         {
             "month": pd.Series(names, dtype=object),
@@ -78,11 +85,15 @@ def months_frame(first: str, last: str) -> pd.DataFrame:
     )
 
 
-def periods_frame(month: str, freq: str) -> pd.DataFrame:
+def periods_frame(month: str, freq: str, timezone: str = "UTC") -> pd.DataFrame:
     """The days (``freq="D"``) or hours (``"h"``) of a month: period (0, 1, ...), m_start,
-    m_end in epoch seconds (the columns :func:`months_frame` has, for the same joins)."""
+    m_end in epoch seconds (the columns :func:`months_frame` has, for the same joins).
+
+    The periods start at the month's first instant in ``timezone`` and are 24 h (1 h) long,
+    so in a month with a daylight-saving change the last day ends an hour off the month end.
+    """
     step = PERIOD_SECONDS[freq]
-    start = int(month_bounds(month)[0].timestamp())
+    start = int(month_bounds(month, timezone)[0].timestamp())
     n = days_in_month(month) * 86_400 // step
     starts = [start + i * step for i in range(n)]
     return pd.DataFrame(

@@ -2,18 +2,21 @@
 
 Writes ``report.ipynb`` (executed), ``report.html`` (no code, offline), ``summary.json``
 (written by the notebook) and ``manifest.json``, through :func:`satmodel.jobs.runner.run_job`.
+:func:`scheduler_problems` reads what a built report asks a scheduler to look at (CLI exit 3).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from satmodel.calendar import stale_month
 from satmodel.errors import InputError
 from satmodel.jobs.confinement import confine
 from satmodel.jobs.errors import ReportBusyError, ReportError
@@ -44,7 +47,9 @@ class ReportRequest:
     notebook : the notebook to run (default ``notebooks/04_monthly_report.ipynb``).
     parameters : extra notebook parameters (e.g. ``{"fit_models": False}``).
     timeout : seconds one cell may run before the run fails (None: no limit).
-    now : the current time, for the default month (tests).
+    now : the current time, for the default month and the stale check (tests).
+    as_of : the day the run counts as (``--as-of``): the last complete calendar month is the
+        month before this day's month. Overrides ``now``.
     allow_outside : False confines ``data`` and ``out`` to the project's ``data/`` and
         ``reports/`` (:mod:`satmodel.jobs.confinement`); True (the default in Python: the
         caller is code, not a user) allows any path.
@@ -63,21 +68,23 @@ class ReportRequest:
     parameters: dict[str, Any] = field(default_factory=dict)
     timeout: float | None = 3600
     now: datetime | None = None
+    as_of: date | None = None
     allow_outside: bool = True
     pseudonymise: bool = False
 
 
-def _months(request: ReportRequest, window: tuple[str, str]) -> list[str]:
+def _months(request: ReportRequest, window: tuple[str, str], timezone: str) -> list[str]:
     """The months to build, each inside the data's window."""
-    from satmodel.reporting import last_complete_month, month_range
+    from satmodel.calendar import last_complete_month, month_range
 
+    now = request.as_of or request.now
     if request.from_month is not None:
-        last = request.to_month or last_complete_month(window, request.now)
+        last = request.to_month or last_complete_month(window, now, timezone)
         if request.from_month > last:
             raise InputError(f"--from {request.from_month} is after --to {last}")
         months = month_range(request.from_month, last)
     else:
-        months = [request.month or last_complete_month(window, request.now)]
+        months = [request.month or last_complete_month(window, now, timezone)]
     outside = [m for m in months if not window[0] <= m <= window[1]]
     if outside:
         raise InputError(
@@ -140,9 +147,17 @@ def run_report(request: ReportRequest) -> Path | list[Path]:
     if out_path.exists() and not out_path.is_dir():
         raise InputError(f"--out {request.out}: exists and is not a folder")
     data_path = resolve_data(request.data)
-    window, fingerprints = inspect_source(data_path, allowed_roots=roots)
-    months = _months(request, window)
+    zone: dict[str, str] = {}
+
+    def remember_zone(source) -> None:
+        zone["timezone"] = source.config.calendar.timezone
+
+    window, fingerprints = inspect_source(data_path, check=remember_zone, allowed_roots=roots)
+    months = _months(request, window, zone["timezone"])
     extra = dict(request.parameters or {})
+    stale = stale_month(window, request.as_of or request.now, zone["timezone"])
+    if stale is not None:
+        extra.setdefault("stale_month", stale)
     if request.pseudonymise:
         from satmodel.reporting import pseudonym_key
 
@@ -188,3 +203,35 @@ def run_report(request: ReportRequest) -> Path | list[Path]:
             f"{len(failures)} of {len(months)} months failed: " + " | ".join(failures)
         )
     return done
+
+
+def scheduler_problems(folder: str | os.PathLike, allow_stale: bool = False) -> list[str]:
+    """What a built report asks a scheduler to look at (CLI exit 3), one line each.
+
+    Read from the ``status`` block of its ``summary.json``
+    (:func:`satmodel.reporting.summary.report_status`): a stale feed (unless ``allow_stale``)
+    and default models that could not be fitted.
+
+    Parameters
+    ----------
+    folder : the report folder (``OUT/YYYY-MM``).
+    allow_stale : a stale feed is expected (``--allow-stale``): not a problem.
+
+    Returns
+    -------
+    list of str
+        Empty when nothing needs a look.
+    """
+    summary = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
+    status = summary.get("status") or {}
+    month = summary.get("month")
+    problems = []
+    if status.get("stale") and not allow_stale:
+        problems.append(
+            f"report {month}: stale data: the last complete month {status.get('missing_month')} "
+            "is missing from the data (--allow-stale accepts this)"
+        )
+    failed = status.get("models_failed") or []
+    if failed:
+        problems.append(f"report {month}: models could not be fitted: {', '.join(failed)}")
+    return problems

@@ -205,17 +205,53 @@ def gaps_text(gaps: pd.DataFrame, data: ReportData):
     """One paragraph on the expectation gaps of the month, as IPython Markdown."""
     from IPython.display import Markdown
 
-    customers = int(
-        data.panel.loc[data.panel["month"].astype(str) == data.month, "customer_id"].nunique()
-    )
+    rows = data.panel.loc[data.panel["month"].astype(str) == data.month]
+    customers = int(rows["customer_id"].nunique())
     if gaps.empty:
-        return Markdown(f"Every one of the {customers:,} customers got the service they expect.")
+        return Markdown(_no_gap_text(rows, customers))
     missed = gaps["missed"].str.split(", ").explode().value_counts()
     parts = ", ".join(f"{count:,} on {name}" for name, count in missed.items())
     return Markdown(
         f"**{len(gaps):,} of {customers:,} customers** ({100 * len(gaps) / customers:.0f}%) got "
         f"less than they expect on at least one measure: {parts}. "
         "The customers with the most misses come first."
+    )
+
+
+# measure checked -> (panel column, the customers' expectation column)
+GAP_MEASURES = {
+    "availability": ("availability_pct", "expected_availability_pct"),
+    "latency": ("latency_p95_ms", "expected_latency_p95_ms"),
+    "resolution": ("resolution_hours_median", "expected_resolution_hours"),
+}
+
+
+def _no_gap_text(rows: pd.DataFrame, customers: int) -> str:
+    """What a month without a missed expectation shows: only what the panel could check."""
+    measured = [
+        name
+        for name, (actual, _) in GAP_MEASURES.items()
+        if actual in rows and rows[actual].notna().any()
+    ]
+    if not measured:
+        return (
+            "No service measure could be held against expectations this month (the panel has "
+            "no availability, p95 latency or resolution time)."
+        )
+    stated = [
+        name
+        for name in measured
+        if GAP_MEASURES[name][1] in rows and rows[GAP_MEASURES[name][1]].notna().any()
+    ]
+    names = ", ".join(measured)
+    if not stated:
+        return (
+            f"No customer expectations are recorded (no expected_* values), so each of the "
+            f"{customers:,} customers was held against our own SLOs on {names}: all met them."
+        )
+    return (
+        f"Every one of the {customers:,} customers got the service they expect on {names} "
+        "(our SLO standing in where a customer stated no expectation)."
     )
 
 

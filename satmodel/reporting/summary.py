@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from satmodel.calendar import add_months
+from satmodel.calendar import add_months, month_name
 from satmodel.reporting.alerts import ALERT_RULES
 from satmodel.reporting.budgets import MONTH_COMPLETE, ON_TRACK, OVER_BUDGET, WILL_BE_OVER
 from satmodel.reporting.data import ReportData
@@ -21,6 +21,69 @@ from satmodel.reporting.insight_sections import importance_view
 from satmodel.reporting.proposal import ProposalRequest, recommended_tier
 
 SUMMARY_SCHEMA_VERSION = 1
+
+
+class StaleNote(str):
+    """The report's note that the feed is stale; ``month`` is the month missing from the data.
+
+    A note like any other in ``ReportData.notes`` (so every list of notes shows it), whose
+    type lets :func:`build_summary` fill ``status.stale`` without parsing text.
+    """
+
+    month: str
+
+    def __new__(cls, month: str, data_end: str):
+        note = super().__new__(
+            cls,
+            f"stale data: {month_name(month)} ({month}), the last complete month, is missing "
+            f"from the data, which ends in {data_end}; check the feed",
+        )
+        note.month = month
+        return note
+
+
+def stale_banner(data: ReportData, stale_month: str = ""):
+    """The stale-feed warning for the report's first screen (empty when the data is current).
+
+    Also adds it to ``data.notes`` as a :class:`StaleNote`, so ``summary.json`` says
+    ``status.stale`` and the notes at the end repeat it.
+
+    Parameters
+    ----------
+    data : the report's data.
+    stale_month : ``YYYY-MM`` of the last complete month when the data lacks it (the
+        ``stale_month`` parameter ``satmodel report`` passes), ``""`` when the data is current.
+    """
+    from IPython.display import Markdown
+
+    if not stale_month:
+        return Markdown("")
+    note = StaleNote(stale_month, data.window[1])
+    if not any(isinstance(n, StaleNote) for n in data.notes):
+        data.notes.append(note)
+    return Markdown(f"**Warning — {note}.**")
+
+
+def report_status(data: ReportData, models: ModelSection) -> dict[str, Any]:
+    """The ``status`` block of ``summary.json``: what a scheduler must look at.
+
+    Keys: stale (the last complete month is missing from the data), missing_month
+    (that month or None), models_failed (default models the data supports that could not be
+    fitted; empty when the models were not attempted).
+    """
+    stale = next((n for n in data.notes if isinstance(n, StaleNote)), None)
+    expected = []
+    if data.responses is not None and len(data.responses):
+        expected += ["csat", "top2"]
+    if {"complaints", "active_users"} <= set(data.panel.columns):
+        expected.append("complaints")
+    attempted = bool(models.results) or bool(models.warnings)
+    failed = [name for name in expected if attempted and name not in models.results]
+    return {
+        "stale": stale is not None,
+        "missing_month": stale.month if stale is not None else None,
+        "models_failed": failed,
+    }
 
 
 def proposal_summary(
@@ -102,10 +165,10 @@ def build_summary(
     """The machine-readable summary of a report (``summary.json``).
 
     Keys, in this order: schema_version, month, data_window, kpis, service_levels, gaps,
-    drivers, targets, data_quality, notes, warnings, then (when given) error_budgets,
-    burn_alerts, trust, driver_importance, driver_drift, burn_rate, operations and diagnostics.
-    Floats are rounded to 6 decimals and NaN is written as null, so the same data always gives
-    the same file.
+    drivers, targets, data_quality, notes, warnings, status (:func:`report_status`), then
+    (when given) error_budgets, burn_alerts, trust, driver_importance, driver_drift,
+    burn_rate, operations and diagnostics. Floats are rounded to 6 decimals and NaN is
+    written as null, so the same data always gives the same file.
 
     Parameters
     ----------
@@ -211,6 +274,7 @@ def build_summary(
         },
         "notes": list(data.notes) + list(models.notes),
         "warnings": list(models.warnings),
+        "status": report_status(data, models),
     }
     if diagnostics is not None:
         summary["warnings"] += diagnostic_warnings(diagnostics)
