@@ -185,6 +185,7 @@ from satmodel.reporting.summary import (
     SUMMARY_SCHEMA_VERSION,
     build_summary,
     proposal_summary,
+    stale_banner,
     write_summary,
 )
 from satmodel.reporting.trust import (
@@ -349,5 +350,6 @@ __all__ = [
     "validation_notes",
     "within_csat_model",
     "write_csv",
+    "stale_banner",
     "write_summary",
 ]
