@@ -60,6 +60,17 @@ class GapResult:
     window: int
 
 
+def _close(rows: pd.DataFrame, levers, levels: dict, short: dict) -> pd.DataFrame:
+    """The rows with each lever's gap closed where it is short (other rows untouched)."""
+    out = rows.copy()
+    for lever in levers:
+        mask = short[lever]
+        if mask.any():
+            moved = set_levers(out.loc[mask], {lever: levels[lever][mask]})
+            out.loc[mask, moved.columns] = moved
+    return out
+
+
 def gap_analysis(
     models: dict,
     panel: pd.DataFrame,
@@ -127,7 +138,7 @@ def gap_analysis(
     out = pd.DataFrame({"customer_id": customers.astype(str)})
     if "segment" in rows:
         out["segment"] = rows.groupby(codes)["segment"].first().astype(str).to_numpy()
-    closed_levels = {}
+    closed_levels, short = {}, {}
     for lever in levers:
         exp_col, sign = GAP_LEVERS[lever]
         name = _SHORT[lever]
@@ -138,15 +149,17 @@ def gap_analysis(
         out[f"{name}_measured"] = share @ measured
         out[f"{name}_expected"] = share @ expected
         out[f"{name}_gap"] = share @ gap
-        closed_levels[lever] = np.where(gap > 0, expected, measured)
+        closed_levels[lever] = expected
+        short[lever] = gap > 0
     out["n_gaps"] = sum((out[f"{_SHORT[lv]}_gap"] > 0).astype(int) for lv in levers)
-    scenarios = [{}, closed_levels] + [{lv: closed_levels[lv]} for lv in levers]
+    scenarios = [rows, _close(rows, levers, closed_levels, short)]
+    scenarios += [_close(rows, [lv], closed_levels, short) for lv in levers]
     rng = np.random.default_rng(seed)
 
     def predict(outcome):
         model = outcome_models[outcome]
         theta = model.draws(int(n_sim), rng)
-        frame = pd.concat([set_levers(rows, lv) for lv in scenarios], ignore_index=True)
+        frame = pd.concat(scenarios, ignore_index=True)
         vals = model.evaluate(model.design(frame), theta).reshape(len(scenarios), len(rows), -1)
         return np.einsum("cr,frs->fcs", share, vals)
 
