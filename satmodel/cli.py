@@ -218,10 +218,14 @@ def cmd_targets(args: argparse.Namespace) -> int:
     responses = None
     if args.outcome != "complaint_rate_per_1k":
         responses = book.responses_
+    config = book.config_
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         models = fit_default_models(
-            responses, panel if args.outcome == "complaint_rate_per_1k" else None
+            responses,
+            panel if args.outcome == "complaint_rate_per_1k" else None,
+            identification=config.models.identification,
+            satisfied_cutoff=config.thresholds.satisfied_cutoff,
         )
         result = solve_target(
             models,
@@ -235,6 +239,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
             top2_model=args.top2_model,
             window=args.window,
             seed=args.seed,
+            month=args.month,
+            satisfied_cutoff=config.thresholds.satisfied_cutoff,
         )
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
@@ -243,6 +249,17 @@ def cmd_targets(args: argparse.Namespace) -> int:
         _write_json(payload, args.json)
     who = args.customer or args.segment or "all customers"
     stream = sys.stderr if args.json == "-" else sys.stdout
+    observed = (
+        f"observed {result.observed_now:.4g} over {result.observed_n} customer-months"
+        if result.observed_n
+        else "nothing observed"
+    )
+    print(
+        f"now ({result.month}, {result.n_customer_months} customer-months of {who}): "
+        f"{args.outcome} model {result.outcome_now:.4g} "
+        f"(95% CI {result.outcome_now_ci_low:.4g}..{result.outcome_now_ci_high:.4g}), {observed}",
+        file=stream,
+    )
     if not result.feasible:
         print(
             f"{args.outcome} {result.direction} {args.target:g} for {who}: not reachable with "
@@ -255,7 +272,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
         print(
             f"{args.outcome} {result.direction} {args.target:g} for {who}: {args.lever} "
             f"{result.required:.4g} {result.unit} (95% CI {result.ci_low:.4g}..{result.ci_high:.4g}; "
-            f"now {result.current:.4g}){note}",
+            f"now {result.current:.4g} median){note}",
             file=stream,
         )
     return 0
@@ -578,8 +595,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     targets = add(
         "targets",
-        "the lever level needed to reach a satisfaction or complaint target, other drivers "
-        "held at the segment's current values (with a confidence interval)",
+        "the lever level needed to reach a satisfaction or complaint target: the model's "
+        "average over the segment's real customer-months of the month, the lever set in each, "
+        "other drivers as they are (with a confidence interval)",
         "satmodel targets --data data/satmodel.duckdb --outcome csat_top2_rate --target 0.8 "
         "--lever latency_p95_ms --segment smb --json out.json",
     )
@@ -601,8 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the service level to solve for: availability_pct, downtime_minutes, "
         "latency_p95_ms, resolution_hours_median or error_rate",
     )
-    targets.add_argument("--segment", help="hold other drivers at this segment's current values")
-    targets.add_argument("--customer", help="... or at this customer's current values")
+    targets.add_argument("--segment", help="average over this segment's customer-months")
+    targets.add_argument("--customer", help="... or over this customer's customer-months")
+    targets.add_argument("--month", help="YYYY-MM of 'now' (default: the last month of the data)")
     targets.add_argument(
         "--n-sim",
         type=int,
@@ -616,7 +635,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="csat_top2_rate from the ordinal CSAT model (default) or the top-2 logit",
     )
     targets.add_argument(
-        "--window", type=int, default=1, help="months summarised as 'current' (default: 1)"
+        "--window",
+        type=int,
+        default=1,
+        help="months (ending at --month) whose customer-months are held (default: 1)",
     )
     targets.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     targets.add_argument("--json", help="write the result as JSON to this file ('-' for stdout)")

@@ -38,6 +38,9 @@ Example
     timezone = "Asia/Shanghai"           # months, their bounds and "last complete month" in
                                          # this IANA zone (default UTC)
 
+    [models]
+    identification = "within"            # or "pooled"
+
 Derived columns and filters
 ---------------------------
 ``derived`` gives canonical columns computed from the user's columns by a small declarative
@@ -188,6 +191,37 @@ class Thresholds:
     slo_latency_p95_ms: float = 800.0
 
 
+IDENTIFICATIONS = ("within", "pooled")
+
+
+@dataclass(frozen=True)
+class Models:
+    """How the default models are fitted (``[models]``).
+
+    Attributes
+    ----------
+    identification : ``"within"`` (effects within customers, Mundlak; the default) or
+        ``"pooled"`` (effects compare customers with each other).
+    """
+
+    identification: str = "within"
+
+
+def _models(raw: dict[str, Any], where: str) -> Models:
+    unknown = set(raw) - {"identification"}
+    if unknown:
+        raise InputError(
+            f"config {where}: unknown setting models.{sorted(unknown)[0]} (known: identification)"
+        )
+    value = raw.get("identification", "within")
+    if value not in IDENTIFICATIONS:
+        raise InputError(
+            f"config {where}: models.identification must be one of "
+            f"{', '.join(IDENTIFICATIONS)}, got {value!r}"
+        )
+    return Models(identification=value)
+
+
 @dataclass(frozen=True)
 class CalendarSettings:
     """How timestamps fall into months.
@@ -238,6 +272,7 @@ class Config:
     source: Path = DEFAULT_DUCKDB
     tables: dict[str, TableMapping] = field(default_factory=dict)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    models: Models = field(default_factory=Models)
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     per_complaint: float = DEFAULT_COMPLAINT_COST
     opex: dict[str, float] = field(default_factory=dict)
@@ -591,7 +626,16 @@ def load_config(path: str | Path | None = None) -> Config:
         raise InputError(f"config {path}: not valid TOML ({exc})") from None
     where = str(path)
     base = path.resolve().parent
-    known_sections = {"source", "tables", "thresholds", "costs", "duckdb", "opex", "calendar"}
+    known_sections = {
+        "source",
+        "tables",
+        "thresholds",
+        "models",
+        "costs",
+        "duckdb",
+        "opex",
+        "calendar",
+    }
     unknown = set(raw) - known_sections
     if unknown:
         raise InputError(
@@ -649,6 +693,7 @@ def load_config(path: str | Path | None = None) -> Config:
         source=(base / source_path) if source_path else DEFAULT_DUCKDB,
         tables=tables,
         thresholds=_thresholds(_section(raw, "thresholds", where), where),
+        models=_models(_section(raw, "models", where), where),
         costs={k: dict(v) if isinstance(v, dict) else {"value": v} for k, v in costs.items()},
         per_complaint=per_complaint,
         opex=dict(sorted(opex.items())),

@@ -45,7 +45,9 @@ class Workbook:
     window_ : first and last month of the data, or None without dated rows.
     panel_ : the service panel (one row per customer-month).
     responses_ : survey responses with their customer-month's panel columns, or None.
-    models_ : the default models (``csat``, ``top2``, ``complaints``) that the data allows.
+    models_ : the default models (``csat``, ``top2``, ``complaints``) that the data allows,
+        identified as ``[models] identification`` says (default: within customers) and with
+        ``[thresholds] satisfied_cutoff`` as the top-2 cutoff.
 
     Examples
     --------
@@ -123,7 +125,13 @@ class Workbook:
     def models_(self) -> dict[str, Any]:
         from satmodel.models import fit_default_models
 
-        return fit_default_models(self.responses_, self.panel_)
+        config = self.config_
+        return fit_default_models(
+            self.responses_,
+            self.panel_,
+            identification=config.models.identification,
+            satisfied_cutoff=config.thresholds.satisfied_cutoff,
+        )
 
     def table_for(self, formula: str) -> pd.DataFrame:
         """The table a formula is fitted on: the responses for a per-response outcome (csat,

@@ -1,4 +1,8 @@
-"""The models recover the demo generator's true coefficients (truth.json), via Python and CLI."""
+"""The models recover the demo generator's true coefficients (truth.json), via Python and CLI.
+
+The default demo world has hidden customer effects tied to latency: within-customer fits
+recover the true (within) effects of the time-varying drivers; the pooled fit is biased.
+"""
 
 import json
 import subprocess
@@ -9,6 +13,8 @@ import pytest
 
 from satmodel import build_panel, build_responses, fit, open_source
 from satmodel.demo import generate_demo
+
+LATENCY = "np.log(latency_p95_ms)"
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +28,6 @@ def demo(tmp_path_factory):
         seed=5,
         duckdb_path=db,
         progress=False,
-        customer_effects=False,  # pooled fits recover the truth only without hidden effects
     )
     source = open_source(db)
     panel = build_panel(source)
@@ -37,26 +42,35 @@ def _assert_covers(coefficients, truth_params):
         assert low <= value <= high, (term, low, value, high)
 
 
+def _time_varying(params: dict) -> dict:
+    """The true effects of the drivers that vary within customers (not segment, intercept)."""
+    return {t: v for t, v in params.items() if t != "Intercept" and not t.startswith("C(segment)")}
+
+
 @pytest.mark.slow
-def test_ordinal_csat_recovers_the_truth(demo):
+def test_within_ordinal_csat_recovers_the_truth_and_pooled_is_biased(demo):
     truth = demo["truth"]["csat"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = fit(demo["responses"], truth["formula"], "ordinal", cluster="customer_id", ci=0.99)
-    assert result.reliable
-    _assert_covers(result.coefficients_, truth["params"])
-    for estimate, true_cut in zip(result.thresholds_["estimate"], truth["thresholds"], strict=True):
-        assert abs(estimate - true_cut) < 3 * result.thresholds_["std_error"].max()
+        result = fit(demo["responses"], truth["formula"], "ordinal", within="customer_id", ci=0.99)
+        pooled = fit(demo["responses"], truth["formula"], "ordinal", cluster="customer_id")
+    assert result.reliable, result.warnings_
+    _assert_covers(result.coefficients_, _time_varying(truth["params"]))
+    latency = pooled.coefficients_.set_index("term").loc[LATENCY]
+    assert latency["ci_high"] < truth["params"][LATENCY], latency  # visibly biased
 
 
 @pytest.mark.slow
-def test_negbin_complaints_recover_the_truth_with_estimated_alpha(demo):
+def test_within_negbin_complaints_recover_the_truth_and_pooled_is_biased(demo):
     truth = demo["truth"]["complaints"]
     data = demo["panel"].dropna(subset=["downtime_minutes_lag1"])
-    result = fit(data, truth["formula"], "negbin", exposure="active_users", ci=0.99)
-    _assert_covers(result.coefficients_, truth["params"])
-    alpha_true = demo["truth"]["complaints"]["alpha"]
-    assert abs(result.alpha_ - alpha_true) < 2.58 * result.alpha_std_error_
+    result = fit(
+        data, truth["formula"], "negbin", exposure="active_users", within="customer_id", ci=0.99
+    )
+    _assert_covers(result.coefficients_, _time_varying(truth["params"]))
+    pooled = fit(data, truth["formula"], "negbin", exposure="active_users", cluster="customer_id")
+    latency = pooled.coefficients_.set_index("term").loc[LATENCY]
+    assert latency["ci_low"] > truth["params"][LATENCY], latency
 
 
 @pytest.mark.slow
@@ -75,7 +89,7 @@ def test_cli_fit_on_a_source_fits_responses_for_csat(demo, tmp_path):
             truth["formula"],
             "--family",
             "ordinal",
-            "--cluster",
+            "--within",
             "customer_id",
             "--json",
             str(out),
@@ -88,3 +102,7 @@ def test_cli_fit_on_a_source_fits_responses_for_csat(demo, tmp_path):
     assert payload["n_obs"] == len(demo["responses"].dropna(subset=["downtime_minutes_lag1"]))
     assert [t["term"] for t in payload["params"]] == list(truth["params"])
     assert len(payload["thresholds"]) == 4
+    assert payload["within"] == "customer_id"
+    by_term = {t["term"]: t for t in payload["params"]}
+    for term, value in _time_varying(truth["params"]).items():
+        assert by_term[term]["ci_low"] <= value <= by_term[term]["ci_high"], (term, value)

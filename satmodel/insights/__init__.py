@@ -14,8 +14,9 @@ module                 what
 ``nowcast``            predicted CSAT for every customer-month, surveyed or not
 =====================  ==================================================================
 
-Scenarios hold the drivers that are not changed at the *current* values of a segment or a
-customer (:func:`current_profile`), and levers move their linked columns
+Every answer for a segment or a customer averages the models' expected outcome over its real
+customer-months of the month (:func:`current_profile`), each customer's persistent part held
+at its own value by a within-customer model; levers move their linked columns
 (:func:`set_levers`): see :mod:`satmodel.insights.scenarios` for the exact rules.
 """
 
@@ -48,7 +49,6 @@ from satmodel.insights.scenarios import (
     Lever,
     OutcomeModel,
     current_profile,
-    customer_profiles,
     set_levers,
 )
 from satmodel.insights.targets import TargetResult, solve_target, target_frontier
@@ -78,7 +78,6 @@ __all__ = [
     "cheapest_plan",
     "cost_curve",
     "current_profile",
-    "customer_profiles",
     "default_drivers",
     "driver_importance",
     "driver_performance",

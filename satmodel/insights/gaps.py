@@ -1,12 +1,13 @@
 """Gap analysis: the service each customer expects against the service it gets.
 
-For every customer, the measured availability, p95 latency and median resolution time (the
-median over the last ``window`` months, see :func:`satmodel.insights.customer_profiles`)
-are compared with its ``expected_*`` columns. A *gap* is a shortfall: availability below,
-latency or resolution time above the expectation (0 when the expectation is met). The cost
-of the gaps is the predicted outcome now minus the predicted outcome with every gap closed
-(each short lever set to the expected level, other drivers unchanged, steady state), with
-parametric-simulation intervals; each gap is also closed on its own.
+Every customer-month of the month (``window`` months ending there; the held customer-months
+of :func:`satmodel.insights.current_profile`) compares its measured availability, p95 latency
+and median resolution time with its ``expected_*`` columns. A *gap* is a shortfall:
+availability below, latency or resolution time above the expectation (0 when the expectation
+is met). The cost of the gaps is the predicted outcome now minus the predicted outcome with
+every gap closed (each short lever set to the expected level, other drivers unchanged, steady
+state, the customer's persistent part held), with parametric-simulation intervals; each gap is
+also closed on its own. A customer's row averages its customer-months.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from satmodel.errors import InputError
 from satmodel.insights.scenarios import (
     OutcomeModel,
     check_ci,
-    customer_profiles,
+    current_profile,
     interval,
     set_levers,
 )
@@ -59,6 +60,17 @@ class GapResult:
     window: int
 
 
+def _close(rows: pd.DataFrame, levers, levels: dict, short: dict) -> pd.DataFrame:
+    """The rows with each lever's gap closed where it is short (other rows untouched)."""
+    out = rows.copy()
+    for lever in levers:
+        mask = short[lever]
+        if mask.any():
+            moved = set_levers(out.loc[mask], {lever: levels[lever][mask]})
+            out.loc[mask, moved.columns] = moved
+    return out
+
+
 def gap_analysis(
     models: dict,
     panel: pd.DataFrame,
@@ -68,6 +80,7 @@ def gap_analysis(
     ci: float = 0.95,
     top2_model: str = "ordinal",
     seed: int | None = 0,
+    satisfied_cutoff: int | None = None,
 ) -> GapResult:
     """Per customer and segment: expectation gaps and what they cost in satisfaction.
 
@@ -78,10 +91,12 @@ def gap_analysis(
     panel : DataFrame
         The service panel.
     window : int
-        Months (ending at ``month``, default the last) whose median is the measured level.
+        Months (ending at ``month``, default the last) whose customer-months are compared.
     month : str, optional
     n_sim, ci, seed : simulation draws, confidence level, seed.
     top2_model : {"ordinal", "logit"}
+    satisfied_cutoff : int, optional
+        CSAT at or above this is satisfied (default: the top-2 model's cutoff, else 4).
 
     Returns
     -------
@@ -103,33 +118,50 @@ def gap_analysis(
             "panel: no lever with its expectation column (need e.g. latency_p95_ms and "
             "expected_latency_p95_ms)"
         )
-    prof = customer_profiles(panel, window=window, month=month)
-    out = prof[["customer_id"] + (["segment"] if "segment" in prof else [])].copy()
-    closed_levels = {}
+    outcomes = ["csat_mean", "csat_top2_rate"]
+    if "complaints" in models:
+        outcomes.append("complaint_rate_per_1k")
+    outcome_models = {
+        o: OutcomeModel(
+            models, o, top2_model=top2_model, satisfied_cutoff=satisfied_cutoff, panel=panel
+        )
+        for o in outcomes
+    }
+    rows = current_profile(panel, window=window, month=month)
+    for model in outcome_models.values():
+        rows = model.predictable(rows)
+    # one row per customer: the average of its customer-months
+    codes, customers = pd.factorize(rows["customer_id"])
+    share = np.zeros((len(customers), len(rows)))
+    share[codes, np.arange(len(rows))] = 1.0
+    share /= share.sum(axis=1, keepdims=True)
+    out = pd.DataFrame({"customer_id": customers.astype(str)})
+    if "segment" in rows:
+        out["segment"] = rows.groupby(codes)["segment"].first().astype(str).to_numpy()
+    closed_levels, short = {}, {}
     for lever in levers:
         exp_col, sign = GAP_LEVERS[lever]
         name = _SHORT[lever]
-        measured = prof[lever].to_numpy(float)
-        expected = prof[exp_col].to_numpy(float)
+        measured = rows[lever].to_numpy(float)
+        expected = rows[exp_col].to_numpy(float)
         gap = np.maximum(0.0, sign * (measured - expected))
         gap = np.where(np.isfinite(gap), gap, 0.0)
-        out[f"{name}_measured"] = measured
-        out[f"{name}_expected"] = expected
-        out[f"{name}_gap"] = gap
-        closed_levels[lever] = np.where(gap > 0, expected, measured)
+        out[f"{name}_measured"] = share @ measured
+        out[f"{name}_expected"] = share @ expected
+        out[f"{name}_gap"] = share @ gap
+        closed_levels[lever] = expected
+        short[lever] = gap > 0
     out["n_gaps"] = sum((out[f"{_SHORT[lv]}_gap"] > 0).astype(int) for lv in levers)
-    closed = set_levers(prof, closed_levels)
-    alone = {lv: set_levers(prof, {lv: closed_levels[lv]}) for lv in levers}
+    scenarios = [rows, _close(rows, levers, closed_levels, short)]
+    scenarios += [_close(rows, [lv], closed_levels, short) for lv in levers]
     rng = np.random.default_rng(seed)
-    n = len(prof)
 
     def predict(outcome):
-        model = OutcomeModel(models, outcome, top2_model=top2_model)
+        model = outcome_models[outcome]
         theta = model.draws(int(n_sim), rng)
-        frames = [prof, closed] + [alone[lv] for lv in levers]
-        X = model.design(pd.concat(frames, ignore_index=True))
-        vals = model.evaluate(X, theta).reshape(len(frames), n, -1)
-        return vals
+        frame = pd.concat(scenarios, ignore_index=True)
+        vals = model.evaluate(model.design(frame), theta).reshape(len(scenarios), len(rows), -1)
+        return np.einsum("cr,frs->fcs", share, vals)
 
     csat = predict("csat_mean")
     out["csat_mean_now"] = csat[0, :, 0]
@@ -148,8 +180,12 @@ def gap_analysis(
         rate = predict("complaint_rate_per_1k")
         out["complaint_rate_now"] = rate[0, :, 0]
         out["complaint_rate_closed"] = rate[1, :, 0]
-        users = prof["active_users"].to_numpy(float) if "active_users" in prof else np.nan
-        avoid = (rate[0] - rate[1]) / 1000.0 * np.asarray(users, dtype=float).reshape(-1, 1)
+        users = (
+            share @ pd.to_numeric(rows["active_users"], errors="coerce").to_numpy(float)
+            if "active_users" in rows
+            else np.full(len(out), np.nan)
+        )
+        avoid = (rate[0] - rate[1]) / 1000.0 * users.reshape(-1, 1)
         out["active_users"] = users
         out["complaints_avoidable_per_month"] = avoid[:, 0]
         low, high = interval(avoid[:, 1:], ci) if n_sim > 0 else (np.nan, np.nan)
@@ -181,5 +217,8 @@ def gap_analysis(
         segments = out.groupby(by).agg(**agg).reset_index()
     out = out.drop(columns=[c for c in out.columns if c.startswith("_")])
     return GapResult(
-        customers_=out, segments_=segments, month=str(prof["month"].iloc[0]), window=window
+        customers_=out,
+        segments_=segments,
+        month=str(rows["month"].astype(str).max()),
+        window=window,
     )

@@ -14,8 +14,9 @@ key                        cost of                                      default
 =========================  ===========================================  ===========
 
 Availability counts at most 6 nines (99.9999 %), so a customer at 100 % today costs nothing
-more. The plan minimises the total cost subject to the target (predicted at the point
-estimate for the held profile) with SLSQP, started from the cheapest feasible point of a
+more. The plan minimises the total cost subject to the target (the point estimate of the
+average outcome over the held real customer-months of the segment or customer, each lever
+set in every one of them; ``current`` is the lever's median over them) with SLSQP, started from the cheapest feasible point of a
 coarse grid over the levers' ranges (current level to best physical level).
 """
 
@@ -37,8 +38,6 @@ from satmodel.insights.scenarios import (
     current_profile,
     interval,
     lever_bounds,
-    set_levers,
-    weighted,
 )
 from satmodel.insights.targets import from_unit, to_unit
 
@@ -188,12 +187,15 @@ def cheapest_plan(
     top2_model: str = "ordinal",
     n_tradeoff: int = 8,
     seed: int | None = 0,
+    month: str | None = None,
+    satisfied_cutoff: int | None = None,
 ) -> PlanResult:
     """The cheapest lever levels that reach an outcome target.
 
     Parameters
     ----------
-    models, panel, outcome, target, segment, customer, window, top2_model
+    models, panel, outcome, target, segment, customer, window, top2_model, month,
+    satisfied_cutoff
         As for :func:`satmodel.insights.solve_target`.
     levers : sequence of str
         Levers the plan may improve (each must have a cost curve).
@@ -221,11 +223,13 @@ def cheapest_plan(
             )
     if not specs or len({s.name for s in specs}) != len(specs):
         raise InputError(f"levers: give distinct levers, got {list(levers)}")
-    profile = current_profile(panel, segment=segment, customer=customer, window=window)
-    weights = profile["weight"].to_numpy(dtype=float)
-    model = OutcomeModel(models, outcome, top2_model=top2_model)
+    model = OutcomeModel(
+        models, outcome, top2_model=top2_model, satisfied_cutoff=satisfied_cutoff, panel=panel
+    )
+    held = current_profile(panel, segment=segment, customer=customer, window=window, month=month)
+    held = model.predictable(held)
     sign = OUTCOME_DIRECTION[outcome]
-    current = np.array([float(weighted(profile[s.name].to_numpy(float), weights)) for s in specs])
+    current = np.array([float(np.median(held[s.name].to_numpy(float))) for s in specs])
     best = []
     for spec in specs:
         lo, hi = lever_bounds(spec, panel)
@@ -240,14 +244,9 @@ def cheapest_plan(
         return np.array([from_unit(s, ui) for s, ui in zip(specs, u, strict=True)], dtype=float)
 
     def outcome_at(level_rows: np.ndarray, theta=None) -> np.ndarray:
-        n_rows = len(profile)
-        frame = profile.loc[np.tile(np.arange(n_rows), len(level_rows))].reset_index(drop=True)
-        frame = set_levers(
-            frame, {s.name: np.repeat(level_rows[:, i], n_rows) for i, s in enumerate(specs)}
-        )
+        scenarios = [{s.name: float(row[i]) for i, s in enumerate(specs)} for row in level_rows]
         theta = model.theta[None, :] if theta is None else theta
-        vals = model.evaluate(model.design(frame), theta).reshape(len(level_rows), n_rows, -1)
-        return np.einsum("grs,r->gs", vals, weights / weights.sum())
+        return model.scenario_means(held, scenarios, theta)
 
     def cost_of(level_rows: np.ndarray) -> np.ndarray:
         return sum(

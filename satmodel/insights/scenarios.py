@@ -1,9 +1,10 @@
-"""Shared machinery of :mod:`satmodel.insights`: levers, held profiles, outcome evaluation.
+"""Shared machinery of :mod:`satmodel.insights`: levers, held customer-months, outcomes.
 
 Levers and their links
 ----------------------
-A *lever* is a service metric the IT team can commit to. Setting a lever in a scenario also
-sets the columns that follow from it:
+A *lever* is a service metric the IT team can commit to (:data:`satmodel.vocabulary.LEVERS`).
+Setting a lever in a scenario sets it in every held customer-month, with the columns that
+follow from it:
 
 * ``availability_pct = a`` sets ``downtime_minutes = (100 - a) / 100 * MINUTES_PER_MONTH``
   (a 30.44-day month, 43,833.6 minutes), and ``downtime_minutes = d`` sets
@@ -14,86 +15,72 @@ sets the columns that follow from it:
 Physical ranges: availability 0..100 %, downtime 0..a month, latency >= 1 ms (a floor for the
 log terms), resolution hours >= 0, error rate 0..1.
 
-Held ("current") profile
-------------------------
-Drivers that are not levers are held at the *current* values of the segment or customer:
+Held customer-months ("now")
+----------------------------
+An answer for a segment, a customer or everyone is the average of the model's expected
+outcome over their **real customer-months** of the month (default: the panel's last month;
+``window`` months ending there), never over a made-up median profile:
 
-* a customer: the median of each column over the customer's last ``window`` months of the
-  panel (default: the latest month); a column with no value there falls back to the
-  customer's median over all months, then to the segment's;
-* a segment: the median over the segment's customer-months in the last ``window`` months
-  (fallback: the segment's median over all months, then the whole panel's); the expected_*
-  columns are the median over the segment's customers;
-* no segment and no customer: one profile per segment, weighted by its number of customers;
-  outcomes are the customer-weighted average over segments.
+* a segment: each of its customer-months of the month, equally weighted;
+* a customer: its customer-month(s) of the month;
+* neither: every customer-month of the month.
 
-In every profile ``<metric>_lag1 = <metric>`` (steady state: last month looked like this one).
+Each row keeps its own drivers and expectations. A driver without a measurement that month
+(no tickets: no resolution time) is held at the customer's median over its months (then the
+segment's, then the panel's); a lag without a previous month equals the current value.
+
+A within-customer model (:func:`satmodel.models.fit` with ``within="customer_id"``) holds
+each customer's *persistent part* (its ``mean(...)`` terms) at its own value: a counterfactual
+moves the lever, not who the customer is. A customer the model was not fitted on (e.g. never
+surveyed) gets the means of its own panel rows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
-from scipy import special
 
 from satmodel.errors import InputError
-
-MINUTES_PER_MONTH = 30.44 * 24 * 60
-OUTCOMES = ("csat_mean", "csat_top2_rate", "complaint_rate_per_1k")
-OUTCOME_UNITS = {
-    "csat_mean": "CSAT points (1-5)",
-    "csat_top2_rate": "share of responses with CSAT >= 4",
-    "complaint_rate_per_1k": "complaints per 1,000 active users per month",
-}
-# for satisfaction outcomes the target is a floor ("at least"); for complaints a ceiling
-OUTCOME_DIRECTION = {"csat_mean": 1, "csat_top2_rate": 1, "complaint_rate_per_1k": -1}
-EXPECTED_COLUMNS = (
-    "expected_availability_pct",
-    "expected_latency_p95_ms",
-    "expected_resolution_hours",
+from satmodel.models.defaults import check_satisfied_cutoff, satisfied_cutoff_of
+from satmodel.models.likelihoods import cdf_pdf
+from satmodel.vocabulary import (
+    DEFAULT_SATISFIED_CUTOFF,
+    DRIVERS,
+    EXPECTED_COLUMNS,
+    LEVERS,
+    MINUTES_PER_MONTH,
+    OUTCOME_DIRECTION,
+    OUTCOME_UNITS,
+    OUTCOMES,
+    Lever,
 )
 
+__all__ = [
+    "EXPECTED_COLUMNS",
+    "LEVERS",
+    "MINUTES_PER_MONTH",
+    "OUTCOMES",
+    "OUTCOME_DIRECTION",
+    "OUTCOME_UNITS",
+    "Lever",
+    "OutcomeModel",
+    "check_ci",
+    "check_customer",
+    "check_lever",
+    "check_outcome",
+    "check_segment",
+    "current_profile",
+    "interval",
+    "lever_bounds",
+    "observed_range",
+    "set_levers",
+    "weighted",
+]
 
-@dataclass(frozen=True)
-class Lever:
-    """A service level the team can commit to.
-
-    Attributes
-    ----------
-    name : panel column.
-    low, high : physical range (``high=None``: unbounded; searched up to 10x the observed max).
-    better : ``"higher"`` or ``"lower"``: which direction improves the service.
-    unit : unit label for tables and plots.
-    scale : grid spacing used by the solver (``"log"``, ``"downtime"``: log1p of the implied
-        downtime, ``"linear"``).
-    """
-
-    name: str
-    low: float
-    high: float | None
-    better: str
-    unit: str
-    scale: str
-    label: str
-
-
-LEVERS: dict[str, Lever] = {
-    "availability_pct": Lever(
-        "availability_pct", 0.0, 100.0, "higher", "%", "downtime", "availability"
-    ),
-    "downtime_minutes": Lever(
-        "downtime_minutes", 0.0, MINUTES_PER_MONTH, "lower", "minutes/month", "log1p", "downtime"
-    ),
-    "latency_p95_ms": Lever("latency_p95_ms", 1.0, None, "lower", "ms", "log", "p95 latency"),
-    "resolution_hours_median": Lever(
-        "resolution_hours_median", 0.0, None, "lower", "hours", "log1p", "median resolution time"
-    ),
-    "error_rate": Lever(
-        "error_rate", 0.0, 1.0, "lower", "share of requests", "linear", "error rate"
-    ),
-}
+# cap on the elements of one (rows x cutpoints x draws) block evaluated at once
+_BLOCK = 4_000_000
+# the driver columns a held customer-month needs (the default models' inputs)
+_DRIVER_COLUMNS = tuple(dict.fromkeys(c for d in DRIVERS for c in d.columns if c != "segment"))
 
 
 def check_outcome(outcome: str) -> str:
@@ -191,30 +178,15 @@ def set_levers(frame: pd.DataFrame, levels: dict) -> pd.DataFrame:
     return out
 
 
-def _numeric_columns(panel: pd.DataFrame) -> list[str]:
-    return [
-        c
-        for c in panel.columns
-        if pd.api.types.is_numeric_dtype(panel[c]) and not pd.api.types.is_bool_dtype(panel[c])
-    ]
-
-
-def _steady_state(frame: pd.DataFrame) -> pd.DataFrame:
-    for column in frame.columns:
-        if column.endswith("_lag1") and column[:-5] in frame.columns:
-            frame[column] = frame[column[:-5]]
-    return frame
-
-
 def _last_months(panel: pd.DataFrame, window: int, month: str | None) -> list[str]:
     months = sorted(panel["month"].dropna().astype(str).unique())
     if month is not None:
         if str(month) not in months:
             raise InputError(f"month {month!r}: not in panel column 'month' (e.g. {months[-1]!r})")
         months = [m for m in months if m <= str(month)]
-    if window < 1:
-        raise InputError(f"window: must be >= 1 month, got {window!r}")
-    return months[-window:]
+    if isinstance(window, bool) or not isinstance(window, int | np.integer) or window < 1:
+        raise InputError(f"window: must be a whole number of months >= 1, got {window!r}")
+    return months[-int(window) :]
 
 
 def current_profile(
@@ -224,92 +196,56 @@ def current_profile(
     window: int = 1,
     month: str | None = None,
 ) -> pd.DataFrame:
-    """The held ("current") driver values of a segment, a customer or every segment.
+    """The held customer-months of a segment, a customer or everyone (see the module notes).
 
     Parameters
     ----------
     panel : DataFrame
         The service panel.
     segment, customer : str, optional
-        Whose current values; neither gives one row per segment.
+        Whose customer-months; neither gives every customer-month.
     window : int
-        Months (ending at ``month`` or the panel's last month) whose values are summarised.
+        Months (ending at ``month`` or the panel's last month) whose customer-months are held.
     month : str, optional
         Last month of the window (``YYYY-MM``).
 
     Returns
     -------
     DataFrame
-        One row per profile: the panel's columns (numeric ones as medians, lags equal to
-        the current values), plus ``profile`` (segment or customer id), ``weight``
-        (customers represented) and ``n_customers``.
+        One row per real customer-month, the panel's columns (missing drivers filled as the
+        module notes say), plus ``profile`` (segment, customer id or ``all``) and ``weight``
+        (1: every customer-month counts the same).
     """
     segment = check_segment(segment, panel)
     customer = check_customer(customer, panel)
     months = _last_months(panel, window, month)
-    numeric = [c for c in _numeric_columns(panel) if not c.endswith("_lag1")]
     data = panel.assign(customer_id=panel["customer_id"].astype(str))
-    recent = data[data["month"].astype(str).isin(months)]
-
-    def summarise(rows: pd.DataFrame, fallbacks: list[pd.DataFrame]) -> dict:
-        values = rows[numeric].median(numeric_only=True)
-        for fallback in fallbacks:
-            missing = values.index[values.isna()]
-            if len(missing) == 0:
-                break
-            values[missing] = fallback[missing].median(numeric_only=True)
-        row = values.to_dict()
-        for col in ("segment", "region", "tier"):
-            if col in rows.columns:
-                mode = rows[col].dropna().astype(str).mode()
-                row[col] = mode.iloc[0] if len(mode) else None
-        return row
-
-    rows = []
+    data = data[data["month"].astype(str) <= months[-1]]
+    mine = data["month"].astype(str).isin(months)
     if customer is not None:
-        mine = data[data["customer_id"] == customer]
-        seg = str(mine["segment"].iloc[0]) if "segment" in mine.columns else None
-        seg_rows = data[data["segment"].astype(str) == seg] if seg is not None else data
-        row = summarise(recent[recent["customer_id"] == customer], [mine, seg_rows, data])
-        if "segment" in mine.columns:
-            row["segment"] = seg
-        row.update(customer_id=customer, profile=customer, weight=1.0, n_customers=1)
-        rows.append(row)
-    else:
-        segments = (
-            [segment]
-            if segment is not None
-            else sorted(data["segment"].dropna().astype(str).unique())
-            if "segment" in data.columns
-            else [None]
-        )
-        for seg in segments:
-            mask_all = data["segment"].astype(str) == seg if seg is not None else data.index >= 0
-            seg_all = data[mask_all]
-            seg_recent = recent[recent["segment"].astype(str) == seg] if seg is not None else recent
-            row = summarise(seg_recent, [seg_all, data])
-            per_customer = seg_all.groupby("customer_id")[
-                [c for c in EXPECTED_COLUMNS if c in seg_all.columns]
-            ].first()
-            for col in per_customer.columns:
-                med = per_customer[col].median()
-                if np.isfinite(med):
-                    row[col] = med
-            n = int(seg_all["customer_id"].nunique())
-            if seg is not None:
-                row["segment"] = seg
-            row.update(profile=seg if seg is not None else "all", weight=float(n), n_customers=n)
-            rows.append(row)
-    profile = _steady_state(pd.DataFrame(rows))
-    for column in panel.columns:
-        if column.endswith("_lag1") and column not in profile.columns and column[:-5] in profile:
-            profile[column] = profile[column[:-5]]
-    if "month" in panel.columns:
-        profile["month"] = months[-1]
-    # keep availability and downtime consistent with the lever link
-    if {"availability_pct", "downtime_minutes"} <= set(profile.columns):
-        profile = set_levers(profile, {"downtime_minutes": profile["downtime_minutes"]})
-    return profile.reset_index(drop=True)
+        mine &= data["customer_id"] == customer
+    elif segment is not None:
+        mine &= data["segment"].astype(str) == segment
+    who = customer or segment or "all"
+    rows = data[mine].copy()
+    if rows.empty:
+        raise InputError(f"panel: no customer-months of {who!r} in {months[0]}..{months[-1]}")
+    for column in (c for c in _DRIVER_COLUMNS if c in rows.columns):
+        if not rows[column].isna().any():
+            continue
+        values = pd.to_numeric(data[column], errors="coerce")
+        by_customer = values.groupby(data["customer_id"]).median()
+        rows[column] = rows[column].fillna(rows["customer_id"].map(by_customer))
+        if "segment" in rows.columns:
+            by_segment = values.groupby(data["segment"].astype(str)).median()
+            rows[column] = rows[column].fillna(rows["segment"].astype(str).map(by_segment))
+        rows[column] = rows[column].fillna(values.median())
+    for column in rows.columns:
+        if column.endswith("_lag1") and column[:-5] in rows.columns:
+            rows[column] = rows[column].fillna(rows[column[:-5]])
+    rows["profile"] = who
+    rows["weight"] = 1.0
+    return rows.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -317,25 +253,28 @@ def current_profile(
 # --------------------------------------------------------------------------------------
 
 
-def _model_for(models: dict, outcome: str, top2_model: str = "ordinal"):
+def _model_key(models: dict, outcome: str, top2_model: str) -> str:
     check_outcome(outcome)
+    if top2_model not in ("ordinal", "logit"):
+        raise InputError(f"top2_model {top2_model!r}: must be 'ordinal' or 'logit'")
     if outcome == "complaint_rate_per_1k":
         key = "complaints"
     elif outcome == "csat_top2_rate" and top2_model == "logit":
         key = "top2"
-    elif outcome == "csat_top2_rate" and top2_model != "ordinal":
-        raise InputError(f"top2_model {top2_model!r}: must be 'ordinal' or 'logit'")
     else:
         key = "csat"
     if key not in models:
         raise InputError(
             f"models: no {key!r} model for outcome {outcome!r} (have: {', '.join(models)})"
         )
-    return models[key]
+    return key
 
 
 class OutcomeModel:
     """One outcome of a fitted model, evaluated for many parameter vectors at once.
+
+    Predictions go through the fit's own link (logit or probit) and, for a within-customer
+    fit, hold each customer's persistent part (its ``mean(...)`` terms) at its own value.
 
     Parameters
     ----------
@@ -343,21 +282,42 @@ class OutcomeModel:
         As returned by :func:`satmodel.models.fit_default_models`.
     outcome : {"csat_mean", "csat_top2_rate", "complaint_rate_per_1k"}
     top2_model : {"ordinal", "logit"}
-        ``csat_top2_rate`` from the ordinal CSAT model (P(csat >= 4), default; consistent
-        with ``csat_mean``) or from the separate top-2 logit.
-    satisfied_cutoff : int
-        CSAT at or above this is "top-2".
+        ``csat_top2_rate`` from the ordinal CSAT model (P(csat >= cutoff), default;
+        consistent with ``csat_mean``) or from the separate top-2 logit.
+    satisfied_cutoff : int, optional
+        CSAT at or above this is "satisfied"; default: the cutoff the ``top2`` model was
+        fitted with, else 4. The top-2 logit can only give its own cutoff.
+    panel : DataFrame, optional
+        The service panel: customers the within fit never saw get the means of their rows.
     """
 
-    def __init__(self, models: dict, outcome: str, top2_model: str = "ordinal", satisfied_cutoff=4):
+    def __init__(
+        self,
+        models: dict,
+        outcome: str,
+        top2_model: str = "ordinal",
+        satisfied_cutoff: int | None = None,
+        panel: pd.DataFrame | None = None,
+    ):
         self.outcome = outcome
-        self.result = _model_for(models, outcome, top2_model)
-        res = self.result
+        self.key = _model_key(models, outcome, top2_model)
+        self.result = res = models[self.key]
         self.family = res.family
-        beta = res.coefficients_["estimate"].to_numpy(dtype=float)
+        self.link = res.link
+        fitted_cutoff = satisfied_cutoff_of(models)
+        if satisfied_cutoff is None:
+            satisfied_cutoff = fitted_cutoff or DEFAULT_SATISFIED_CUTOFF
+        self.satisfied_cutoff = check_satisfied_cutoff(satisfied_cutoff)
+        if self.key == "top2" and fitted_cutoff not in (None, self.satisfied_cutoff):
+            raise InputError(
+                f"satisfied_cutoff {self.satisfied_cutoff}: the top-2 logit was fitted with "
+                f"cutoff {fitted_cutoff}; refit it or use top2_model='ordinal'"
+            )
+        terms = pd.concat([res.coefficients_, res.mundlak_terms_], ignore_index=True)
+        beta = terms.set_index("term")["estimate"].reindex(res.design_columns_).to_numpy(float)
         self.estimated = np.isfinite(beta)
         self.k = len(beta)
-        names = list(res.coefficients_["term"]) + list(res.thresholds_["term"])
+        names = list(res.design_columns_) + list(res.thresholds_["term"])
         theta = np.concatenate(
             (np.where(self.estimated, beta, 0.0), res.thresholds_["estimate"].to_numpy(float))
         )
@@ -366,18 +326,70 @@ class OutcomeModel:
         self.theta = theta
         self.cov = (cov + cov.T) / 2.0
         self.names = names
+        self.n_cuts = len(res.thresholds_)
         if self.family == "ordinal":
             values = np.asarray(res.level_values_, dtype=float)
             self.values = values
-            below = int(np.sum(values < satisfied_cutoff))
+            below = int(np.sum(values < self.satisfied_cutoff))
             if below == 0 or below == len(values):
                 raise InputError(
-                    f"satisfied_cutoff {satisfied_cutoff}: CSAT levels {list(values)} leave no "
-                    f"top-2 split"
+                    f"satisfied_cutoff {self.satisfied_cutoff}: CSAT levels {list(values)} "
+                    "leave no top-2 split"
                 )
             self.top_cut = below - 1
-        elif outcome in ("csat_mean",) or self.family not in ("logit", "negbin", "poisson"):
+        elif outcome == "csat_mean" or self.family not in ("logit", "negbin", "poisson"):
             raise InputError(f"model {self.family!r} cannot give outcome {outcome!r}")
+        self.persistent = self._persistent_parts(panel)
+
+    def _persistent_parts(self, panel: pd.DataFrame | None) -> pd.DataFrame | None:
+        """Each customer's mean terms: the fit's, else the means of its own panel rows."""
+        within = self.result.within_
+        if within is None:
+            return None
+        table = within.means
+        if panel is None or within.column not in panel.columns:
+            return table
+        ids = panel[within.column].astype(str)
+        unseen = panel.loc[~ids.isin(table.index)].reset_index(drop=True)
+        if unseen.empty:
+            return table
+        base = self.result.design_matrix(unseen.assign(**dict.fromkeys(within.terms, 0.0)))
+        own = base[within.varying].groupby(unseen.loc[base.index, within.column].astype(str))
+        own = own.mean().set_axis(within.terms, axis=1)
+        return pd.concat([table, own])
+
+    def _with_persistent(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.persistent is None:
+            return frame
+        column = self.result.within_.column
+        if column not in frame.columns:
+            raise InputError(
+                f"scenario: column {column!r} is needed (the {self.key} model holds each "
+                f"{column}'s persistent part at its own value)"
+            )
+        ids = frame[column].astype(str)
+        unknown = ~ids.isin(self.persistent.index)
+        if unknown.any():
+            raise InputError(
+                f"scenario: {column} {ids[unknown].iloc[0]!r} is unknown to the {self.key} "
+                "model (not fitted on it and not in the panel)"
+            )
+        means = self.persistent.loc[ids].to_numpy(dtype=float)
+        return frame.assign(**{t: means[:, j] for j, t in enumerate(self.persistent.columns)})
+
+    def predictable(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """The rows the model can predict (every driver present, customer known)."""
+        rows = rows.reset_index(drop=True)
+        if self.persistent is not None and self.result.within_.column in rows.columns:
+            known = rows[self.result.within_.column].astype(str).isin(self.persistent.index)
+            rows = rows.loc[known].reset_index(drop=True)
+        design = self.result.design_matrix(self._with_persistent(rows))
+        if design.empty:
+            raise InputError(
+                f"scenario: none of the {len(rows)} held customer-months has every driver of "
+                f"the {self.key} model"
+            )
+        return rows.loc[design.index].reset_index(drop=True)
 
     def draws(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """Parameter vectors: row 0 the estimate, then ``n`` draws from N(estimate, cov)."""
@@ -391,7 +403,7 @@ class OutcomeModel:
 
     def design(self, frame: pd.DataFrame) -> np.ndarray:
         """Design matrix of scenario rows (every driver must be present)."""
-        design = self.result.design_matrix(frame)
+        design = self.result.design_matrix(self._with_persistent(frame.reset_index(drop=True)))
         if len(design) != len(frame):
             cols = [c for c in frame.columns if frame[c].isna().any()]
             raise InputError(
@@ -400,39 +412,60 @@ class OutcomeModel:
             )
         return design.to_numpy(dtype=float)
 
-    def evaluate(self, X: np.ndarray, theta: np.ndarray, pairwise: bool = False) -> np.ndarray:
-        """Outcome for rows ``X`` and parameter rows ``theta``.
+    def _rows_per_block(self, n_draws: int) -> int:
+        return max(1, _BLOCK // (n_draws * max(self.n_cuts, 1)))
 
-        Returns (rows, draws), or (rows,) with ``pairwise=True`` (row i with draw i).
-        """
+    def evaluate(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """Outcome for rows ``X`` and parameter rows ``theta``: (rows, draws)."""
         theta = np.atleast_2d(theta)
-        beta = theta[:, : self.k]
-        eta = np.einsum("ij,ij->i", X, beta) if pairwise else X @ beta.T
+        step = self._rows_per_block(len(theta))
+        blocks = [self._evaluate(X[i : i + step], theta) for i in range(0, len(X), step)]
+        return np.concatenate(blocks, axis=0) if blocks else np.empty((0, len(theta)))
+
+    def _evaluate(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        eta = X @ theta[:, : self.k].T
         if self.family == "ordinal":
-            cuts = np.sort(theta[:, self.k :], axis=1)
-            # pairwise: rows x cuts; else rows x cuts x draws
-            z = cuts - eta[:, None] if pairwise else cuts.T[None, :, :] - eta[:, None, :]
-            cdf = special.expit(z)
-            axis = 1
+            cdf = self._cumulative(eta, theta)
             if self.outcome == "csat_mean":
                 steps = np.diff(self.values)
-                shape = (1, -1) if pairwise else (1, -1, 1)
-                return self.values[-1] - np.sum(cdf * steps.reshape(shape), axis=axis)
-            return 1.0 - np.take(cdf, self.top_cut, axis=axis)
+                return self.values[-1] - np.einsum("rcs,c->rs", cdf, steps)
+            return 1.0 - cdf[:, self.top_cut, :]
         if self.family == "logit":
-            return special.expit(eta)
+            return cdf_pdf(eta, self.link)[0]
         return 1000.0 * np.exp(eta)
+
+    def _cumulative(self, eta: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """P(csat <= level j): (rows, cutpoints, draws), through the fit's own link."""
+        cuts = np.sort(theta[:, self.k :], axis=1)
+        return cdf_pdf(cuts.T[None, :, :] - eta[:, None, :], self.link)[0]
 
     def probabilities(self, X: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """Ordinal level probabilities: (rows, levels, draws)."""
         theta = np.atleast_2d(theta)
-        eta = X @ theta[:, : self.k].T
-        cuts = np.sort(theta[:, self.k :], axis=1)
-        cdf = special.expit(cuts.T[None, :, :] - eta[:, None, :])
+        cdf = self._cumulative(X @ theta[:, : self.k].T, theta)
         n_rows, _, n_draws = cdf.shape
         zeros = np.zeros((n_rows, 1, n_draws))
         cum = np.concatenate((zeros, cdf, zeros + 1.0), axis=1)
         return np.diff(cum, axis=1)
+
+    def scenario_means(self, rows: pd.DataFrame, scenarios: list[dict], theta) -> np.ndarray:
+        """Weighted mean outcome of ``rows`` under each scenario: (scenarios, draws).
+
+        Each scenario maps lever columns to a level (scalar, or one value per row), set by
+        :func:`set_levers`; the rows' ``weight`` column weighs them.
+        """
+        theta = np.atleast_2d(theta)
+        weights = rows["weight"].to_numpy(dtype=float)
+        weights = weights / weights.sum()
+        n_rows = len(rows)
+        per_chunk = max(1, self._rows_per_block(len(theta)) // max(n_rows, 1))
+        out = []
+        for start in range(0, len(scenarios), per_chunk):
+            chunk = scenarios[start : start + per_chunk]
+            frame = pd.concat([set_levers(rows, levels) for levels in chunk], ignore_index=True)
+            values = self.evaluate(self.design(frame), theta).reshape(len(chunk), n_rows, -1)
+            out.append(np.einsum("grs,r->gs", values, weights))
+        return np.concatenate(out, axis=0)
 
 
 def weighted(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -454,46 +487,3 @@ def check_ci(ci: float) -> float:
     if not 0 < ci < 1:
         raise InputError(f"ci: must be between 0 and 1, got {ci!r}")
     return float(ci)
-
-
-def customer_profiles(
-    panel: pd.DataFrame, window: int = 1, month: str | None = None
-) -> pd.DataFrame:
-    """Current values of every customer at once (the customer rule of :func:`current_profile`).
-
-    Numeric columns are the median over the customer's last ``window`` months; a column
-    without a value there falls back to the customer's median over all months, then to the
-    segment's median. Lags equal the current values (steady state).
-
-    Returns
-    -------
-    DataFrame
-        One row per customer_id with ``profile`` (= customer_id) and ``weight`` (1).
-    """
-    months = _last_months(panel, window, month)
-    numeric = [c for c in _numeric_columns(panel) if not c.endswith("_lag1")]
-    data = panel.assign(customer_id=panel["customer_id"].astype(str))
-    data = data[data["month"].astype(str) <= months[-1]]
-    recent = data[data["month"].astype(str).isin(months)]
-    current = recent.groupby("customer_id")[numeric].median()
-    overall = data.groupby("customer_id")[numeric].median()
-    current = current.reindex(overall.index).fillna(overall)
-    context = data.groupby("customer_id")[
-        [c for c in ("segment", "region", "tier") if c in data.columns]
-    ].last()
-    out = current.join(context)
-    if "segment" in out.columns:
-        seg_median = data.groupby("segment")[numeric].median()
-        fill = seg_median.reindex(out["segment"].astype(str)).set_axis(out.index)
-        out[numeric] = out[numeric].fillna(fill)
-    out = out.reset_index()
-    out["profile"] = out["customer_id"]
-    out["weight"] = 1.0
-    out["n_customers"] = 1
-    out["month"] = months[-1]
-    for column in panel.columns:
-        if column.endswith("_lag1") and column[:-5] in out.columns:
-            out[column] = out[column[:-5]]
-    if {"availability_pct", "downtime_minutes"} <= set(out.columns):
-        out = set_levers(out, {"downtime_minutes": out["downtime_minutes"].to_numpy(float)})
-    return out

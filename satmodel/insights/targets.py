@@ -1,11 +1,17 @@
 """Inverse solver: the lever level needed to reach a satisfaction or complaint target.
 
-Outcomes (all predicted for the held profile of :func:`satmodel.insights.current_profile`):
+Outcomes, each the average of the model's expected outcome over the held real customer-months
+of the segment or customer (:func:`satmodel.insights.current_profile`), the lever set in every
+one of them:
 
 * ``csat_mean`` - expected CSAT score from the ordinal ``csat`` model;
-* ``csat_top2_rate`` - P(csat >= 4) from the ordinal ``csat`` model (``top2_model="logit"``
-  uses the separate top-2 logit instead);
+* ``csat_top2_rate`` - P(csat >= satisfied cutoff) from the ordinal ``csat`` model
+  (``top2_model="logit"`` uses the separate top-2 logit instead);
 * ``complaint_rate_per_1k`` - 1000 x the negative-binomial rate per active user.
+
+``outcome_now`` is that average with nothing changed (what the model says the customers
+report now) and ``observed_now`` what they did report: the mean of the panel's outcome column
+over the same customer-months (those with a value).
 
 Satisfaction targets are floors (reach *at least* the target), complaint targets ceilings
 (*at most*). The required level is the least demanding level of the lever such that every
@@ -14,7 +20,8 @@ response: where the response crosses the target). Uncertainty: parametric bootst
 model's parameters are drawn ``n_sim`` times from N(estimate, covariance) and the target
 solved for each draw; the interval is the percentile interval of those solutions (a draw
 whose target cannot be reached counts at the lever's best physical end, one that reaches it
-everywhere at the worst end).
+everywhere at the worst end). Each draw's solution is interpolated between the points of a
+grid of the lever; the estimate is refined by bisection.
 """
 
 from __future__ import annotations
@@ -40,10 +47,9 @@ from satmodel.insights.scenarios import (
     lever_bounds,
     observed_range,
     set_levers,
-    weighted,
 )
 
-__all__ = ["TargetResult", "TargetSolver", "solve_target", "target_frontier"]
+__all__ = ["TargetResult", "TargetSolver", "observed_outcome", "solve_target", "target_frontier"]
 
 _GRID = 256
 _BISECTIONS = 40
@@ -78,7 +84,9 @@ class TargetResult:
     """Answer of :func:`solve_target`; :meth:`to_dict` gives the CLI's JSON keys.
 
     ``required`` is the lever level needed (None when infeasible), ``ci_low``/``ci_high``
-    its interval, ``current`` the lever's current level, ``feasible`` whether any level in
+    its interval, ``current`` the lever's current level (median over the held
+    customer-months), ``outcome_now`` the model's average outcome over them as they are and
+    ``observed_now`` the average of what they reported (``observed_n`` customer-months), ``feasible`` whether any level in
     the lever's physical range reaches the target, ``extrapolated`` whether the answer lies
     outside the lever's observed range in the panel.
     """
@@ -103,6 +111,13 @@ class TargetResult:
     current_outcome: float = float("nan")
     current_outcome_ci_low: float = float("nan")
     current_outcome_ci_high: float = float("nan")
+    outcome_now: float = float("nan")
+    outcome_now_ci_low: float = float("nan")
+    outcome_now_ci_high: float = float("nan")
+    observed_now: float = float("nan")
+    observed_n: int = 0
+    month: str | None = None
+    n_customer_months: int = 0
     best_outcome: float = float("nan")
     observed_min: float = float("nan")
     observed_max: float = float("nan")
@@ -134,6 +149,13 @@ class TargetResult:
             "current",
             "feasible",
             "extrapolated",
+            "outcome_now",
+            "outcome_now_ci_low",
+            "outcome_now_ci_high",
+            "observed_now",
+            "observed_n",
+            "month",
+            "n_customer_months",
             "segment",
             "customer",
             "unit",
@@ -159,31 +181,17 @@ class TargetResult:
 
 
 class TargetSolver:
-    """Outcome of a held profile as a function of one lever, for many parameter draws."""
+    """Outcome of the held customer-months as a function of one lever, for many draws."""
 
-    def __init__(self, model: OutcomeModel, profile: pd.DataFrame, lever: Lever):
+    def __init__(self, model: OutcomeModel, rows: pd.DataFrame, lever: Lever):
         self.model = model
-        self.profile = profile.reset_index(drop=True)
-        self.weights = self.profile["weight"].to_numpy(dtype=float)
+        self.rows = rows.reset_index(drop=True)
         self.lever = lever
 
     def on_grid(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """Outcome at lever levels ``x`` (G,) for draws ``theta`` (S, P): (G, S)."""
-        n_rows = len(self.profile)
-        frame = self.profile.loc[np.tile(np.arange(n_rows), len(x))].reset_index(drop=True)
-        frame = set_levers(frame, {self.lever.name: np.repeat(x, n_rows)})
-        values = self.model.evaluate(self.model.design(frame), theta)  # (G*R, S)
-        values = values.reshape(len(x), n_rows, -1)
-        return np.einsum("grs,r->gs", values, self.weights / self.weights.sum())
-
-    def pairwise(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        """Outcome at level ``x[s]`` under draw ``theta[s]``: (S,)."""
-        n_rows = len(self.profile)
-        frame = self.profile.loc[np.tile(np.arange(n_rows), len(x))].reset_index(drop=True)
-        frame = set_levers(frame, {self.lever.name: np.repeat(x, n_rows)})
-        X = self.model.design(frame)
-        values = self.model.evaluate(X, np.repeat(theta, n_rows, axis=0), pairwise=True)
-        return values.reshape(len(x), n_rows) @ (self.weights / self.weights.sum())
+        scenarios = [{self.lever.name: float(level)} for level in np.asarray(x, dtype=float)]
+        return self.model.scenario_means(self.rows, scenarios, theta)
 
 
 def _solve(solver: TargetSolver, theta: np.ndarray, target: float, sign: int, bounds):
@@ -204,17 +212,29 @@ def _solve(solver: TargetSolver, theta: np.ndarray, target: float, sign: int, bo
     solution[status == 2] = x_grid[-1]
     todo = np.flatnonzero(status == 1)
     if len(todo):
-        lo = u_grid[first_fail[todo] - 1]
-        hi = u_grid[first_fail[todo]]
-        sub = theta[todo]
+        # linear interpolation of the outcome between the last good and the first failing
+        # grid point (the grid is fine: the error is far inside the interval)
+        hi_i = first_fail[todo]
+        v_lo, v_hi = values[hi_i - 1, todo], values[hi_i, todo]
+        share = np.clip((target - v_lo) / np.where(v_hi != v_lo, v_hi - v_lo, 1.0), 0.0, 1.0)
+        u_solved = u_grid[hi_i - 1] + share * (u_grid[hi_i] - u_grid[hi_i - 1])
+        solution[todo] = from_unit(lever, u_solved)
+    if status[0] == 1:
+        lo, hi = u_grid[first_fail[0] - 1], u_grid[first_fail[0]]
         for _ in range(_BISECTIONS):
             mid = (lo + hi) / 2.0
-            val = solver.pairwise(from_unit(lever, mid), sub)
-            good = sign * (val - target) >= 0
-            lo = np.where(good, mid, lo)
-            hi = np.where(good, hi, mid)
-        solution[todo] = from_unit(lever, lo)
+            good = sign * (solver.on_grid(from_unit(lever, [mid]), theta[:1])[0, 0] - target) >= 0
+            lo, hi = (mid, hi) if good else (lo, mid)
+        solution[0] = float(from_unit(lever, lo))
     return solution, status, values
+
+
+def observed_outcome(rows: pd.DataFrame, outcome: str) -> tuple[float, int]:
+    """Mean of the panel's outcome column over the rows that have it, and how many do."""
+    if outcome not in rows.columns:
+        return float("nan"), 0
+    values = pd.to_numeric(rows[outcome], errors="coerce").dropna()
+    return (float(values.mean()) if len(values) else float("nan")), int(len(values))
 
 
 def solve_target(
@@ -231,6 +251,8 @@ def solve_target(
     window: int = 1,
     top2_model: str = "ordinal",
     seed: int | None = 0,
+    month: str | None = None,
+    satisfied_cutoff: int | None = None,
 ) -> TargetResult:
     """The level of one lever needed to reach an outcome target.
 
@@ -246,19 +268,23 @@ def solve_target(
     lever : str
         One of :data:`satmodel.insights.LEVERS` present in the panel.
     segment, customer : str, optional
-        Whose current values hold the other drivers (see :func:`current_profile`).
+        Whose customer-months are held (see :func:`current_profile`; neither: everyone's).
     fixed : dict, optional
-        Other levers set to given levels (column -> value) instead of their current values.
+        Other levers set to given levels (column -> value) in every held customer-month.
     n_sim : int
         Parameter draws for the interval (0: point estimate only).
     ci : float
         Confidence level.
     window : int
-        Months summarised for the current values.
+        Months (ending at ``month``) whose customer-months are held.
     top2_model : {"ordinal", "logit"}
         Source of ``csat_top2_rate``.
     seed : int, optional
         Seed of the parameter draws.
+    month : str, optional
+        ``YYYY-MM`` of "now" (default: the panel's last month).
+    satisfied_cutoff : int, optional
+        CSAT at or above this is satisfied (default: the top-2 model's cutoff, else 4).
 
     Returns
     -------
@@ -278,22 +304,24 @@ def solve_target(
         check_lever(name, panel)
         if name == lever:
             raise InputError(f"fixed: {name!r} is the lever being solved for")
-    profile = current_profile(panel, segment=segment, customer=customer, window=window)
-    if fixed:
-        profile = set_levers(profile, fixed)
-    model = OutcomeModel(models, outcome, top2_model=top2_model)
+    model = OutcomeModel(
+        models, outcome, top2_model=top2_model, satisfied_cutoff=satisfied_cutoff, panel=panel
+    )
+    rows = current_profile(panel, segment=segment, customer=customer, window=window, month=month)
+    rows = model.predictable(rows)
+    held = set_levers(rows, fixed) if fixed else rows
     rng = np.random.default_rng(seed)
     theta = model.draws(int(n_sim), rng)
     sign = OUTCOME_DIRECTION[outcome]
     bounds = lever_bounds(lever_spec, panel)
-    solver = TargetSolver(model, profile, lever_spec)
+    solver = TargetSolver(model, held, lever_spec)
     solution, status, grid_values = _solve(solver, theta, target, sign, bounds)
 
-    weights = profile["weight"].to_numpy(dtype=float)
-    current_level = float(weighted(profile[lever].to_numpy(dtype=float), weights))
-    X_now = model.design(profile)
-    now = weighted(model.evaluate(X_now, theta), weights)
+    current_level = float(np.median(rows[lever].to_numpy(dtype=float)))
+    now, held_now = model.scenario_means(rows, [{}, fixed], theta)
     now_low, now_high = interval(now[1:], ci) if len(now) > 1 else (np.nan, np.nan)
+    held_low, held_high = interval(held_now[1:], ci) if len(now) > 1 else (np.nan, np.nan)
+    observed_now, observed_n = observed_outcome(rows, outcome)
     obs_lo, obs_hi = observed_range(lever_spec, panel)
     best_end, worst_end = (
         (bounds[0], bounds[1]) if lever_spec.better == "lower" else (bounds[1], bounds[0])
@@ -327,11 +355,18 @@ def solve_target(
         outcome_unit=OUTCOME_UNITS[outcome],
         direction="at least" if sign > 0 else "at most",
         ci=ci,
-        met_now=bool(sign * (now[0] - target) >= 0),
+        met_now=bool(sign * (held_now[0] - target) >= 0),
         binding=bool(status[0] == 1),
-        current_outcome=float(now[0]),
-        current_outcome_ci_low=float(now_low),
-        current_outcome_ci_high=float(now_high),
+        current_outcome=float(held_now[0]),
+        current_outcome_ci_low=float(held_low),
+        current_outcome_ci_high=float(held_high),
+        outcome_now=float(now[0]),
+        outcome_now_ci_low=float(now_low),
+        outcome_now_ci_high=float(now_high),
+        observed_now=observed_now,
+        observed_n=observed_n,
+        month=str(rows["month"].astype(str).max()),
+        n_customer_months=len(rows),
         best_outcome=float(grid_values[0, 0]),
         observed_min=obs_lo,
         observed_max=obs_hi,
@@ -340,7 +375,7 @@ def solve_target(
         feasible_share=feasible_share,
         n_sim=int(n_sim),
         fixed=fixed,
-        held_=profile,
+        held_=held,
         solutions_=solution,
     )
 
@@ -370,7 +405,8 @@ def target_frontier(
         The second lever, fixed at each of ``other_levels``.
     other_levels : sequence of float
     **kwargs
-        Passed to :func:`solve_target` (``window``, ``top2_model``).
+        Passed to :func:`solve_target` (``window``, ``top2_model``, ``month``,
+        ``satisfied_cutoff``).
 
     Returns
     -------

@@ -1,8 +1,9 @@
 """What-if scenarios, response curves and marginal effects (elasticities).
 
-All three predict for a held profile (:func:`satmodel.insights.current_profile`) with some
-levers changed (:func:`satmodel.insights.set_levers`: availability and downtime move
-together, lags follow). Intervals are parametric-simulation intervals: the model parameters
+All three average the model's expected outcome over the held real customer-months of a
+segment or customer (:func:`satmodel.insights.current_profile`) with some levers changed in
+each (:func:`satmodel.insights.set_levers`: availability and downtime move together, lags
+follow; each customer's persistent part stays its own). Intervals are parametric-simulation intervals: the model parameters
 are drawn ``n_sim`` times from N(estimate, covariance) and the percentile interval of the
 predictions is reported (for effects, of the predicted *differences*, so the common
 uncertainty cancels).
@@ -90,6 +91,8 @@ def what_if(
     window: int = 1,
     top2_model: str = "ordinal",
     seed: int | None = 0,
+    month: str | None = None,
+    satisfied_cutoff: int | None = None,
 ) -> pd.DataFrame:
     """Predicted satisfaction and complaints for service-level scenarios.
 
@@ -104,20 +107,19 @@ def what_if(
         ``{"availability_pct": 99.95, "latency_p95_ms": 300}``. A ``current`` row (nothing
         changed) always comes first.
     segment, customer : str, optional
-        Whose current values hold the other drivers.
+        Whose customer-months are held (neither: everyone's).
     n_sim, ci, seed : simulation draws, confidence level, seed.
-    window, top2_model : see :func:`satmodel.insights.solve_target`.
+    window, top2_model, month, satisfied_cutoff : see :func:`satmodel.insights.solve_target`.
 
     Returns
     -------
     DataFrame
-        One row per scenario: scenario, profile, the set levels, ``p_<level>`` (CSAT
-        distribution), csat_mean, csat_mean_ci_low, csat_mean_ci_high, csat_top2_rate (+ CI),
+        One row per scenario: scenario, profile, the set levels (``current``: the median over
+        the held customer-months), ``p_<level>`` (CSAT distribution), csat_mean, csat_mean_ci_low, csat_mean_ci_high, csat_top2_rate (+ CI),
         complaint_rate_per_1k (+ CI), for the outcomes the models support.
     """
     ci = check_ci(ci)
-    profile = current_profile(panel, segment=segment, customer=customer, window=window)
-    weights = profile["weight"].to_numpy(dtype=float)
+    held = current_profile(panel, segment=segment, customer=customer, window=window, month=month)
     items = _scenario_list(scenarios)
     for _, levels in items:
         for column in levels:
@@ -126,9 +128,6 @@ def what_if(
                 raise InputError(
                     f"scenario: column {column!r} not in the panel (levers: {', '.join(valid)})"
                 )
-    frames = [set_levers(profile, levels) for _, levels in items]
-    stacked = pd.concat(frames, ignore_index=True)
-    n_rows = len(profile)
     rng = np.random.default_rng(seed)
     rows = [
         {"scenario": label, "profile": segment or customer or "all", **levels}
@@ -137,20 +136,24 @@ def what_if(
     out = pd.DataFrame(rows)
     for column in {c for _, lv in items for c in lv}:
         out[column] = [
-            float(levels.get(column, weighted(profile[column].to_numpy(float), weights)))
+            float(levels.get(column, np.median(held[column].to_numpy(float))))
             for _, levels in items
         ]
+    levels_list = [levels for _, levels in items]
     for outcome in _available_outcomes(models, top2_model):
-        model = OutcomeModel(models, outcome, top2_model=top2_model)
+        model = OutcomeModel(
+            models, outcome, top2_model=top2_model, satisfied_cutoff=satisfied_cutoff, panel=panel
+        )
+        mine = model.predictable(held)
         theta = model.draws(int(n_sim), rng)
-        X = model.design(stacked)
-        values = model.evaluate(X, theta).reshape(len(items), n_rows, -1)
-        values = np.einsum("irs,r->is", values, weights / weights.sum())
+        values = model.scenario_means(mine, levels_list, theta)
         if outcome == "csat_mean":
-            probs = model.probabilities(X, theta[:1])[:, :, 0].reshape(len(items), n_rows, -1)
-            probs = np.einsum("irl,r->il", probs, weights / weights.sum())
-            for j, level in enumerate(model.result.levels_):
-                out[f"p_{level}"] = probs[:, j]
+            weights = mine["weight"].to_numpy(dtype=float)
+            for i, levels in enumerate(levels_list):
+                X = model.design(set_levers(mine, levels))
+                probs = weighted(model.probabilities(X, theta[:1])[:, :, 0], weights)
+                for j, level in enumerate(model.result.levels_):
+                    out.loc[i, f"p_{level}"] = probs[j]
         out[outcome] = values[:, 0]
         low, high = interval(values[:, 1:], ci) if n_sim > 0 else (np.nan, np.nan)
         out[f"{outcome}_ci_low"] = low
@@ -183,13 +186,15 @@ def response_curve(
     window: int = 1,
     top2_model: str = "ordinal",
     seed: int | None = 0,
+    month: str | None = None,
+    satisfied_cutoff: int | None = None,
 ) -> pd.DataFrame:
-    """An outcome as a function of one lever, other drivers held at current values.
+    """An outcome as a function of one lever, set in every held customer-month.
 
     Parameters
     ----------
     models, panel, outcome, lever, segment, customer, fixed, n_sim, ci, window, top2_model,
-    seed
+    seed, month, satisfied_cutoff
         As for :func:`satmodel.insights.solve_target`.
     grid : sequence of float, optional
         Lever levels (default: ``n_points`` levels over the observed range widened by a
@@ -204,13 +209,16 @@ def response_curve(
     outcome = check_outcome(outcome)
     spec = check_lever(lever, panel)
     ci = check_ci(ci)
-    profile = current_profile(panel, segment=segment, customer=customer, window=window)
+    model = OutcomeModel(
+        models, outcome, top2_model=top2_model, satisfied_cutoff=satisfied_cutoff, panel=panel
+    )
+    held = current_profile(panel, segment=segment, customer=customer, window=window, month=month)
+    held = model.predictable(held)
     if fixed:
-        profile = set_levers(profile, fixed)
+        held = set_levers(held, fixed)
     grid = _default_grid(spec, panel, n_points) if grid is None else np.asarray(grid, float)
-    model = OutcomeModel(models, outcome, top2_model=top2_model)
     theta = model.draws(int(n_sim), np.random.default_rng(seed))
-    values = TargetSolver(model, profile, spec).on_grid(grid, theta)
+    values = TargetSolver(model, held, spec).on_grid(grid, theta)
     low, high = interval(values[:, 1:], ci) if n_sim > 0 else (np.nan, np.nan)
     obs_lo, obs_hi = observed_range(spec, panel)
     return pd.DataFrame(
@@ -298,14 +306,17 @@ def marginal_effects(
     window: int = 1,
     top2_model: str = "ordinal",
     seed: int | None = 0,
+    month: str | None = None,
+    satisfied_cutoff: int | None = None,
 ) -> pd.DataFrame:
     """Effect of a one-step improvement of each lever, and elasticities, per segment.
 
     A step is :data:`DEFAULT_STEPS` unless given (e.g. +0.1 pp availability, -100 ms p95
-    latency, -1 h resolution). The step starts at the segment's current level; when that
-    would leave the physical range (availability already 100 %) the step ends at the bound
-    instead (``from_level``/``to_level`` say which). The elasticity is d log(outcome) /
-    d log(lever) at the current level (central difference; one-sided at a bound).
+    latency, -1 h resolution). Every held customer-month moves one step from its own level;
+    one whose step would leave the physical range (availability already 100 %) steps to the
+    bound from one step inside instead (``from_level``/``to_level`` give the medians). The
+    elasticity is d log(outcome) / d log(lever): the response of the average outcome to a
+    proportional change of every customer-month's level (central difference).
 
     Parameters
     ----------
@@ -315,8 +326,8 @@ def marginal_effects(
     steps : dict, optional
         Lever -> signed step (overrides :data:`DEFAULT_STEPS`).
     segments : list of str, optional
-        Default: every segment, plus ``all`` (customer-weighted).
-    n_sim, ci, window, top2_model, seed : as for :func:`what_if`.
+        Default: every segment, plus ``all`` (every customer-month).
+    n_sim, ci, window, top2_model, seed, month, satisfied_cutoff : as for :func:`what_if`.
 
     Returns
     -------
@@ -330,40 +341,38 @@ def marginal_effects(
     if levers is None:
         levers = [name for name in LEVERS if name in panel.columns]
     specs = [check_lever(name, panel) for name in levers]
+    for spec in specs:
+        if spec.name not in steps:
+            raise InputError(f"steps: no step for lever {spec.name!r}")
     if segments is None:
         segments = sorted(panel["segment"].dropna().astype(str).unique()) + [None]
     outcomes = _available_outcomes(models, top2_model)
     rng = np.random.default_rng(seed)
     draws = {}
     for outcome in outcomes:
-        model = OutcomeModel(models, outcome, top2_model=top2_model)
+        model = OutcomeModel(
+            models, outcome, top2_model=top2_model, satisfied_cutoff=satisfied_cutoff, panel=panel
+        )
         draws[outcome] = (model, model.draws(int(n_sim), rng))
+    rel = 1e-3  # relative change of the central difference
     rows = []
     for seg in segments:
-        profile = current_profile(panel, segment=seg, window=window)
-        weights = profile["weight"].to_numpy(dtype=float)
-        for spec in specs:
-            if spec.name not in steps:
-                raise InputError(f"steps: no step for lever {spec.name!r}")
-            step = float(steps[spec.name])
-            lo, hi = lever_bounds(spec, panel)
-            x0 = float(weighted(profile[spec.name].to_numpy(float), weights))
-            x1 = float(np.clip(x0 + step, lo, hi))
-            if x1 == x0:
-                x0 = float(np.clip(x1 - step, lo, hi))
-            h = max(abs(x0) * 1e-3, 1e-6)
-            xa, xb = max(x0 - h, lo), min(x0 + h, hi)
-            levels = [x0, x1, xa, xb]
-            frame = pd.concat(
-                [set_levers(profile, {spec.name: v}) for v in levels], ignore_index=True
-            )
-            for outcome, (model, theta) in draws.items():
-                vals = model.evaluate(model.design(frame), theta)
-                vals = vals.reshape(len(levels), len(profile), -1)
-                vals = np.einsum("irs,r->is", vals, weights / weights.sum())
+        held = current_profile(panel, segment=seg, window=window, month=month)
+        for outcome, (model, theta) in draws.items():
+            mine = model.predictable(held)
+            for spec in specs:
+                step = float(steps[spec.name])
+                lo, hi = lever_bounds(spec, panel)
+                x = mine[spec.name].to_numpy(float)
+                x1 = np.clip(x + step, lo, hi)
+                x0 = np.where(x1 == x, np.clip(x1 - step, lo, hi), x)
+                xa = np.clip(x0 * (1 - rel), lo, hi)
+                xb = np.clip(x0 * (1 + rel), lo, hi)
+                levels = [{spec.name: v} for v in (x0, x1, xa, xb)]
+                vals = model.scenario_means(mine, levels, theta)
                 effect = vals[1] - vals[0]
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    elastic = (np.log(vals[3]) - np.log(vals[2])) / (xb - xa) * x0
+                    elastic = (np.log(vals[3]) - np.log(vals[2])) / np.log((1 + rel) / (1 - rel))
                 e_lo, e_hi = interval(effect[1:], ci) if n_sim > 0 else (np.nan, np.nan)
                 l_lo, l_hi = interval(elastic[1:], ci) if n_sim > 0 else (np.nan, np.nan)
                 rows.append(
@@ -371,9 +380,9 @@ def marginal_effects(
                         "segment": seg if seg is not None else "all",
                         "lever": spec.name,
                         "unit": spec.unit,
-                        "step": x1 - x0,
-                        "from_level": x0,
-                        "to_level": x1,
+                        "step": float(np.mean(x1 - x0)),
+                        "from_level": float(np.median(x0)),
+                        "to_level": float(np.median(x1)),
                         "outcome": outcome,
                         "outcome_unit": OUTCOME_UNITS[outcome],
                         "baseline": float(vals[0, 0]),

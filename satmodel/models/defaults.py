@@ -3,6 +3,7 @@ complaints (NB2 with exposure), and the model matrices of a fitted model."""
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -14,44 +15,71 @@ from satmodel.models.design import prepare, subset_rows
 from satmodel.models.fitting import MIN_RESPONSES, fit, single_threaded_blas
 from satmodel.models.formulas import parse_formula
 from satmodel.models.results import FitResult
+from satmodel.vocabulary import DEFAULT_SATISFIED_CUTOFF, DRIVERS
 
-DEFAULT_DRIVERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("np.log(latency_p95_ms)", ("latency_p95_ms",)),
-    ("np.log1p(downtime_minutes)", ("downtime_minutes",)),
-    ("error_rate", ("error_rate",)),
-    ("np.log1p(resolution_hours_median)", ("resolution_hours_median",)),
-    (
-        "np.maximum(0, np.log(latency_p95_ms / expected_latency_p95_ms))",
-        ("latency_p95_ms", "expected_latency_p95_ms"),
-    ),
-    (
-        "np.maximum(0, expected_availability_pct - availability_pct)",
-        ("availability_pct", "expected_availability_pct"),
-    ),
-    ("np.log1p(downtime_minutes_lag1)", ("downtime_minutes_lag1",)),
-    ("C(segment)", ("segment",)),
+DEFAULT_DRIVERS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (d.term, d.columns) for d in DRIVERS
 )
 
 DEFAULT_MODELS = {
     "csat": {"outcome": "csat", "family": "ordinal", "data": "responses"},
-    "top2": {"outcome": "I(csat >= 4)", "family": "logit", "data": "responses"},
+    "top2": {"outcome": "I(csat >= {cutoff})", "family": "logit", "data": "responses"},
     "complaints": {"outcome": "complaints", "family": "negbin", "data": "panel"},
 }
+IDENTIFICATIONS = ("within", "pooled")
+WITHIN_COLUMN = "customer_id"
+_TOP2_OUTCOME = re.compile(r"^I\(csat >= (\d+)\)$")
 
 
-def default_formulas(columns=None) -> dict[str, str]:
+def check_satisfied_cutoff(cutoff, responses: pd.DataFrame | None = None) -> int:
+    """Validate a satisfied cutoff: a whole CSAT score that splits the observed scores.
+
+    Raises
+    ------
+    InputError
+        When the cutoff is not a whole number, or (with ``responses``) no observed score lies
+        below it or none at or above it (no top-2 split to model).
+    """
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float | np.integer | np.floating):
+        raise InputError(f"satisfied_cutoff {cutoff!r}: must be a whole CSAT score, e.g. 4")
+    if not float(cutoff).is_integer():
+        raise InputError(f"satisfied_cutoff {cutoff!r}: must be a whole CSAT score, e.g. 4")
+    cutoff = int(cutoff)
+    if responses is not None and "csat" in responses.columns:
+        scores = pd.to_numeric(responses["csat"], errors="coerce").dropna()
+        if len(scores) and not (scores.min() < cutoff <= scores.max()):
+            raise InputError(
+                f"satisfied_cutoff {cutoff}: the CSAT scores run from {scores.min():g} to "
+                f"{scores.max():g}, so no response or every response counts as satisfied"
+            )
+    return cutoff
+
+
+def satisfied_cutoff_of(models: dict) -> int | None:
+    """The satisfied cutoff the default ``top2`` model was fitted with (None without one)."""
+    top2 = models.get("top2")
+    found = _TOP2_OUTCOME.match(top2.outcome) if top2 is not None else None
+    return int(found.group(1)) if found else None
+
+
+def default_formulas(
+    columns=None, satisfied_cutoff: int = DEFAULT_SATISFIED_CUTOFF
+) -> dict[str, str]:
     """Default formulas of the ``csat``, ``top2`` and ``complaints`` models.
 
     Parameters
     ----------
     columns : iterable of str, optional
         Available columns; drivers whose columns are absent are left out.
+    satisfied_cutoff : int
+        CSAT at or above this is "satisfied" (the ``top2`` outcome).
 
     Returns
     -------
     dict
         Model name to patsy formula.
     """
+    cutoff = check_satisfied_cutoff(satisfied_cutoff)
     available = None if columns is None else {str(c) for c in columns}
     drivers = [
         term
@@ -64,7 +92,30 @@ def default_formulas(columns=None) -> dict[str, str]:
             "latency_p95_ms, downtime_minutes, error_rate)"
         )
     rhs = " + ".join(drivers)
-    return {name: f"{spec['outcome']} ~ {rhs}" for name, spec in DEFAULT_MODELS.items()}
+    return {
+        name: f"{spec['outcome'].format(cutoff=cutoff)} ~ {rhs}"
+        for name, spec in DEFAULT_MODELS.items()
+    }
+
+
+def _identified_fit(data, formula, family, identification, **kwargs) -> FitResult:
+    """Within-customer fit, or the pooled fit (flagged) when within is impossible."""
+    if identification == "pooled":
+        return fit(data, formula, family, **kwargs)
+    reason = f"no column {WITHIN_COLUMN!r}"
+    if WITHIN_COLUMN in data.columns:
+        try:
+            return fit(data, formula, family, within=WITHIN_COLUMN, **kwargs)
+        except InputError as exc:
+            reason = str(exc)
+    result = fit(data, formula, family, **kwargs)
+    flag = (
+        f"within-customer identification impossible ({reason}); pooled fit: its effects "
+        "compare customers with each other and may carry persistent customer differences"
+    )
+    result.warnings_.append(flag)
+    warnings.warn(f"{family} {formula!r}: {flag}", ModelWarning, stacklevel=3)
+    return result
 
 
 def fit_default_models(
@@ -73,6 +124,8 @@ def fit_default_models(
     formulas: dict[str, str] | None = None,
     cluster: str = "customer_id",
     exposure: str = "active_users",
+    identification: str = "within",
+    satisfied_cutoff: int = DEFAULT_SATISFIED_CUTOFF,
 ) -> dict[str, FitResult]:
     """Fit the default CSAT, top-2-box and complaint models.
 
@@ -88,40 +141,56 @@ def fit_default_models(
         Formulas replacing the defaults, by model name (``csat``, ``top2``,
         ``complaints``); drivers default to those whose columns are present.
     cluster : str
-        Column clustering the response-level standard errors.
+        Column clustering the response-level standard errors of a pooled fit (a within fit
+        clusters by customer).
     exposure : str
         Exposure column of the complaint model; customer-months with exposure <= 0 (no
         active users) are left out and counted in ``n_dropped_``.
+    identification : {"within", "pooled"}
+        ``within`` (default): effects within customers (correlated random effects by
+        ``customer_id``, see :func:`satmodel.models.fit`), so persistent differences between
+        customers do not pass for service effects; when no customer repeats with varying
+        drivers the model falls back to the pooled fit and its ``warnings_`` say so.
+        ``pooled``: effects compare customers with each other.
+    satisfied_cutoff : int
+        CSAT at or above this is "satisfied": the ``top2`` outcome ``I(csat >= cutoff)``.
 
     Returns
     -------
     dict of FitResult
     """
+    if identification not in IDENTIFICATIONS:
+        raise InputError(
+            f"identification {identification!r}: must be one of {', '.join(IDENTIFICATIONS)}"
+        )
+    cutoff = check_satisfied_cutoff(satisfied_cutoff, responses)
     formulas = dict(formulas or {})
     results: dict[str, FitResult] = {}
     if responses is not None:
-        defaults = default_formulas(responses.columns)
+        defaults = default_formulas(responses.columns, cutoff)
         thin = _thin_segments(responses, panel)
         for name in ("csat", "top2"):
             spec = DEFAULT_MODELS[name]
-            results[name] = fit(
+            results[name] = _identified_fit(
                 responses,
                 formulas.get(name, defaults[name]),
                 spec["family"],
+                identification,
                 cluster=cluster if cluster in responses.columns else None,
             )
             results[name].warnings_.extend(thin)
         for flag in thin:
             warnings.warn(f"csat and top2 models: {flag}", ModelWarning, stacklevel=2)
     if panel is not None and "complaints" in panel.columns and exposure in panel.columns:
-        defaults = default_formulas(panel.columns)
+        defaults = default_formulas(panel.columns, cutoff)
         users = pd.to_numeric(panel[exposure], errors="coerce")
         no_users = ~(users > 0)
         data = panel.loc[~no_users]
-        result = fit(
+        result = _identified_fit(
             data,
             formulas.get("complaints", defaults["complaints"]),
             "negbin",
+            identification,
             exposure=exposure,
         )
         n_none = int(no_users.sum())
