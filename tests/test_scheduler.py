@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
@@ -380,17 +381,23 @@ def test_an_evening_event_is_next_month_in_shanghai():
 # models that degrade gracefully; no claim about a table that is not there
 
 
-def test_model_view_keeps_months_without_tickets():
-    from satmodel.features.model_view import model_view
+def test_default_models_leave_out_a_mostly_null_driver_with_a_note():
+    from satmodel.models import fit_default_models
 
-    panel = pd.DataFrame(
-        {"tickets": [0, 2, 0], "resolution_hours_median": [None, 5.0, None], "x": [1, 2, 3]}
+    rng = np.random.default_rng(4)
+    n = 600
+    responses = pd.DataFrame(
+        {
+            "customer_id": [f"c{i % 60}" for i in range(n)],
+            "latency_p95_ms": rng.lognormal(6, 0.3, n),
+            "error_rate": np.where(rng.random(n) < 0.8, np.nan, rng.beta(1, 100, n)),
+            "csat": rng.integers(1, 6, n),
+        }
     )
-    view = model_view(panel)
-    assert view["no_tickets"].tolist() == [1, 0, 1]
-    assert view["resolution_hours_median"].tolist() == [0.0, 5.0, 0.0]
-    assert panel["resolution_hours_median"].isna().sum() == 2  # the panel itself unchanged
-    assert "no_tickets" not in model_view(panel.drop(columns="tickets"))
+    models = fit_default_models(responses, None, identification="pooled")
+    assert "error_rate" not in models["csat"].formula
+    assert any("error_rate left out" in note for note in models["csat"].notes_)
+    assert models["csat"].n_obs_ == n
 
 
 def test_absent_or_mostly_null_drivers_are_left_out_with_a_note():

@@ -238,7 +238,7 @@ def delivery_target(
         window=int(months),
         n_sim=n_sim,
     )
-    promised = float(result.held_["expected_latency_p95_ms"].iloc[0]) / MS_PER_DAY
+    promised = float(result.held_["expected_latency_p95_ms"].median()) / MS_PER_DAY
 
     def days(value):
         return None if value is None else float(value) / MS_PER_DAY

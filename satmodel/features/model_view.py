@@ -1,11 +1,6 @@
-"""The model-ready view of the panel (or of the survey responses): what the default models'
-design needs, leaving the panel's own columns as the contract says.
-
-A customer-month without tickets has no resolution time (null in the panel: nothing to
-measure). Dropping such rows from a model would drop their responses and complaints too, so
-the view adds ``no_tickets`` (1 when ``tickets`` is 0) and fills ``resolution_hours_median``
-with 0 there: with ``no_tickets`` in the model the filled value carries no effect of its own.
-"""
+"""Which default drivers the data can carry: a driver whose column is absent, or null in
+most rows, is left out of the default models with a note for the report (instead of every row
+of the model being dropped, or no model being fitted)."""
 
 from __future__ import annotations
 
@@ -14,29 +9,6 @@ from collections.abc import Iterable
 import pandas as pd
 
 MOSTLY_NULL = 0.5  # a driver whose columns are null in more than this share is left out
-
-
-def model_view(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` with ``no_tickets`` and the resolution time filled where no ticket.
-
-    Parameters
-    ----------
-    frame : the panel or the responses (needs ``tickets`` and ``resolution_hours_median``;
-        returned as a plain copy without them).
-
-    Returns
-    -------
-    DataFrame
-    """
-    view = frame.copy()
-    if not {"tickets", "resolution_hours_median"} <= set(view.columns):
-        return view
-    none = pd.to_numeric(view["tickets"], errors="coerce").fillna(0).eq(0)
-    view["no_tickets"] = none.astype("int64")
-    view.loc[none, "resolution_hours_median"] = view.loc[none, "resolution_hours_median"].fillna(
-        0.0
-    )
-    return view
 
 
 def usable_drivers(
@@ -79,4 +51,4 @@ def _null_share(frame: pd.DataFrame, columns: Iterable[str]) -> float:
     return float(missing.mean())
 
 
-__all__ = ["MOSTLY_NULL", "model_view", "usable_drivers"]
+__all__ = ["MOSTLY_NULL", "usable_drivers"]

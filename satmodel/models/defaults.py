@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from satmodel.errors import InputError, ModelWarning
+from satmodel.features.model_view import usable_drivers
 from satmodel.models.design import prepare, subset_rows
 from satmodel.models.fitting import MIN_RESPONSES, fit, single_threaded_blas
 from satmodel.models.formulas import parse_formula
@@ -63,7 +64,7 @@ def satisfied_cutoff_of(models: dict) -> int | None:
 
 
 def default_formulas(
-    columns=None, satisfied_cutoff: int = DEFAULT_SATISFIED_CUTOFF
+    columns=None, satisfied_cutoff: int = DEFAULT_SATISFIED_CUTOFF, terms=None
 ) -> dict[str, str]:
     """Default formulas of the ``csat``, ``top2`` and ``complaints`` models.
 
@@ -73,6 +74,9 @@ def default_formulas(
         Available columns; drivers whose columns are absent are left out.
     satisfied_cutoff : int
         CSAT at or above this is "satisfied" (the ``top2`` outcome).
+    terms : list of str, optional
+        The driver terms to use (e.g. from :func:`satmodel.features.usable_drivers`) instead
+        of every default driver whose columns are present.
 
     Returns
     -------
@@ -81,11 +85,15 @@ def default_formulas(
     """
     cutoff = check_satisfied_cutoff(satisfied_cutoff)
     available = None if columns is None else {str(c) for c in columns}
-    drivers = [
-        term
-        for term, needed in DEFAULT_DRIVERS
-        if available is None or all(c in available for c in needed)
-    ]
+    drivers = (
+        list(terms)
+        if terms is not None
+        else [
+            term
+            for term, needed in DEFAULT_DRIVERS
+            if available is None or all(c in available for c in needed)
+        ]
+    )
     if not drivers:
         raise InputError(
             "panel: none of the default drivers' columns are present (need e.g. "
@@ -167,7 +175,8 @@ def fit_default_models(
     formulas = dict(formulas or {})
     results: dict[str, FitResult] = {}
     if responses is not None:
-        defaults = default_formulas(responses.columns, cutoff)
+        terms, left_out = usable_drivers(responses, DEFAULT_DRIVERS)
+        defaults = default_formulas(responses.columns, cutoff, terms)
         thin = _thin_segments(responses, panel)
         for name in ("csat", "top2"):
             spec = DEFAULT_MODELS[name]
@@ -179,10 +188,12 @@ def fit_default_models(
                 cluster=cluster if cluster in responses.columns else None,
             )
             results[name].warnings_.extend(thin)
+            results[name].notes_.extend(left_out)
         for flag in thin:
             warnings.warn(f"csat and top2 models: {flag}", ModelWarning, stacklevel=2)
     if panel is not None and "complaints" in panel.columns and exposure in panel.columns:
-        defaults = default_formulas(panel.columns, cutoff)
+        terms, left_out = usable_drivers(panel, DEFAULT_DRIVERS)
+        defaults = default_formulas(panel.columns, cutoff, terms)
         users = pd.to_numeric(panel[exposure], errors="coerce")
         no_users = ~(users > 0)
         data = panel.loc[~no_users]
@@ -193,6 +204,7 @@ def fit_default_models(
             identification,
             exposure=exposure,
         )
+        result.notes_.extend(left_out)
         n_none = int(no_users.sum())
         if n_none:
             result.n_dropped_ += n_none

@@ -64,7 +64,12 @@ def fit_models(data: ReportData, enabled: bool = True) -> ModelSection:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            section.results = fit_default_models(data.responses, data.panel)
+            section.results = fit_default_models(
+                data.responses,
+                data.panel,
+                identification=data.config.models.identification,
+                satisfied_cutoff=data.config.thresholds.satisfied_cutoff,
+            )
         except SatmodelError as exc:
             section.warnings.append(f"models: could not be fitted ({exc})")
     seen = set()
