@@ -62,7 +62,7 @@ def status_notebook(tmp_path_factory) -> Path:
 @pytest.fixture
 def report_cli(status_notebook, good_folder, tmp_path, monkeypatch):
     """``satmodel report`` on the good tables with the status notebook; returns a runner."""
-    monkeypatch.setattr("satmodel.jobs.report.default_notebook", lambda name: status_notebook)
+    monkeypatch.setattr("satmodel.jobs.report.notebook_path", lambda name: status_notebook)
     out = tmp_path / "reports"
 
     def run(*extra: str) -> int:
