@@ -6,6 +6,8 @@ Each benchmark runs in its own process with this interpreter, one after the othe
 measure time and memory: never in parallel), its output streamed as it comes. A benchmark's
 exit code is its verdict: 0 every target met, 1 a target missed, anything else a crash.
 ``--quick`` is passed on to every benchmark (smaller data, indicative targets only).
+``bench_spark.py`` (DuckDB vs Spark ``local[2]``, 2M requests; ``--full`` 20M when run alone)
+is one of them; ``--skip-spark`` leaves it out on a machine without Java.
 
 Exit code: 0 when every benchmark exits 0, else 1.
 """
@@ -37,8 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
     parser.add_argument("--only", help="run only benchmarks whose name contains this")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and stop")
+    parser.add_argument("--skip-spark", action="store_true", help="leave out bench_spark.py")
     args = parser.parse_args(argv)
     scripts = find_benchmarks(args.only)
+    if args.skip_spark:
+        scripts = [p for p in scripts if p.stem != "bench_spark"]
     if args.list or not scripts:
         for script in scripts:
             print(script.name)

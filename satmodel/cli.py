@@ -127,6 +127,45 @@ def cmd_validate(args: argparse.Namespace) -> int:
 PANEL_FORMATS = (".parquet", ".csv")
 
 
+def _spark_source(args: argparse.Namespace):
+    """The source of ``features --engine spark``: read where it is, quarantined on Spark."""
+    from dataclasses import replace
+
+    from satmodel.config import load_config
+    from satmodel.sources.spark import open_spark_source
+    from satmodel.validation_spark import quarantine_spark
+
+    data = args.data
+    config = load_config(data if data and str(data).endswith(".toml") else None)
+    data = None if data and str(data).endswith(".toml") else data
+    overrides = {"master": args.spark_master, "remote": args.spark_remote}
+    overrides = {k: v for k, v in overrides.items() if v}
+    if overrides:
+        settings = replace(config.spark, **{"master": None, "remote": None, **overrides})
+        config = replace(config, spark=settings)
+    source = open_spark_source(data, config)
+    report = quarantine_spark(source, persist=True)
+    if report.n_rejected:
+        print(
+            f"satmodel: {report.n_rejected:,} rows quarantined on Spark (rejected rows in "
+            f"{source.rejected_path}); going on with the clean rows",
+            file=sys.stderr,
+        )
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return source
+
+
+def _engine(args: argparse.Namespace) -> str:
+    """``--engine``, else ``[source] engine`` of the config, else duckdb."""
+    if args.engine:
+        return args.engine
+    from satmodel.config import load_config
+
+    data = args.data
+    return load_config(data if data and str(data).endswith(".toml") else None).engine
+
+
 def cmd_features(args: argparse.Namespace) -> int:
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -135,12 +174,17 @@ def cmd_features(args: argparse.Namespace) -> int:
             f"--out {args.out}: the file name must end in .parquet or .csv (it decides the "
             f"format), e.g. {out.with_suffix('.parquet').name}"
         )
-    source = _workbook(args.data).source_
+    engine = _engine(args)
+    if engine != "spark" and (args.spark_master or args.spark_remote):
+        raise InputError("--spark-master and --spark-remote need --engine spark")
+    if args.spark_master and args.spark_remote:
+        raise InputError("give --spark-master or --spark-remote, not both")
+    source = _spark_source(args) if engine == "spark" else _workbook(args.data).source_
     if suffix == ".csv":
         from satmodel.features import build_panel
         from satmodel.jobs.files import write_text
 
-        panel = build_panel(source, engine=args.engine)
+        panel = build_panel(source, engine=engine)
         out.parent.mkdir(parents=True, exist_ok=True)
         write_text(out, panel.to_csv(index=False))
         rows, columns = panel.shape
@@ -149,7 +193,7 @@ def cmd_features(args: argparse.Namespace) -> int:
 
         from satmodel.features import write_panel
 
-        metadata = pq.read_metadata(write_panel(source, out, engine=args.engine))
+        metadata = pq.read_metadata(write_panel(source, out, engine=engine))
         rows, columns = metadata.num_rows, metadata.num_columns
     print(f"wrote {out}: {rows:,} customer-months, {columns} columns")
     return 0
@@ -543,8 +587,21 @@ def build_parser() -> argparse.ArgumentParser:
     features.add_argument(
         "--engine",
         choices=["duckdb", "spark"],
-        default="duckdb",
-        help="execution engine (default: duckdb)",
+        default=None,
+        help="execution engine (default: [source] engine of the config, else duckdb)",
+    )
+    features.add_argument(
+        "--spark-master",
+        default=None,
+        metavar="URL",
+        help="Spark master for --engine spark: local-cluster[2,1,1024], spark://host:7077, "
+        "yarn (default: [spark] master, else local[1])",
+    )
+    features.add_argument(
+        "--spark-remote",
+        default=None,
+        metavar="sc://HOST:PORT",
+        help="Spark Connect server for --engine spark (Databricks, EMR), instead of a master",
     )
     features.set_defaults(func=cmd_features)
 

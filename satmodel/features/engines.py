@@ -256,17 +256,35 @@ def quiet() -> Iterator[None]:
         yield
 
 
-def spark_session(memory: str = "1g", shuffle_partitions: int = 2):
-    """A small local Spark session (``local[1]``) for the panel, created on first use.
+def spark_session(
+    memory: str | None = None,
+    shuffle_partitions: int | None = None,
+    *,
+    master: str | None = None,
+    remote: str | None = None,
+    executor_memory: str | None = None,
+):
+    """The Spark session of the Spark engine: the active one, or a new one on ``master``.
 
     Parameters
     ----------
-    memory : driver memory (only effective when this call starts the JVM).
-    shuffle_partitions : ``spark.sql.shuffle.partitions``.
+    memory : driver memory (only effective when this call starts the JVM; default ``1g``).
+    shuffle_partitions : ``spark.sql.shuffle.partitions`` (default 2 on ``local[...]``, else
+        Spark's own).
+    master : Spark master URL (``local-cluster[2,1,1024]``, ``spark://host:7077``, ``yarn``);
+        default ``local[1]`` unless a session is active or spark-submit set one.
+    remote : Spark Connect URL ``sc://host:port`` (instead of ``master``).
+    executor_memory : ``spark.executor.memory`` (e.g. ``4g``).
 
     Returns
     -------
     pyspark.sql.SparkSession
+
+    Raises
+    ------
+    InputError
+        When pyspark (or, for ``remote``, its Spark Connect client) is not installed, or both
+        ``master`` and ``remote`` are given.
     """
     try:
         from pyspark.sql import SparkSession
@@ -274,22 +292,53 @@ def spark_session(memory: str = "1g", shuffle_partitions: int = 2):
         raise InputError(
             "engine spark: pyspark is not installed (pip install 'satmodel[spark]')"
         ) from None
+    if master and remote:
+        raise InputError("engine spark: give --spark-master or --spark-remote, not both")
+    if remote:
+        return _connect_session(SparkSession, remote)
     active = SparkSession.getActiveSession()
-    if active is not None:
+    if active is not None and master is None:
         return active
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    return (
-        SparkSession.builder.master("local[1]")
-        .appName("satmodel")
-        .config("spark.driver.memory", memory)
-        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-        .config("spark.default.parallelism", "1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
+    master = master or os.environ.get("MASTER") or "local[1]"
+    builder = SparkSession.builder.master(master).appName("satmodel")
+    local = master.startswith("local")
+    settings = {
+        "spark.driver.memory": memory or "1g",
+        "spark.executor.memory": executor_memory,
+        "spark.sql.shuffle.partitions": shuffle_partitions or (2 if local else None),
+        "spark.default.parallelism": "1" if master == "local[1]" else None,
+        "spark.ui.enabled": "false" if local else None,
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # Parquet nanosecond timestamps arrive as numbers (give units = epoch_ns) instead of
+        # failing the whole read.
+        "spark.sql.legacy.parquet.nanosAsLong": "true",
+    }
+    for key, value in settings.items():
+        if value is not None:
+            builder = builder.config(key, str(value))
+    return builder.getOrCreate()
+
+
+def _connect_session(session_class, remote: str):
+    """A Spark Connect session on ``remote`` (``sc://host:port``)."""
+    if not remote.startswith("sc://"):
+        raise InputError(f"--spark-remote {remote!r}: expected a Spark Connect URL sc://host:port")
+    try:
+        import pyspark.sql.connect.session  # noqa: F401 - checks the client's dependencies
+    except ImportError as exc:
+        raise InputError(
+            f"--spark-remote {remote}: the Spark Connect client is not installed "
+            f"(pip install 'pyspark[connect]'; {str(exc).splitlines()[0]})"
+        ) from None
+    try:
+        return session_class.builder.remote(remote).getOrCreate()
+    except Exception as exc:  # any connection failure of the client is the user's address
+        raise InputError(
+            f"--spark-remote {remote}: cannot connect ({str(exc).strip().splitlines()[0]})"
+        ) from None
 
 
 def memtable(frame: pd.DataFrame):

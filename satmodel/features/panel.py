@@ -6,7 +6,6 @@ The columns and their rules are described in :mod:`satmodel.features`.
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,7 +25,6 @@ from satmodel.features.engines import (
     request_pieces,
     request_plan,
     require_table,
-    spark_session,
     to_pandas,
 )
 from satmodel.features.expressions import (
@@ -252,20 +250,47 @@ def _panel_duckdb(source, config: Config, columns: list[str]) -> pd.DataFrame:
         return _build(backend, tables, config, columns, plan=request_plan(source))
 
 
-def _panel_spark(source, config: Config, columns: list[str], session) -> pd.DataFrame:
+def as_spark_source(source, spark=None):
+    """``source`` on Spark: a :class:`~satmodel.sources.spark.SparkSource` as is, or the same
+    folder and config opened on Spark (never through DuckDB), its rows quarantined on Spark.
+
+    Raises
+    ------
+    InputError
+        When the source is a DuckDB file, one CSV/Parquet file or PostgreSQL: Spark reads the
+        tables where they are, and cannot read those.
+    """
+    from satmodel.sources.spark import SparkSource, open_spark_source
+    from satmodel.validation_spark import quarantine_spark
+
+    if not isinstance(source, SparkSource):
+        if source.kind != "folder":
+            raise InputError(
+                f"engine spark: cannot read the {source.kind} source {source.location} where it "
+                "is; give a folder of Parquet tables, or [spark] root, database or jdbc_url in "
+                "satmodel.toml"
+            )
+        source = open_spark_source(source.location, source.config, session=spark)
+    if not source.quarantined:
+        with quiet():
+            quarantine_spark(source, persist=False)
+    return source
+
+
+def _panel_spark(source, config: Config, columns: list[str]) -> pd.DataFrame:
     import ibis
 
-    with tempfile.TemporaryDirectory(prefix="satmodel-spark-") as folder, quiet():
-        session = session if session is not None else spark_session()
-        backend = ibis.pyspark.connect(session)
-        tables = {}
-        for name in source.tables:
-            path = Path(folder) / f"{name}.parquet"
-            source.write_parquet(name, path)
-            tables[name] = backend.read_parquet(
-                str(path), table_name=f"satmodel_{name}_{uuid.uuid4().hex[:8]}"
-            )
-        return _build(backend, tables, config, columns)
+    backend = ibis.pyspark.connect(source.session)
+    views = {name: f"satmodel_{name}_{uuid.uuid4().hex[:8]}" for name in source.tables}
+    try:
+        with quiet():
+            for name, view in views.items():
+                source.clean[name].createOrReplaceTempView(view)
+            tables = {name: backend.table(view) for name, view in views.items()}
+            return _build(backend, tables, config, columns)
+    finally:
+        for view in views.values():
+            source.session.catalog.dropTempView(view)
 
 
 def build_panel(
@@ -282,8 +307,11 @@ def build_panel(
     source : :class:`satmodel.sources.Source`; bad rows are quarantined first when that has not
         been done yet.
     config : thresholds etc.; defaults to ``source.config``.
-    engine : ``"duckdb"`` (default) or ``"spark"`` (same ibis expressions on local Spark).
-    spark : an existing SparkSession for ``engine="spark"``; a small local one otherwise.
+    engine : ``"duckdb"`` (default) or ``"spark"``: the same ibis expressions on Spark, over
+        the tables read where they are and quarantined on Spark (a
+        :class:`~satmodel.sources.spark.SparkSource` always runs on Spark).
+    spark : an existing SparkSession for ``engine="spark"``; by default the one ``[spark]``
+        of the config describes (see :func:`satmodel.features.spark_session`).
 
     Returns
     -------
@@ -299,11 +327,13 @@ def build_panel(
     config = config if config is not None else source.config
     if engine not in ("duckdb", "spark"):
         raise InputError(f"engine {engine!r}: expected duckdb or spark")
+    if engine == "spark" or not hasattr(source, "con"):
+        source = as_spark_source(source, spark)
+        if not source.has("customers"):
+            raise InputError(f"customers: table not found in {source.location} ({PANEL_NEEDS})")
+        return _panel_spark(source, config, panel_columns(source.tables))
     require_table(source, "customers", PANEL_NEEDS)
-    columns = panel_columns(source.tables)
-    if engine == "spark":
-        return _panel_spark(source, config, columns, spark)
-    return _panel_duckdb(source, config, columns)
+    return _panel_duckdb(source, config, panel_columns(source.tables))
 
 
 def write_panel(
@@ -340,47 +370,89 @@ def write_panel(
     return out_path
 
 
-def build_responses(source, panel: pd.DataFrame) -> pd.DataFrame:
-    """One row per survey response with its customer-month's panel columns.
+def _panel_right(panel: pd.DataFrame, drop: tuple[str, ...]) -> pd.DataFrame:
+    """The panel keyed by string customer_id and month, without the columns in ``drop``."""
+    missing = [c for c in ("customer_id", "month") if c not in panel.columns]
+    if missing:
+        raise InputError(f"panel: column {missing[0]} missing (pass the output of build_panel)")
+    keys = panel[["customer_id", "month"]].astype(pd.StringDtype(na_value=float("nan")))
+    right = panel.drop(columns=["customer_id", "month"]).assign(
+        customer_id=keys["customer_id"], month=keys["month"]
+    )
+    return right.drop(columns=[c for c in drop if c in right.columns and c not in keys.columns])
+
+
+def _response_patterns(source, spark=None) -> pd.DataFrame:
+    """Survey responses collapsed on Spark: one row per customer, month and csat, with weight."""
+    source = as_spark_source(source, spark)
+    if not source.has("surveys"):
+        raise InputError(f"surveys: table not found in {source.location}")
+    with quiet():
+        patterns = (
+            source.clean["surveys"]
+            .selectExpr(
+                "customer_id",
+                "date_format(ts, 'yyyy-MM') AS month",
+                "CAST(csat AS BIGINT) AS csat",
+            )
+            .groupBy("customer_id", "month", "csat")
+            .count()
+            .withColumnRenamed("count", "weight")
+            .toPandas()
+        )
+    for column in ("customer_id", "month"):
+        patterns[column] = patterns[column].astype(pd.StringDtype(na_value=float("nan")))
+    return patterns.astype({"csat": "int64", "weight": "int64"})
+
+
+def build_responses(
+    source, panel: pd.DataFrame, engine: str = "duckdb", *, spark=None
+) -> pd.DataFrame:
+    """One row per survey response (or, on Spark, per response pattern) with its customer-month's
+    panel columns.
 
     Parameters
     ----------
-    source : the source the panel was built from (its clean ``surveys`` view is read).
+    source : the source the panel was built from (its clean ``surveys`` rows are read).
     panel : the output of :func:`build_panel`.
+    engine : ``"duckdb"``: one row per response. ``"spark"``: the responses collapsed on the
+        cluster to covariate patterns, one row per customer, month and csat with a ``weight``
+        column (the number of such responses), so only these small rows reach the driver; fit
+        them with ``satmodel.fit(..., weights="weight")``.
+    spark : an existing SparkSession for ``engine="spark"``.
 
     Returns
     -------
     pandas.DataFrame
-        response_id, customer_id, month, ts, csat, nps, then every other panel column of that
-        customer-month (null when the panel has no such row). Note that the panel's csat_*
-        columns summarise the month's responses, this one included. Sorted by customer_id,
-        month, ts, response_id.
+        DuckDB: response_id, customer_id, month, ts, csat, nps, then every other panel column
+        of that customer-month (null when the panel has no such row), sorted by customer_id,
+        month, ts, response_id. Spark: customer_id, month, csat, weight, then the panel
+        columns, sorted by customer_id, month, csat. Note that the panel's csat_* columns
+        summarise the month's responses, this one included.
 
     Raises
     ------
     InputError
-        When the source has no ``surveys`` table or the panel lacks customer_id or month.
+        When the source has no ``surveys`` table, the panel lacks customer_id or month, or the
+        engine is unknown.
     """
+    if engine not in ("duckdb", "spark"):
+        raise InputError(f"engine {engine!r}: expected duckdb or spark")
+    if engine == "spark" or not hasattr(source, "con"):
+        right = _panel_right(panel, ("csat", "weight"))
+        patterns = _response_patterns(source, spark)
+        merged = patterns.merge(right, on=["customer_id", "month"], how="left", validate="m:1")
+        merged = merged.sort_values(["customer_id", "month", "csat"], kind="stable")
+        return merged.reset_index(drop=True)
     require_table(source, "customers", PANEL_NEEDS)
     require_table(source, "surveys")
-    missing = [c for c in ("customer_id", "month") if c not in panel.columns]
-    if missing:
-        raise InputError(f"panel: column {missing[0]} missing (pass the output of build_panel)")
+    right = _panel_right(panel, RESPONSE_COLUMNS)
     responses = source.con.execute(
         "SELECT response_id, customer_id, strftime(ts, '%Y-%m') AS month, ts, "
         "CAST(csat AS BIGINT) AS csat, CAST(nps AS DOUBLE) AS nps FROM surveys"
     ).df()
     for column in ("response_id", "customer_id", "month"):
         responses[column] = responses[column].astype(pd.StringDtype(na_value=float("nan")))
-    keys = panel[["customer_id", "month"]].astype(pd.StringDtype(na_value=float("nan")))
-    right = panel.drop(columns=["customer_id", "month"]).assign(
-        customer_id=keys["customer_id"], month=keys["month"]
-    )
-    right = right.drop(
-        columns=[
-            c for c in RESPONSE_COLUMNS if c in right.columns and c not in ("customer_id", "month")
-        ]
-    )
     merged = responses.merge(right, on=["customer_id", "month"], how="left", validate="m:1")
     merged = merged.sort_values(["customer_id", "month", "ts", "response_id"], kind="stable")
     return merged.reset_index(drop=True)
