@@ -172,21 +172,15 @@ def test_bad_rows_quarantined_with_the_same_reasons(tmp_path, spark):
 
 
 def test_random_world_agrees_with_duckdb(tmp_path, spark):
-    """Every panel column but nps_score (see the strict xfail below) equals DuckDB's."""
+    """Every panel column equals DuckDB's."""
     lake = write_lake(tmp_path / "lake", random_tables(seed=11, n_customers=5, n_requests=1500))
     on_spark = build_panel(open_spark_source(lake, session=spark))
     on_duckdb = duckdb_panel(lake)
     assert on_duckdb.downtime_minutes.gt(0).any() and on_duckdb.latency_p99_ms.notna().any()
-    keep = [c for c in on_duckdb.columns if c != "nps_score"]
-    assert_panels_equal(on_spark[keep], on_duckdb[keep])
+    assert_panels_equal(on_spark, on_duckdb)
     assert on_spark.dtypes.equals(on_duckdb.dtypes)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="features/expressions.py survey_metrics builds nps_score from float literals, which "
-    "Spark reads as DECIMAL(2,1): its mean keeps 5 decimals (fix outside this helper's files)",
-)
 def test_nps_score_exact_on_spark(tmp_path, spark):
     nps = surveys([("c1", "2025-01-15T00:00:00", 4)] * 3).assign(
         response_id=["a", "b", "c"], nps=[9, 0, 0]
@@ -206,8 +200,7 @@ def test_demo_world_agrees_with_duckdb(tmp_path, spark):
     source = open_spark_source(lake, session=spark)
     on_spark = build_panel(source)
     on_duckdb = duckdb_panel(lake)
-    keep = [c for c in on_duckdb.columns if c != "nps_score"]
-    assert_panels_equal(on_spark[keep], on_duckdb[keep])
+    assert_panels_equal(on_spark, on_duckdb)
     # the survey responses arrive collapsed: weights add up to the responses of DuckDB
     patterns = build_responses(source, on_spark, engine="spark")
     responses = build_responses(open_and_clean(lake), on_duckdb)

@@ -366,16 +366,16 @@ def survey_metrics(surveys, thresholds: Thresholds, timezone: str = "UTC"):
         csat=surveys.csat.cast("float64"),
         nps=surveys.nps.cast("float64"),
     )
-    # +1 promoter (9-10), -1 detractor (0-6), 0 passive; null without an answer
-    net = ibis.cases(
-        (s.nps >= 9.0, 1.0), (s.nps <= 6.0, -1.0), (s.nps.notnull(), 0.0), else_=ibis.null()
-    )
+    # shares of promoters (9-10) and detractors (0-6) among the answers (null nps: no answer);
+    # boolean casts keep float64 on every engine (float literals become DECIMAL on Spark)
+    promoter = (s.nps >= 9.0).cast("float64")
+    detractor = (s.nps <= 6.0).cast("float64")
     return s.group_by("customer_id", "month").aggregate(
         csat_n=s.count(),
         csat_mean=s.csat.mean(),
         csat_top2_rate=(s.csat >= float(thresholds.satisfied_cutoff)).cast("float64").mean(),
         nps_n=s.nps.count(),
-        nps_score=100.0 * net.mean(),
+        nps_score=100.0 * (promoter.mean() - detractor.mean()),
     )
 
 
