@@ -51,6 +51,7 @@ from satmodel.schema import TABLES
 
 DEFAULT_DUCKDB = Path("data") / "satmodel.duckdb"
 CONFIG_FILE_NAME = "satmodel.toml"
+DEFAULT_CURRENCY = "EUR"  # [costs] currency: what proposal prices are quoted in
 
 # Unit conversions into the canonical unit of a column: canonical value = source value * factor.
 UNIT_FACTORS: dict[str, dict[str, float]] = {
@@ -214,10 +215,20 @@ class Config:
     tables: dict[str, TableMapping] = field(default_factory=dict)
     thresholds: Thresholds = field(default_factory=Thresholds)
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
+    currency: str = DEFAULT_CURRENCY
     path: Path | None = None
     source_url: str | None = None
     duckdb: dict[str, Any] = field(default_factory=dict)
     password_env: str | None = None
+
+
+def _currency(value: Any, where: str) -> str:
+    """``[costs] currency``: a short visible code or symbol such as ``EUR``, ``USD`` or ``€``."""
+    if not isinstance(value, str) or not re.fullmatch(r"[^\s\d<>&\"'=+@-]{1,5}", value.strip()):
+        raise InputError(
+            f"config {where}: costs.currency must be a currency code such as 'EUR', got {value!r}"
+        )
+    return value.strip()
 
 
 def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -573,7 +584,8 @@ def load_config(path: str | Path | None = None) -> Config:
         if not isinstance(mapping, dict):
             raise InputError(f"config {where}: [tables.{name}] must be a table")
         tables[name] = _table_mapping(name, mapping, base, where)
-    costs = _section(raw, "costs", where)
+    costs = dict(_section(raw, "costs", where))
+    currency = _currency(costs.pop("currency", DEFAULT_CURRENCY), where)
     duckdb_settings = _duckdb_settings(_section(raw, "duckdb", where), base, where)
     return Config(
         duckdb=duckdb_settings,
@@ -581,6 +593,7 @@ def load_config(path: str | Path | None = None) -> Config:
         tables=tables,
         thresholds=_thresholds(_section(raw, "thresholds", where), where),
         costs={k: dict(v) if isinstance(v, dict) else {"value": v} for k, v in costs.items()},
+        currency=currency,
         path=path,
         source_url=source_url,
         password_env=password_env,
