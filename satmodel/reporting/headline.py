@@ -250,6 +250,7 @@ def summary_actions(gaps, config=None) -> pd.DataFrame:
             }
         )
     out = pd.DataFrame(rows, columns=columns)
+    out = out.loc[out["csat_gain"] > 0]  # closing a gap the models see no gain in is no action
     value = out["csat_gain"] / out["monthly_cost"].where(out["monthly_cost"] > 0)
     return (
         out.assign(_value=value.fillna(math.inf))
@@ -306,7 +307,7 @@ def executive_summary(kpis: pd.DataFrame, actions: pd.DataFrame, month: str, cur
     lines += ["", "**What to do next** (expected effect and cost)", ""]
     for i, action in enumerate(actions.head(3).itertuples(index=False), 1):
         cost = (
-            f"about {md_escape(currency)} {action.monthly_cost:,.0f} a month"
+            f"about {md_escape(currency)} {float(f'{action.monthly_cost:.2g}'):,.0f} a month"
             if math.isfinite(action.monthly_cost)
             else "cost not configured"
         )
