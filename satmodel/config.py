@@ -70,6 +70,7 @@ DEFAULT_DUCKDB = Path("data") / "satmodel.duckdb"
 CONFIG_FILE_NAME = "satmodel.toml"
 DEFAULT_COMPLAINT_COST = 40.0
 """Default cost of handling one complaint (``[costs] per_complaint``)."""
+DEFAULT_CURRENCY = "EUR"  # [costs] currency: what proposal prices are quoted in
 
 # Unit conversions into the canonical unit of a column: canonical value = source value * factor.
 UNIT_FACTORS: dict[str, dict[str, float]] = {
@@ -360,6 +361,7 @@ class Config:
     costs: dict[str, dict[str, float]] = field(default_factory=dict)
     per_complaint: float = DEFAULT_COMPLAINT_COST
     opex: dict[str, float] = field(default_factory=dict)
+    currency: str = DEFAULT_CURRENCY
     path: Path | None = None
     source_url: str | None = None
     duckdb: dict[str, Any] = field(default_factory=dict)
@@ -367,6 +369,15 @@ class Config:
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     engine: str = "duckdb"
     spark: SparkSettings = field(default_factory=lambda: SparkSettings())
+
+
+def _currency(value: Any, where: str) -> str:
+    """``[costs] currency``: a short visible code or symbol such as ``EUR``, ``USD`` or ``€``."""
+    if not isinstance(value, str) or not re.fullmatch(r"[^\s\d<>&\"'=+@-]{1,5}", value.strip()):
+        raise InputError(
+            f"config {where}: costs.currency must be a currency code such as 'EUR', got {value!r}"
+        )
+    return value.strip()
 
 
 def _section(raw: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -779,6 +790,7 @@ def load_config(path: str | Path | None = None) -> Config:
                 f'config {where}: opex.{month}: expected a YYYY-MM month, e.g. "2025-03" = 120000'
             )
         opex[month] = _amount(amount, f"opex.{month}", where)
+    currency = _currency(costs.pop("currency", DEFAULT_CURRENCY), where)
     duckdb_settings = _duckdb_settings(_section(raw, "duckdb", where), base, where)
     return Config(
         duckdb=duckdb_settings,
@@ -789,6 +801,7 @@ def load_config(path: str | Path | None = None) -> Config:
         costs={k: dict(v) if isinstance(v, dict) else {"value": v} for k, v in costs.items()},
         per_complaint=per_complaint,
         opex=dict(sorted(opex.items())),
+        currency=currency,
         path=path,
         source_url=source_url,
         password_env=password_env,

@@ -138,6 +138,8 @@ TABLES: dict[str, TableSpec] = {
                     rule_text="not > 0",
                     unit="hours",
                 ),
+                # optional: the customer's name as proposals address it (else the id)
+                ColumnSpec("name", "str", nullable=True),
             ),
             key=("customer_id",),
         ),

@@ -297,11 +297,11 @@ def test_proposal_notebook_runs_interactively_on_demo_data(tmp_path_factory):
         n_sim=100,
     )
     assert outputs_of(nb, "error") == []
-    markdown = "".join(
-        o.data.get("text/markdown", "")
+    page = "".join(
+        o.data.get("text/html", "")
         for o in outputs_of(nb, "display_data") + outputs_of(nb, "execute_result")
     )
-    assert "**Today**" in markdown
+    assert "Our recommendation" in page and "SMB customers" in page
 
 
 # --------------------------------------------------------------------------------------------

@@ -116,6 +116,7 @@ def test_proposal_for_a_segment_writes_the_four_files(tmp_path_factory, capsys):
         "proposal.csv",
         "proposal.html",
         "proposal.ipynb",
+        "proposal_appendix.html",
         "summary.json",
     ]
     summary = json.loads((folder / "summary.json").read_text())
@@ -132,11 +133,30 @@ def test_proposal_for_a_segment_writes_the_four_files(tmp_path_factory, capsys):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "ok" and manifest["proposal"] == folder.name
     assert manifest["parameters"]["segment"] == "enterprise"
+    # the recommendation and what the customer reports now
+    assert summary["currency"] == "EUR"
+    current = summary["tiers"][0]
+    assert summary["csat_now"] == pytest.approx(current["csat_mean"])
+    chosen = summary["recommendation"]
+    assert chosen["tier"] in tiers[1:] and chosen["monthly_price"] >= 0
+    assert chosen["csat_low"] <= chosen["csat"] <= chosen["csat_high"]
+    if summary["recommended_tier"] is not None:
+        assert chosen["tier"] == summary["recommended_tier"] and chosen["meets_targets"]
     html = (folder / "proposal.html").read_text()
-    assert "The answer" in html and "Predictions per tier" in html
+    assert "Our recommendation: " + chosen["tier"] in html and "valid until" in html
+    assert "EUR " in html and "Enterprise customers" in html
     assert "reporting." not in html and "Traceback" not in html
+    shown = re.sub(r"<style.*?</style>|<[^>]+>", " ", html, flags=re.S)
+    assert not re.search(r"planner|satmodel\.|\.py\b|negbin|ordinal|--csat", shown)
     assert external_references(html) == []
-    assert html.count("data:image/png;base64,") >= 1
+    appendix = (folder / "proposal_appendix.html").read_text()
+    assert "Predictions per tier" in appendix and "Required level" in appendix
+    assert "not for the customer" in appendix and external_references(appendix) == []
+    assert appendix.count("data:image/png;base64,") == 1
+    # proposal.csv: rounded numbers, empty cells where nothing applies
+    rows = (folder / "proposal.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert "'-" not in "".join(rows) and ",-," not in "".join(rows)
+    assert not re.search(r"\d\.\d{4,}", "".join(rows))
 
 
 @pytest.mark.slow

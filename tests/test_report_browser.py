@@ -67,6 +67,7 @@ class Page:
         self.next_id += 1
         wanted = self.next_id
         self.socket.send(json.dumps({"id": wanted, "method": method, "params": params}))
+        self.socket.settimeout(120)  # drain() leaves a short timeout; a long screenshot is slow
         while True:
             message = json.loads(self.socket.recv())
             if message.get("id") == wanted:
@@ -196,6 +197,25 @@ def test_report_html_renders_offline_in_chromium(browser, tmp_path_factory):
             assert heading in text
         assert page.evaluate("document.querySelectorAll('table').length") >= 4
         assert page.evaluate("document.body.scrollHeight") > 2000
+
+        # the first screen holds the executive summary and the contents, whose links all land
+        first_screen = page.evaluate(
+            "Array.from(document.querySelectorAll('h2, p, strong'))"
+            ".filter(e => e.getBoundingClientRect().top < 1400).map(e => e.textContent).join(' ')"
+        )
+        assert "Executive summary" in first_screen and "Contents" in first_screen
+        targets = page.evaluate(
+            "Array.from(document.querySelectorAll('a[href^=\"#\"]'))"
+            ".filter(a => !a.classList.contains('anchor-link'))"
+            ".map(a => [a.getAttribute('href').slice(1), "
+            "!!document.getElementById(decodeURIComponent(a.getAttribute('href').slice(1)))])"
+        )
+        assert len(targets) >= 8 and all(found for _, found in targets), targets
+        assert "This notebook is run" not in text and "papermill" not in text
+
+        # every figure says what it shows
+        alts = page.evaluate("Array.from(document.images).map(i => i.alt)")
+        assert alts and all(a and "No description" not in a and a != "Chart" for a in alts), alts
 
         # every image loads (no broken <img>)
         images = page.evaluate(

@@ -231,8 +231,8 @@ def test_figures_draw_hostile_labels_as_text(name):
 def test_escaped_labels_keep_their_dollars_as_text():
     figure = reporting.plot_drivers(driver_frame())
     texts = drawn_texts(figure)
-    assert any("segment Price \\$5 and \\$10" in t for t in texts)  # shown as "$5 and $10"
-    assert any(t.startswith("segment " + "Q" * 20) and labels.ELLIPSIS in t for t in texts)
+    assert any("Segment: Price \\$5 and \\$10" in t for t in texts)  # shown as "$5 and $10"
+    assert any(t.startswith("Segment: " + "Q" * 20) and labels.ELLIPSIS in t for t in texts)
 
 
 def test_more_segments_than_palette_colours():
@@ -284,3 +284,87 @@ def test_markdown_texts_have_no_dollar():
     for text in texts:
         assert "$" not in text and "Q" * (labels.MAX_TEXT_CHARS + 1) not in text
     assert "&#36;5 and &#36;10" in texts[0]
+
+
+# --- human labels, readable ratio axes, alt text --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("segment", "shown"),
+    [
+        ("mid_market", "Mid-market"),
+        ("smb", "SMB"),
+        ("public_sector", "Public sector"),
+        ("Retail EU", "Retail EU"),
+    ],
+)
+def test_segments_read_as_words(segment, shown):
+    from satmodel.reporting.labels import segment_label
+
+    assert segment_label(segment) == shown
+
+
+def test_terms_and_models_read_as_words_and_name_the_reference():
+    from satmodel.reporting.drivers import describe_driver
+    from satmodel.reporting.labels import model_label, term_label
+
+    assert term_label("C(segment)[T.mid_market]", "enterprise") == (
+        "Segment: Mid-market (vs. Enterprise)"
+    )
+    assert term_label("np.log(latency_p95_ms)") == "p95 latency"
+    assert model_label("negbin") == "Complaints (count model)"
+    assert model_label("top2") == "Satisfied share (top-2)"
+    name, _, step = describe_driver("C(segment)[T.smb]", {"segment": "enterprise"})
+    assert name == "Segment: SMB" and step == "vs. Enterprise"
+
+
+def test_forest_plot_has_readable_ticks_and_greys_what_the_data_cannot_tell():
+    import numpy as np
+    import pandas as pd
+
+    from satmodel.reporting.drivers import plot_drivers
+
+    drivers = pd.DataFrame(
+        {
+            "model": ["top2"] * 2,
+            "driver": ["p95 latency", "error rate"],
+            "step": ["per doubling", "per +1 percentage point"],
+            "estimate": [-0.4, 0.05],
+            "effect": [0.67, 1.05],
+            "effect_low": [0.55, 0.8],
+            "effect_high": [0.81, 1.4],
+            "p_value": [0.001, 0.6],
+        }
+    )
+    figure = plot_drivers(drivers)
+    ticks = [float(t) for t in figure.axes[0].get_xticks()]
+    assert len(ticks) >= 3 and 1.0 in ticks and np.all(np.diff(ticks) > 0)
+    notes = [t.get_text() for t in figure.axes[0].texts]
+    assert notes == ["the data cannot tell"]
+    assert repr(figure).startswith("Figure: What drives the odds of a satisfied response")
+
+
+def test_every_exported_image_gets_an_alt_text():
+    import nbformat
+
+    from satmodel.jobs.html import html_notebook
+
+    nb = nbformat.v4.new_notebook()
+    png = "iVBORw0KGgo="
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("## Response curves"),
+        nbformat.v4.new_code_cell(
+            outputs=[
+                nbformat.v4.new_output(
+                    "display_data", data={"image/png": png, "text/plain": "Figure: CSAT by tier"}
+                ),
+                nbformat.v4.new_output(
+                    "display_data",
+                    data={"image/png": png, "text/plain": "<Figure size 800x360 with 1 Axes>"},
+                ),
+            ]
+        ),
+    ]
+    outputs = html_notebook(nb).cells[1].outputs
+    alts = [o.metadata["image/png"]["alt"] for o in outputs]
+    assert alts == ["CSAT by tier", "Chart of the section Response curves"]

@@ -358,7 +358,6 @@ def change_metrics(changes, timezone: str = "UTC"):
 
 def survey_metrics(surveys, thresholds: Thresholds, timezone: str = "UTC"):
     """Per customer-month survey count, mean CSAT, top-2 rate, NPS answers and NPS score."""
-    import ibis
 
     s = surveys.select(
         customer_id=surveys.customer_id,

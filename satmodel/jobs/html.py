@@ -12,12 +12,35 @@ from satmodel.resources import template_path
 TEMPLATE_NAME = "satmodel_report"
 
 
+FIGURE_TEXT = "Figure: "
+
+
+def alt_text(output, section: str) -> str:
+    """An image's alt text: the figure's own description (its ``text/plain``, ``Figure: ...``,
+    see :func:`satmodel.reporting.figures.new_figure`), else a chart of the section it is in."""
+    plain = output.get("data", {}).get("text/plain", "")
+    plain = "".join(plain) if isinstance(plain, list) else str(plain)
+    if plain.startswith(FIGURE_TEXT) and plain[len(FIGURE_TEXT) :].strip():
+        return plain[len(FIGURE_TEXT) :].strip()
+    return f"Chart of the section {section}" if section else "Chart"
+
+
+def _heading(cell, current: str) -> str:
+    """The last Markdown heading of a cell, else ``current``."""
+    lines = [line for line in cell.source.splitlines() if line.startswith("#")]
+    return lines[-1].lstrip("#").strip() if lines else current
+
+
 def html_notebook(nb):
-    """A copy of the executed notebook for the HTML: no stderr streams, no hidden cells."""
+    """A copy of the executed notebook for the HTML: no stderr streams, no hidden cells, an
+    alt text on every figure (``metadata["image/png"]["alt"]``, used by the template)."""
     nb = copy.deepcopy(nb)
     cells = []
+    section = ""
     for cell in nb.cells:
         tags = set(cell.get("metadata", {}).get("tags", []))
+        if cell.cell_type == "markdown":
+            section = _heading(cell, section)
         if tags & {"remove-cell", "parameters", "injected-parameters"}:
             continue
         if cell.cell_type == "code":
@@ -28,6 +51,12 @@ def html_notebook(nb):
                 for out in cell.outputs
                 if not (out.get("output_type") == "stream" and out.get("name") == "stderr")
             ]
+            for out in cell.outputs:
+                if "image/png" in out.get("data", {}):
+                    meta = out.setdefault("metadata", {})
+                    png = dict(meta.get("image/png", {}))
+                    png.setdefault("alt", alt_text(out, section))
+                    meta["image/png"] = png
         cells.append(cell)
     nb.cells = cells
     return nb

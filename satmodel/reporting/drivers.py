@@ -21,7 +21,7 @@ from satmodel.reporting.figures import (
     label_positions,
     new_figure,
 )
-from satmodel.reporting.labels import DRIVER_NAMES, plot_label
+from satmodel.reporting.labels import model_label, plot_label, segment_label, term_label
 
 
 @dataclass
@@ -33,11 +33,14 @@ class ModelSection:
     results : model name (``csat``, ``top2``, ``complaints``) -> FitResult.
     warnings : one line per flagged problem (``model: message``).
     notes : why a model is absent.
+    references : categorical variable -> its reference level (the first level, as the
+        formulas' ``C(...)`` treatment coding takes it), e.g. ``{"segment": "enterprise"}``.
     """
 
     results: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    references: dict[str, str] = field(default_factory=dict)
 
 
 def fit_models(data: ReportData, enabled: bool = True) -> ModelSection:
@@ -84,13 +87,17 @@ def fit_models(data: ReportData, enabled: bool = True) -> ModelSection:
         section.warnings.extend(f"{name}: {w}" for w in result.warnings_)
     if not section.results and not section.warnings:
         section.notes.append("no survey or complaint data to fit the models on")
+    if "segment" in data.panel and data.panel["segment"].notna().any():
+        section.references["segment"] = str(sorted(data.panel["segment"].dropna().astype(str))[0])
     return section
 
 
 _LN2 = math.log(2)
+# Ticks of a ratio axis (log scale): readable factors on both sides of 1.
+RATIO_TICKS = (0.1, 0.2, 0.3, 0.5, 0.67, 0.8, 1, 1.25, 1.5, 2, 3, 5, 10)
 
 
-def describe_driver(term: str) -> tuple[str, float, str]:
+def describe_driver(term: str, references: dict[str, str] | None = None) -> tuple[str, float, str]:
     """A driver's plain name, the step its effect is shown for, and that step in words.
 
     Log terms are shown per doubling, the error rate per percentage point, availability shortfall
@@ -103,8 +110,10 @@ def describe_driver(term: str) -> tuple[str, float, str]:
     """
     match = re.fullmatch(r"C\((\w+)\)\[T\.(.+)\]", term)
     if match:
-        return f"{match.group(1)} {match.group(2)}", 1.0, "vs. the base level"
-    name = DRIVER_NAMES.get(term, term)
+        reference = (references or {}).get(match.group(1))
+        step = f"vs. {segment_label(reference)}" if reference else "vs. the base level"
+        return term_label(term), 1.0, step
+    name = term_label(term)
     if term.startswith("np.maximum(0, np.log("):
         return name, _LN2, "per doubling above expectation"
     if term.startswith(("np.log(", "np.log1p(")):
@@ -145,7 +154,7 @@ def driver_table(models: ModelSection) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     out = pd.concat(frames, ignore_index=True)
     out["ratio"] = np.exp(out["estimate"].astype(float))
-    described = [describe_driver(str(term)) for term in out["term"]]
+    described = [describe_driver(str(term), models.references) for term in out["term"]]
     out["driver"] = [d[0] for d in described]
     steps = np.array([d[1] for d in described])
     out["step"] = [d[2] for d in described]
@@ -161,14 +170,16 @@ def driver_table(models: ModelSection) -> pd.DataFrame:
 def driver_view(drivers: pd.DataFrame) -> pd.DataFrame:
     """The drivers table as a manager reads it: model, driver, step, effect and its interval."""
     columns = ["model", "driver", "step", "effect", "effect_low", "effect_high", "p_value"]
-    return drivers[columns].reset_index(drop=True)
+    out = drivers[columns].reset_index(drop=True)
+    out["model"] = [model_label(m) for m in out["model"]]
+    return out
 
 
 def model_checks(models: ModelSection) -> pd.DataFrame:
     """One row per model: model, family, n_obs, converged, warnings (formulas: summary.json)."""
     rows = [
         {
-            "model": name,
+            "model": model_label(name),
             "family": result.family,
             "n_obs": int(round(float(result.n_obs_))),
             "converged": bool(result.converged_),
@@ -192,7 +203,7 @@ def plot_drivers(drivers: pd.DataFrame, model: str = "top2"):
     matplotlib.figure.Figure or None
         None when that model was not fitted.
     """
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     rows = drivers.loc[drivers["model"] == model].dropna(subset=["estimate"])
     if rows.empty:
@@ -218,15 +229,31 @@ def plot_drivers(drivers: pd.DataFrame, model: str = "top2"):
         )
         significant = (rows["p_value"].astype(float) < 0.05).to_numpy()
         colors = np.where(significant, MAIN_COLOR, MUTED_COLOR)
+        for i in np.flatnonzero(~significant & np.isfinite(high.to_numpy())):
+            ax.annotate(
+                "the data cannot tell",
+                (float(high.iloc[i]), y[i]),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=7,
+                color=MUTED_COLOR,
+            )
         ax.hlines(y, low, high, color=colors, linewidth=2)
         ax.scatter(ratio, y, color=colors, zorder=3)
         ax.axvline(1, color=GUIDE_COLOR, linewidth=1, linestyle="--")
         ax.set_xscale("log")
+        span = np.concatenate([low.to_numpy(), high.to_numpy(), [1.0]])
+        span = span[np.isfinite(span) & (span > 0)]
+        ticks = [t for t in RATIO_TICKS if span.min() / 1.3 <= t <= span.max() * 1.3] or [1]
+        ax.set_xlim(min(ticks[0], span.min()) / 1.1, max(ticks[-1], span.max()) * 1.1)
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xlabel(f"factor on the {what} (log scale; 1 = no effect)", fontsize=9)
         ax.set_title(
-            f"What drives the {what}, with 95% intervals\n(blue: significant at the 5% level)",
+            f"What drives the {what}, with 95% intervals\n"
+            "(blue: significant at the 5% level; grey: the data cannot tell)",
             fontsize=11,
         )
     return figure

@@ -21,11 +21,37 @@ OTHER_COLOR = "#777777"  # a bar without a series colour
 VERDICT_COLORS = {"yes": "#2e8b57", "likely": "#e0a030", "no": ALERT_COLOR, "-": MAIN_COLOR}
 
 
+def figure_description(figure) -> str:
+    """What a figure shows, in words: its ``description`` attribute when set, else its
+    suptitle and the titles of its panels (the HTML's alt text)."""
+    explicit = getattr(figure, "description", None)
+    if explicit:
+        return str(explicit)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    suptitle = figure.get_suptitle()
+    parts = [suptitle] if suptitle else []
+    if titles:
+        parts.append("; ".join(dict.fromkeys(titles)))
+    text = ": ".join(parts) or "Chart without a title"
+    return text.replace("\\$", "$")
+
+
 def new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
-    """A constrained-layout figure and its axes, as a flat array (row by row)."""
+    """A constrained-layout figure and its axes, as a flat array (row by row).
+
+    The figure's text form (``repr``, the ``text/plain`` of its notebook output) is
+    ``Figure: <what it shows>`` (:func:`figure_description`), which the HTML export turns
+    into the image's alt text; set ``figure.description`` to say more than the titles.
+    """
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    class ReportFigure(Figure):
+        description: str | None = None
+
+        def __repr__(self) -> str:
+            return f"Figure: {figure_description(self)}"
+
+    figure = ReportFigure(figsize=(width, height), dpi=100, layout="constrained")
     axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
     return figure, axes
 

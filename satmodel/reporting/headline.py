@@ -20,6 +20,13 @@ HEADLINE = {
     "active_users": ("Active users", "users", None),
 }
 
+# How the three outcome measures are written in sentences.
+CHANGE_FORMATS = {
+    "csat_mean": "{:.2f}",
+    "csat_top2_pct": "{:.1f}%",
+    "complaint_rate_per_1k": "{:.2f}",
+}
+
 
 def weighted_mean(values: pd.Series, weights: pd.Series) -> float:
     """Mean of ``values`` weighted by ``weights``, over positive weights (NaN when none)."""
@@ -137,24 +144,12 @@ def headline_text(kpis: pd.DataFrame, month: str):
     from IPython.display import Markdown
 
     lines = []
-    by_kpi = kpis.set_index("kpi")
-    formats = {"csat_mean": "{:.2f}", "csat_top2_pct": "{:.1f}%", "complaint_rate_per_1k": "{:.2f}"}
-    for kpi, fmt in formats.items():
-        if kpi not in by_kpi.index or pd.isna(by_kpi.at[kpi, "value"]):
+    for _, row in kpis.iterrows():
+        if row["kpi"] not in CHANGE_FORMATS or pd.isna(row["value"]):
             continue
-        row = by_kpi.loc[kpi]
-        text = f"- **{row['label']}**: {fmt.format(row['value'])}"
-        if pd.notna(row["change"]):
-            if abs(row["change"]) < 1e-9:
-                verdict = "unchanged"
-            else:
-                up = row["change"] > 0
-                good = up == bool(row["higher_is_better"])
-                change = fmt.format(abs(row["change"])).replace("%", " points")
-                verdict = f"{'up' if up else 'down'} {change} ({'better' if good else 'worse'})"
-            text += f", {verdict} on {month_name(add_months(month, -1))}"
+        text = "- " + change_line(row, month)
         if pd.notna(row["trailing_mean"]):
-            text += f"; 12-month average {fmt.format(row['trailing_mean'])}"
+            text += f"; 12-month average {CHANGE_FORMATS[row['kpi']].format(row['trailing_mean'])}"
         lines.append(text)
     if not lines:
         lines.append("- No survey or complaint data for this month.")
@@ -193,3 +188,134 @@ def plot_kpi_trends(panel: pd.DataFrame, month: str, months: int = 12):
             fontsize=12,
         )
     return figure
+
+
+# The three actions of the executive summary: gap analysis short name -> (lever, what to do).
+ACTIONS = {
+    "availability": ("availability_pct", "Raise availability to what they expect"),
+    "latency": ("latency_p95_ms", "Bring p95 latency down to what they expect"),
+    "resolution": ("resolution_hours_median", "Resolve tickets as fast as they expect"),
+}
+
+
+def summary_actions(gaps, config=None) -> pd.DataFrame:
+    """The actions of the executive summary: close one kind of expectation gap each.
+
+    For availability, p95 latency and resolution time: the customers who got less than they
+    expect this month, the rise of their mean predicted CSAT if that gap alone were closed
+    (gap analysis), and the monthly cost of closing it for all of them (``[costs]`` cost
+    curves of the config). Sorted by CSAT gain per unit of cost, best first.
+
+    Returns
+    -------
+    DataFrame
+        action, lever, customers, csat_gain, monthly_cost (NaN when the costs are not valid).
+    """
+    from satmodel.errors import SatmodelError
+    from satmodel.insights.plans import lever_cost, resolve_costs
+
+    columns = ["action", "lever", "customers", "csat_gain", "monthly_cost"]
+    if gaps is None:
+        return pd.DataFrame(columns=columns)
+    table = gaps.customers_
+    try:
+        costs = resolve_costs(None, config)
+    except SatmodelError:
+        costs = None
+    rows = []
+    for short, (lever, action) in ACTIONS.items():
+        gap = f"{short}_gap"
+        if gap not in table or f"csat_mean_gain_{short}" not in table:
+            continue
+        hit = table.loc[pd.to_numeric(table[gap], errors="coerce").fillna(0) > 0]
+        if hit.empty:
+            continue
+        cost = math.nan
+        if costs is not None:
+            cost = float(
+                sum(
+                    lever_cost(lever, expected, measured, costs)
+                    for expected, measured in zip(
+                        hit[f"{short}_expected"], hit[f"{short}_measured"], strict=True
+                    )
+                )
+            )
+        rows.append(
+            {
+                "action": action,
+                "lever": lever,
+                "customers": len(hit),
+                "csat_gain": float(hit[f"csat_mean_gain_{short}"].mean()),
+                "monthly_cost": cost,
+            }
+        )
+    out = pd.DataFrame(rows, columns=columns)
+    out = out.loc[out["csat_gain"] > 0]  # closing a gap the models see no gain in is no action
+    value = out["csat_gain"] / out["monthly_cost"].where(out["monthly_cost"] > 0)
+    return (
+        out.assign(_value=value.fillna(math.inf))
+        .sort_values(["_value", "csat_gain"], ascending=False, kind="stable")
+        .drop(columns="_value")
+        .reset_index(drop=True)
+    )
+
+
+def change_line(row: pd.Series, month: str) -> str:
+    """One headline measure of :func:`headline_kpis` and its change on last month, in words."""
+    fmt = CHANGE_FORMATS[row["kpi"]]
+    text = f"**{row['label']}**: {fmt.format(row['value'])}"
+    if pd.isna(row["change"]):
+        return text + " (no previous month to compare)"
+    if abs(row["change"]) < 1e-9:
+        return text + f", unchanged on {month_name(add_months(month, -1))}"
+    up = row["change"] > 0
+    good = up == bool(row["higher_is_better"])
+    change = fmt.format(abs(row["change"])).replace("%", " points")
+    return (
+        text + f", {'up' if up else 'down'} {change} on {month_name(add_months(month, -1))} "
+        f"({'better' if good else 'worse'})"
+    )
+
+
+def executive_summary(kpis: pd.DataFrame, actions: pd.DataFrame, month: str, currency: str = "EUR"):
+    """The report's first screen: the three things that changed and the three actions.
+
+    Parameters
+    ----------
+    kpis : :func:`headline_kpis`.
+    actions : :func:`summary_actions` (the first three are shown).
+    month : the month reported.
+    currency : ``[costs] currency``.
+
+    Returns
+    -------
+    IPython.display.Markdown
+    """
+    from IPython.display import Markdown
+
+    from satmodel.reporting.labels import md_escape
+
+    changed = [
+        change_line(row, month)
+        for _, row in kpis.iterrows()
+        if row["kpi"] in CHANGE_FORMATS and pd.notna(row["value"])
+    ]
+    lines = [f"## Executive summary: {month_name(month)}", "", "**What changed**", ""]
+    lines += [f"{i}. {text}" for i, text in enumerate(changed, 1)] or [
+        "- No survey or complaint data for this month."
+    ]
+    lines += ["", "**What to do next** (expected effect and cost)", ""]
+    for i, action in enumerate(actions.head(3).itertuples(index=False), 1):
+        cost = (
+            f"about {md_escape(currency)} {float(f'{action.monthly_cost:.2g}'):,.0f} a month"
+            if math.isfinite(action.monthly_cost)
+            else "cost not configured"
+        )
+        lines.append(
+            f"{i}. {action.action} for the **{action.customers:,} customers** who got less "
+            f"this month: their predicted CSAT rises by {action.csat_gain:+.2f} on average; "
+            f"{cost}."
+        )
+    if actions.empty:
+        lines.append("- Every customer got the service it expects: keep it so.")
+    return Markdown("\n".join(lines))

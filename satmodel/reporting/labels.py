@@ -11,6 +11,8 @@ import html
 import re
 from typing import Any, Literal
 
+from satmodel.vocabulary import driver_label
+
 # Display labels: tidy column name -> what a manager reads in the report.
 LABELS: dict[str, str] = {
     "kpi": "Measure",
@@ -202,6 +204,67 @@ OUTCOME_METRICS = {
     "csat_top2_rate": ("Satisfied share (CSAT 4-5)", "share of responses", False),
     "complaint_rate_per_1k": ("Complaints per 1,000 users", "per 1,000 users", False),
 }
+
+
+# Segment names that are not spelt as their identifier reads (the rest: see segment_label).
+SEGMENT_NAMES = {"smb": "SMB", "mid_market": "Mid-market", "enterprise": "Enterprise"}
+
+# The report's models as a manager reads them (keys: ModelSection.results).
+MODEL_NAMES = {
+    "csat": "CSAT score (1-5)",
+    "top2": "Satisfied share (top-2)",
+    "complaints": "Complaints (count model)",
+    "ordinal": "CSAT score (1-5)",
+    "logit": "Satisfied share (top-2)",
+    "negbin": "Complaints (count model)",
+}
+
+_TREATMENT = re.compile(r"C\((\w+)\)\[T\.(.+)\]")
+
+
+def segment_label(segment: Any) -> str:
+    """A segment as a manager reads it: ``mid_market`` -> ``Mid-market``, ``smb`` -> ``SMB``.
+
+    Known names come from :data:`SEGMENT_NAMES`; any other identifier has its underscores
+    shown as spaces and its first letter capitalised (``public_sector`` -> ``Public sector``);
+    a name that already holds capitals or spaces is kept as it is.
+    """
+    text = str(segment)
+    if text in SEGMENT_NAMES:
+        return SEGMENT_NAMES[text]
+    if text != text.lower() or " " in text or not re.fullmatch(r"[a-z0-9_]+", text):
+        return text
+    spaced = text.replace("_", " ")
+    return spaced[:1].upper() + spaced[1:]
+
+
+def model_label(model: Any) -> str:
+    """A model's name (``top2``, ``negbin``...) as the report shows it (:data:`MODEL_NAMES`)."""
+    return MODEL_NAMES.get(str(model), str(model))
+
+
+def term_label(term: str, reference: str | None = None) -> str:
+    """A model term as a manager reads it, naming the reference level of a category.
+
+    ``C(segment)[T.mid_market]`` with reference ``enterprise`` reads ``Segment: Mid-market
+    (vs. Enterprise)``; other terms go through :func:`satmodel.vocabulary.driver_label` and
+    then :data:`DRIVER_NAMES`.
+
+    Examples
+    --------
+    >>> term_label("C(segment)[T.smb]", "enterprise")
+    'Segment: SMB (vs. Enterprise)'
+    """
+    match = _TREATMENT.fullmatch(str(term))
+    if match:
+        variable, level = match.groups()
+        shown = segment_label(level) if variable == "segment" else level
+        against = ""
+        if reference is not None:
+            against = f" (vs. {segment_label(reference) if variable == 'segment' else reference})"
+        return f"{variable.replace('_', ' ').capitalize()}: {shown}{against}"
+    label = driver_label(str(term))
+    return DRIVER_NAMES.get(label, label)
 
 
 CV_NAMES = {
