@@ -323,6 +323,8 @@ def cmd_targets(args: argparse.Namespace) -> int:
 
 
 def cmd_value(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from satmodel.insights.loyalty import require_churn
     from satmodel.insights.value import revenue_at_risk
 
@@ -331,11 +333,23 @@ def cmd_value(args: argparse.Namespace) -> int:
     require_churn(panel)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        try:
+            outcome_models = {k: v for k, v in book.models_.items() if k in ("csat", "complaints")}
+        except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
+            # revenue at risk needs only the churn model: a lever step then moves the hazard
+            # through the service levels alone, not through CSAT and complaints
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(
+                f"warning: CSAT and complaint models not fitted ({reason}); "
+                "going on with the churn model alone",
+                file=sys.stderr,
+            )
+            outcome_models = {}
         result = revenue_at_risk(
             panel,
             month=args.month,
             horizon=args.horizon,
-            outcome_models={k: v for k, v in book.models_.items() if k in ("csat", "complaints")},
+            outcome_models=outcome_models,
             config=book.config_,
             seed=args.seed,
         )

@@ -55,6 +55,7 @@ def demo(tmp_path_factory):
         customers=300,
         months=12,
         seed=11,
+        start_month="2024-11",  # fixed: the default start follows today's date
         duckdb_path=db,
         progress=False,
     )

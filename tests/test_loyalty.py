@@ -95,3 +95,21 @@ def test_kaplan_meier_matches_a_hand_count():
     assert curve.loc[3, "retention"] == pytest.approx(0.5)
     assert curve.loc[2, "ci_low"] < 0.5 < curve.loc[2, "ci_high"]
     assert set(curve["band"]) == {">= 99.9 %"}
+
+
+def test_kaplan_meier_interval_is_greenwood_on_the_log_log_scale():
+    # two customers followed, one leaves in month 2: S(2) = 0.5, Greenwood sum 1 / (2 * 1)
+    panel = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "b", "b"],
+            "month": ["2025-01", "2025-02", "2025-01", "2025-02"],
+            "churned": [0, 0, 0, 1],
+            "monthly_revenue": 1.0,
+            "availability_pct": 99.0,
+        }
+    )
+    row = retention_curves(panel, ci=0.9).set_index("month_number").loc[2]
+    spread = 1.6448536269514722 * np.sqrt(0.5) / abs(np.log(0.5))
+    assert row["band"] == "< 99.5 %" and row["customers"] == 2
+    assert row["ci_low"] == pytest.approx(0.5 ** np.exp(spread))
+    assert row["ci_high"] == pytest.approx(0.5 ** np.exp(-spread))

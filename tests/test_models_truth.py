@@ -26,6 +26,7 @@ def demo(tmp_path_factory):
         customers=200,
         months=12,
         seed=5,
+        start_month="2024-11",  # fixed: the default start follows today's date
         duckdb_path=db,
         progress=False,
     )

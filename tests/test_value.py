@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from satmodel import build_panel, fit, open_source
@@ -101,3 +103,22 @@ def test_value_without_contracts_exits_2_naming_the_table(good_folder, capsys):
     assert main(["value", "--data", str(good_folder)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "contracts" in line]
     assert len(err) == 1 and "contracts: table needed" in err[0]
+
+
+def test_value_goes_on_with_the_churn_model_when_csat_cannot_be_fitted(world, tmp_path, capsys):
+    # every survey answers 4: the CSAT model has one level and cannot be fitted
+    folder = tmp_path / "one-level"
+    shutil.copytree(world["folder"], folder)
+    surveys = pd.read_parquet(folder / "surveys.parquet").assign(csat=4)
+    surveys.to_parquet(folder / "surveys.parquet")
+    out = tmp_path / "value.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["value", "--data", str(folder), "--json", str(out)])
+    err = capsys.readouterr().err.splitlines()
+    assert code == 0
+    fallback = [line for line in err if "churn model alone" in line]
+    assert len(fallback) == 1 and fallback[0].startswith("warning: CSAT and complaint models")
+    payload = json.loads(out.read_text())
+    assert payload["revenue_at_risk_ci_low"] < payload["revenue_at_risk"]
+    assert payload["revenue_at_risk"] < payload["revenue_at_risk_ci_high"]

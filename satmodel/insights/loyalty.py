@@ -6,15 +6,15 @@
 - :func:`fit_churn_model`: a discrete-time hazard, a logit of ``churned`` on the
   customer-months under contract, with customer-clustered standard errors, linking service
   levels, CSAT and complaints to leaving.
-- :func:`retention_curves`: Kaplan-Meier retention over the months of the data, by band of the
-  customer's mean availability, with Greenwood intervals.
+- :func:`retention_curves`: Kaplan-Meier retention (lifelines) over the months of the data, by
+  band of the customer's mean availability, with Greenwood intervals.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from lifelines import KaplanMeierFitter
 
 from satmodel.errors import InputError
 from satmodel.models import default_formulas, fit
@@ -160,7 +160,8 @@ def retention_curves(panel: pd.DataFrame, ci: float = 0.95) -> pd.DataFrame:
 
     Each customer enters at its first month under contract in the panel and is followed
     until it churns (event) or its last month under contract (censored). Its band is that of
-    its mean availability over those months.
+    its mean availability over those months. The estimate is lifelines'
+    ``KaplanMeierFitter``.
 
     Returns
     -------
@@ -178,26 +179,32 @@ def retention_curves(panel: pd.DataFrame, ci: float = 0.95) -> pd.DataFrame:
         availability=("availability_pct", "mean"),
     )
     per["band"] = availability_band(per["availability"])
-    z = stats.norm.ppf(0.5 + ci / 2)
-    rows = []
+    frames = []
     for band, group in per.dropna(subset=["band"]).groupby("band", sort=False):
-        survival, greenwood = 1.0, 0.0
-        for t in range(1, int(group["months"].max()) + 1):
-            at_risk = int((group["months"] >= t).sum())
-            events = int(((group["months"] == t) & (group["event"] == 1)).sum())
-            if at_risk == 0:
-                break
-            survival *= 1.0 - events / at_risk
-            if at_risk > events:
-                greenwood += events / (at_risk * (at_risk - events))
-            low, high = _log_log_interval(survival, greenwood, z)
-            rows.append((band, t, at_risk, events, survival, low, high, len(group)))
+        timeline = np.arange(1, int(group["months"].max()) + 1)
+        fitter = KaplanMeierFitter(alpha=1.0 - ci).fit(
+            group["months"], event_observed=group["event"], timeline=timeline
+        )
+        counts = fitter.event_table.reindex(timeline, fill_value=0)
+        removed_before = counts["removed"].cumsum().shift(fill_value=0)
+        bounds = fitter.confidence_interval_survival_function_.to_numpy()
+        retention = fitter.survival_function_.iloc[:, 0].to_numpy()
+        frames.append(
+            pd.DataFrame(
+                {
+                    "band": band,
+                    "month_number": timeline,
+                    "at_risk": (len(group) - removed_before).to_numpy(dtype=int),
+                    "churned": counts["observed"].to_numpy(dtype=int),
+                    "retention": retention,
+                    # lifelines leaves the interval undefined once retention reaches 0
+                    "ci_low": np.where(retention > 0, bounds[:, 0], 0.0),
+                    "ci_high": np.where(retention > 0, bounds[:, 1], 0.0),
+                    "customers": len(group),
+                }
+            )
+        )
     columns = ["band", "month_number", "at_risk", "churned", "retention", "ci_low", "ci_high"]
-    return pd.DataFrame(rows, columns=[*columns, "customers"])
-
-
-def _log_log_interval(survival: float, greenwood: float, z: float) -> tuple[float, float]:
-    if survival <= 0.0 or survival >= 1.0 or greenwood == 0.0:
-        return survival, survival
-    spread = z * np.sqrt(greenwood) / abs(np.log(survival))
-    return survival ** np.exp(spread), survival ** np.exp(-spread)
+    if not frames:
+        return pd.DataFrame(columns=[*columns, "customers"])
+    return pd.concat(frames, ignore_index=True)

@@ -18,6 +18,12 @@ OPERATIONS = {
     "releases_per_week": ("Releases per week", "platform releases / week", True),
     "days_between_releases": ("Days between releases", "days (mean)", False),
 }
+OPERATING_COST = {
+    "opex": ("Operating cost", "per month", False),
+    "cost_per_customer": ("Operating cost per customer", "per customer and month", False),
+    "cost_per_change": ("Operating cost per change", "per change", False),
+}
+"""Scorecard rows of the operating cost, shown when the data has one (``opex``, ``[opex]``)."""
 
 
 def operations_monthly(counts: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +75,9 @@ def operations_scorecard(monthly: pd.DataFrame, month: str) -> pd.DataFrame:
 
     Parameters
     ----------
-    monthly : the output of :func:`operations_monthly` (must include the three months).
+    monthly : the output of :func:`operations_monthly` (must include the three months), with
+        the :data:`OPERATING_COST` columns of :func:`with_operating_cost` when there are any
+        (they are then rows of the scorecard too).
     month : the month reported.
 
     Returns
@@ -81,7 +89,8 @@ def operations_scorecard(monthly: pd.DataFrame, month: str) -> pd.DataFrame:
     """
     by_month = monthly.set_index("month")
     rows = []
-    for kpi, (label, unit, better) in OPERATIONS.items():
+    measures = {**OPERATIONS, **{k: v for k, v in OPERATING_COST.items() if k in monthly}}
+    for kpi, (label, unit, better) in measures.items():
 
         def at(m: str, column: str = kpi) -> float:
             return float(by_month.at[m, column]) if m in by_month.index else math.nan
@@ -111,10 +120,63 @@ def operations_scorecard(monthly: pd.DataFrame, month: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def operating_cost(data: ReportData) -> pd.Series:
+    """Monthly operating cost by month: the ``opex`` table, else ``[opex]`` of the config.
+
+    Returns
+    -------
+    Series
+        Amount per month (``YYYY-MM`` index); empty when the data gives none.
+    """
+    if data.source is not None and data.source.has("opex"):
+        table = data.source.frame("opex")
+        return pd.Series(
+            table["amount"].astype(float).to_numpy(), index=table["month"].astype(str), name="opex"
+        ).sort_index()
+    config = getattr(data.config, "opex", None) or {}
+    return pd.Series(config, dtype=float, name="opex").sort_index()
+
+
+def with_operating_cost(
+    monthly: pd.DataFrame, opex: pd.Series, customers: pd.Series
+) -> pd.DataFrame:
+    """``monthly`` with the operating cost, per customer and per change (unchanged without).
+
+    Parameters
+    ----------
+    monthly : :func:`operations_monthly`.
+    opex : operating cost by month (:func:`operating_cost`).
+    customers : customers served by month (the panel's customers of each month).
+
+    Returns
+    -------
+    DataFrame
+        ``monthly`` plus opex, customers, cost_per_customer (opex / customers) and
+        cost_per_change (opex / changes; NaN in a month without changes).
+    """
+    if opex.empty:
+        return monthly
+    amount = monthly["month"].map(opex).astype(float)
+    served = monthly["month"].map(customers).astype(float)
+    changes = monthly["changes"].astype(float)
+    return monthly.assign(
+        opex=amount,
+        customers=served,
+        cost_per_customer=amount / served.where(served > 0),
+        cost_per_change=amount / changes.where(changes > 0),
+    )
+
+
 def operations_section(data: ReportData, months: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Operations measures of the report: (monthly measures, scorecard of the month)."""
+    """Operations measures of the report: (monthly measures, scorecard of the month).
+
+    With an operating cost (``opex`` table or ``[opex]``) both include it
+    (:func:`with_operating_cost`), so the before/after scorecard is one table.
+    """
     first = max(add_months(data.month, -max(months, 4) + 1), data.window[0])
     monthly = operations_monthly(operations_by_month(data.source, first, data.month))
+    served = data.panel.groupby(data.panel["month"].astype(str))["customer_id"].nunique()
+    monthly = with_operating_cost(monthly, operating_cost(data), served)
     return monthly, operations_scorecard(monthly, data.month)
 
 
@@ -143,6 +205,37 @@ def plot_operations(monthly: pd.DataFrame, month: str, months: int = 12):
             ax.set_ylim(bottom=0)
         figure.suptitle(
             f"Operations: delivery and recovery, {len(labels)} months to {month_name(month)}",
+            fontsize=12,
+        )
+    return figure
+
+
+def plot_operating_cost(monthly: pd.DataFrame, month: str, months: int = 12):
+    """Trends of the operating cost per customer and per change.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        None without an operating cost.
+    """
+    if "opex" not in monthly:
+        return None
+    shown = monthly.loc[monthly["month"] > add_months(month, -months)].reset_index(drop=True)
+    if shown.empty or shown["opex"].isna().all():
+        return None
+    labels = list(shown["month"])
+    panels = [
+        ("cost_per_customer", "Operating cost per customer", "per customer and month"),
+        ("cost_per_change", "Operating cost per change", "per change"),
+    ]
+    with figure_style():
+        figure, axes = new_figure(13, 3.4, ncols=2)
+        for ax, (column, title, unit) in zip(axes, panels, strict=True):
+            trend_panel(ax, shown[column].astype(float), labels, month, title, unit)
+            ax.set_ylim(bottom=0)
+        figure.suptitle(
+            f"Operating cost per customer and per change, {len(labels)} months to "
+            f"{month_name(month)}",
             fontsize=12,
         )
     return figure

@@ -19,6 +19,7 @@ from satmodel.reporting.diagnostics import diagnostic_warnings
 from satmodel.reporting.drivers import ModelSection
 from satmodel.reporting.insight_sections import importance_view
 from satmodel.reporting.proposal import ProposalRequest, recommended_tier
+from satmodel.reporting.value import value_summary
 
 SUMMARY_SCHEMA_VERSION = 1
 
@@ -161,12 +162,13 @@ def build_summary(
     budgets: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     alerts: pd.DataFrame | None = None,
     trust: dict | None = None,
+    value=None,
 ) -> dict[str, Any]:
     """The machine-readable summary of a report (``summary.json``).
 
     Keys, in this order: schema_version, month, data_window, kpis, service_levels, gaps,
     drivers, targets, data_quality, notes, warnings, status (:func:`report_status`), then
-    (when given) error_budgets, burn_alerts, trust, driver_importance, driver_drift,
+    (when given) error_budgets, burn_alerts, trust, value, driver_importance, driver_drift,
     burn_rate, operations and diagnostics. Floats are rounded to 6 decimals and NaN is
     written as null, so the same data always gives the same file.
 
@@ -186,6 +188,8 @@ def build_summary(
     alerts : :func:`burn_alert_section` (``burn_alerts``: the rules and the alerts fired).
     trust : :func:`trust_summary` (``trust``: mundlak per model, robustness_value,
         sensitivity, at_risk_backtest).
+    value : :func:`value_section` (``value``: revenue at risk with its interval, the best
+        lever, nps_score; see :func:`value_summary`).
 
     Returns
     -------
@@ -284,6 +288,8 @@ def build_summary(
         summary["burn_alerts"] = alert_block(alerts)
     if trust is not None:
         summary["trust"] = trust
+    if value is not None:
+        summary["value"] = value_summary(value)
     if importance_block is not None:
         summary["driver_importance"] = importance_block
     if drift_block is not None:
