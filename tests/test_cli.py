@@ -59,13 +59,13 @@ def test_features_writes_the_panel(good_folder, tmp_path):
 def test_paths_are_confined_only_when_asked(monkeypatch):
     from argparse import Namespace
 
-    from satmodel.cli import _allow_outside
+    from satmodel.cli import allow_outside
 
     monkeypatch.delenv("SATMODEL_CONFINE_PATHS", raising=False)
     monkeypatch.delenv("SATMODEL_ALLOW_PATHS", raising=False)
     # the contract: `satmodel report --data SRC --out DIR` takes any SRC and DIR
-    assert _allow_outside(Namespace(allow_outside=False, confine_paths=False))
-    assert not _allow_outside(Namespace(allow_outside=False, confine_paths=True))
-    assert _allow_outside(Namespace(allow_outside=True, confine_paths=True))
+    assert allow_outside(Namespace(allow_outside=False, confine_paths=False))
+    assert not allow_outside(Namespace(allow_outside=False, confine_paths=True))
+    assert allow_outside(Namespace(allow_outside=True, confine_paths=True))
     monkeypatch.setenv("SATMODEL_CONFINE_PATHS", "1")
-    assert not _allow_outside(Namespace(allow_outside=False, confine_paths=False))
+    assert not allow_outside(Namespace(allow_outside=False, confine_paths=False))
