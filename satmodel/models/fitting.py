@@ -206,6 +206,9 @@ def _fit_parsed(
     weights_kind="frequency",
 ) -> FitResult:
     formula = parsed.text
+    if weights_kind == "analytic" and cov_type == "robust":
+        # merged rows would square the sum of their analytic weights in the HC meat
+        collapse = False
     prep = prepare(
         data,
         parsed,
@@ -342,7 +345,15 @@ def _fit_parsed(
         factor = small_sample_factor(
             cov_type, se_correction, n_obs, bread.shape[0], n_clusters, family != "ols"
         )
-        cov_theta = sandwich(bread, unit_scores, prep.w, prep.groups, cov_type, factor)
+        cov_theta = sandwich(
+            bread,
+            unit_scores,
+            prep.w,
+            prep.groups,
+            cov_type,
+            factor,
+            frequency=weights_kind == "frequency",
+        )
     if not np.all(np.isfinite(cov_theta)) or np.any(np.diag(cov_theta) < 0):
         flags.append("covariance not estimable (singular information matrix)")
     if len(cov_theta) < len(theta):

@@ -86,8 +86,12 @@ def small_sample_factor(robust_kind, se_correction, n_obs, n_params, n_groups, l
     return n_obs / (n_obs - 1.0) if likelihood else n_obs / (n_obs - n_params)
 
 
-def sandwich(bread, unit_scores, w, groups, robust_kind, factor):
-    """Cluster-robust (CRV1) or heteroskedasticity-robust covariance times ``factor``."""
+def sandwich(bread, unit_scores, w, groups, robust_kind, factor, frequency=True):
+    """Cluster-robust (CRV1) or heteroskedasticity-robust covariance times ``factor``.
+
+    A row of frequency weight w is w identical observations (w s s' in the HC meat); with
+    analytic weights it is one observation whose score is w s.
+    """
     k = bread.shape[0]
     if robust_kind == "cluster":
         n_groups = int(groups.max()) + 1
@@ -95,7 +99,8 @@ def sandwich(bread, unit_scores, w, groups, robust_kind, factor):
         np.add.at(sums, groups, unit_scores * w[:, None])
         meat = sums.T @ sums
     else:
-        meat = (unit_scores * w[:, None]).T @ unit_scores
+        weighted = unit_scores * w[:, None]
+        meat = weighted.T @ (unit_scores if frequency else weighted)
     return factor * bread @ meat @ bread
 
 
