@@ -35,9 +35,9 @@ from scipy import sparse
 from satmodel.errors import InputError
 from satmodel.insights.noise import (
     DEFAULT_PERMUTATIONS,
+    Permutations,
     linear_null_shares,
     noise_test,
-    permute_columns,
 )
 from satmodel.insights.scenarios import check_ci
 from satmodel.insights.shapley import (
@@ -416,7 +416,7 @@ def _base_fits(refit, subsets):
     return base
 
 
-def _refit_null_shares(refit, codes, groups, subsets, base, n_perm, rng) -> np.ndarray:
+def _refit_null_shares(refit, groups, subsets, base, permutations) -> np.ndarray:
     """Shares (n_perm, p) of each driver when its columns are permuted (refitting only the
     subsets that hold it, each from the fit without it plus zeros)."""
     p = len(groups)
@@ -424,12 +424,12 @@ def _refit_null_shares(refit, codes, groups, subsets, base, n_perm, rng) -> np.n
     base_values = 1.0 - ll / ll[0]
     head = 0 if refit.family == "ordinal" else 1  # intercept first
     masks = np.arange(len(subsets))
-    out = np.empty((n_perm, p))
+    out = np.empty((permutations.n_perm, p))
     for j, cols in enumerate(groups):
         holding = masks[(masks >> j) & 1 == 1]
-        for b in range(n_perm):
+        for b, copy in enumerate(permutations.copies(refit.X[:, cols])):
             X = refit.X.copy()
-            X[:, cols] = permute_columns(refit.X[:, cols], codes, refit.w, rng)
+            X[:, cols] = copy
             permuted = _Refitter(refit.family, X, refit.y, refit.w, refit.offset)
             values = base_values.copy()
             for mask in holding:
@@ -562,9 +562,15 @@ def driver_importance(
             bar.update(len(K))
         bar.close()
         values[:, 0] = 0.0
-        null = linear_null_shares(
-            np.column_stack((X, y)), w, codes, groups, subsets, values[0], n_perm, perm_rng
-        )
+        with _blas_one_thread():
+            null = linear_null_shares(
+                np.column_stack((X, y)),
+                w,
+                groups,
+                subsets,
+                values[0],
+                Permutations(codes, w, n_perm, perm_rng),
+            )
     else:
         measure = "mcfadden_r2"
         X, y, w, offset, codes = _collapse(X, y, w, offset, codes)
@@ -581,7 +587,8 @@ def driver_importance(
             bar.update()
         bar.close()
         with _blas_one_thread():
-            null = _refit_null_shares(refit, codes, groups, subsets, base, n_perm, perm_rng)
+            permutations = Permutations(codes, w, n_perm, perm_rng)
+            null = _refit_null_shares(refit, groups, subsets, base, permutations)
         notes.append("McFadden pseudo-R² = 1 - ll(subset) / ll(null model)")
     shares_all = shapley_values(values, p)
     shares, boot = shares_all[0], shares_all[1:]

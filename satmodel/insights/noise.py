@@ -18,24 +18,36 @@ from satmodel.insights.shapley import batched_r2, shapley_values
 DEFAULT_PERMUTATIONS = {"linear": 39, "refit": 19}
 
 
-def permute_columns(values: np.ndarray, codes: np.ndarray, w: np.ndarray, rng) -> np.ndarray:
-    """Columns with their cluster means permuted across clusters and their deviations from
-    them permuted across rows: no link with the outcome is left, the between-cluster
-    spread that decides the null's width is kept (rows as clusters: a plain permutation).
+class Permutations:
+    """Permutations of drivers' columns: their cluster means permuted across clusters and
+    their deviations from them permuted across rows. No link with the outcome is left, and
+    the between-cluster spread that decides the null's width is kept (rows as clusters: a
+    plain permutation). The same ``n_perm`` permutations serve every driver.
     """
-    n_clusters = int(codes.max()) + 1
-    totals = np.bincount(codes, weights=w, minlength=n_clusters)
-    means = (
-        np.stack(
-            [np.bincount(codes, weights=w * v, minlength=n_clusters) for v in values.T], axis=1
+
+    def __init__(self, codes: np.ndarray, w: np.ndarray, n_perm: int, rng):
+        self.codes, self.w, self.n_perm = codes, w, n_perm
+        self.n_clusters = int(codes.max()) + 1
+        self.totals = np.bincount(codes, weights=w, minlength=self.n_clusters)
+        self.clusters = [rng.permutation(self.n_clusters) for _ in range(n_perm)]
+        self.rows = [rng.permutation(len(codes)) for _ in range(n_perm)]
+
+    def copies(self, values: np.ndarray):
+        """Yield the ``n_perm`` permuted copies of ``values`` (rows x columns)."""
+        sums = np.stack(
+            [
+                np.bincount(self.codes, weights=self.w * v, minlength=self.n_clusters)
+                for v in values.T
+            ],
+            axis=1,
         )
-        / np.where(totals > 0, totals, 1.0)[:, None]
-    )
-    deviations = values - means[codes]
-    return means[rng.permutation(n_clusters)][codes] + deviations[rng.permutation(len(codes))]
+        means = sums / np.where(self.totals > 0, self.totals, 1.0)[:, None]
+        deviations = values - means[self.codes]
+        for clusters, rows in zip(self.clusters, self.rows, strict=True):
+            yield means[clusters][self.codes] + deviations[rows]
 
 
-def linear_null_shares(Z, w, codes, groups, subsets, base_values, n_perm, rng) -> np.ndarray:
+def linear_null_shares(Z, w, groups, subsets, base_values, permutations) -> np.ndarray:
     """Shares (n_perm, p) of each driver when its columns of Z = [X, y] are permuted.
 
     Only the permuted driver's rows and columns of the covariance change, and only the
@@ -43,20 +55,21 @@ def linear_null_shares(Z, w, codes, groups, subsets, base_values, n_perm, rng) -
     """
     total = w.sum()
     centred = Z - (w @ Z) / total
-    cov = (centred * w[:, None]).T @ centred / total
+    weighted = centred * (w / total)[:, None]
+    cov = centred.T @ weighted
     p = len(groups)
+    n_perm = permutations.n_perm
     masks = np.arange(len(subsets))
     out = np.empty((n_perm, p))
     for j, cols in enumerate(groups):
         holding = masks[(masks >> j) & 1 == 1]
         batch = np.repeat(cov[None], n_perm, axis=0)
-        for b in range(n_perm):
-            permuted = permute_columns(Z[:, cols], codes, w, rng)
-            permuted = permuted - (w @ permuted) / total
-            cross = (permuted * w[:, None]).T @ centred / total
+        for b, permuted in enumerate(permutations.copies(Z[:, cols])):
+            permuted -= (w @ permuted) / total
+            cross = permuted.T @ weighted
             batch[b][cols, :] = cross
             batch[b][:, cols] = cross.T
-            batch[b][np.ix_(cols, cols)] = (permuted * w[:, None]).T @ permuted / total
+            batch[b][np.ix_(cols, cols)] = permuted.T @ (permuted * (w / total)[:, None])
         values = np.repeat(base_values[None], n_perm, axis=0)
         values[:, holding] = batched_r2(batch, [subsets[m] for m in holding])
         out[:, j] = shapley_values(values, p)[:, j]
