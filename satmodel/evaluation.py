@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, special, stats
 
-from satmodel.errors import InputError, ModelWarning
+from satmodel.errors import InputError, ModelWarning, SatmodelError
 from satmodel.models import (
     MIN_PER_LEVEL,
     MIN_RESPONSES,
@@ -494,12 +494,20 @@ def diagnose(result: FitResult, data: pd.DataFrame) -> pd.DataFrame:
 def diagnose_models(
     results: dict[str, FitResult], data: dict[str, pd.DataFrame | None]
 ) -> dict[str, pd.DataFrame]:
-    """:func:`diagnose` for each model of ``results`` with data under the same name."""
-    return {
-        name: diagnose(result, data[name])
-        for name, result in results.items()
-        if data.get(name) is not None
-    }
+    """:func:`diagnose` for each model of ``results`` with data under the same name.
+
+    A check that cannot run on a model's data (e.g. its design no longer builds) becomes a
+    warning of that model instead of an error: the fits stay usable.
+    """
+    tables = {}
+    for name, result in results.items():
+        if data.get(name) is None:
+            continue
+        try:
+            tables[name] = diagnose(result, data[name])
+        except SatmodelError as exc:
+            result.warnings_.append(f"diagnostics could not run: {exc}")
+    return tables
 
 
 def failed_check_messages(table: pd.DataFrame) -> list[str]:

@@ -15,6 +15,7 @@ from satmodel.errors import InputError, ModelWarning
 from satmodel.evaluation import (
     DIAGNOSTIC_COLUMNS,
     diagnose,
+    diagnose_models,
     diagnostics,
     failed_check_messages,
     time_cv,
@@ -261,3 +262,13 @@ def test_fit_default_models_report_every_failed_diagnostic():
             assert message in result.warnings_, (name, message)
         assert any(m.startswith("high collinearity") for m in result.warnings_), name
         assert not result.reliable
+
+
+def test_diagnose_models_turns_a_check_that_cannot_run_into_a_warning():
+    data = non_proportional_odds()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelWarning)
+        result = fit(data, "y ~ x + z", "ordinal")
+    tables = diagnose_models({"csat": result}, {"csat": data.drop(columns=["z"])})
+    assert tables == {}
+    assert any(m.startswith("diagnostics could not run") for m in result.warnings_)
