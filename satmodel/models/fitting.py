@@ -121,7 +121,16 @@ def fit(
     ------
     InputError
         Unknown family or columns, formula errors, outcomes of the wrong kind, negative
-        weights or counts, exposure <= 0, no rows left after dropping missing values.
+        weights or counts, exposure <= 0, no rows left after dropping missing values,
+        an outcome with nothing to model (one level, all 0 or all 1, all counts 0), fewer
+        than 2 clusters.
+
+    Notes
+    -----
+    ``warnings_`` flags what makes a fit untrustworthy: non-convergence, separation (the
+    terms whose estimates are infinite are named; for counts, zero counts predicted with
+    certainty), collinearity, fewer than 30 clusters, fractional frequency weights. An NB2
+    fit whose alpha reaches its bound 0 ends at the Poisson fit, converged, with a note.
     """
     if family not in FAMILIES:
         raise InputError(f"family {family!r}: must be one of {', '.join(FAMILIES)}")
@@ -251,7 +260,7 @@ def _fit_parsed(
             flags.append(
                 f"only {n_clusters} clusters of {cluster!r} (need >= {MIN_CLUSTERS}): the "
                 f"cluster-robust (CRV1, {se_correction} small-sample factor) standard errors "
-                f"and their normal intervals are unreliable"
+                f"and intervals are unreliable"
             )
     if n_obs < MIN_RESPONSES:
         flags.append(f"too few responses: n = {json_number(n_obs)} (need >= {MIN_RESPONSES})")
