@@ -413,3 +413,24 @@ def test_bad_options_are_input_errors():
         fit(data, "y ~ x", "ols", se_correction="sas")
     with pytest.raises(InputError, match="weights_kind"):
         fit(data, "y ~ x", "ols", weights="w", weights_kind="probability")
+
+
+def test_weights_kind_without_weights_changes_nothing():
+    data = weighted_data().round({"x": 1})  # repeated rows: collapsed into counts
+    plain = fit(data, "top ~ x", "logit", cov_type="robust")
+    said = fit(data, "top ~ x", "logit", cov_type="robust", weights_kind="analytic")
+    assert said.coefficients_["std_error"].to_numpy() == pytest.approx(
+        plain.coefficients_["std_error"].to_numpy(), rel=1e-12
+    )
+    assert said.weights_kind_ is None
+
+
+def test_analytic_weights_robust_errors_do_not_depend_on_collapsing():
+    data = weighted_data().round({"x": 1})
+    data["w"] = np.round(data["w"], 1)
+    kwargs = {"weights": "w", "weights_kind": "analytic", "cov_type": "robust"}
+    merged = fit(data, "top ~ x", "logit", **kwargs)
+    unmerged = fit(data, "top ~ x", "logit", collapse=False, **kwargs)
+    assert merged.coefficients_["std_error"].to_numpy() == pytest.approx(
+        unmerged.coefficients_["std_error"].to_numpy(), rel=1e-10
+    )

@@ -215,7 +215,9 @@ def _fit_parsed(
     weights_kind="frequency",
 ) -> FitResult:
     formula = parsed.text
-    if weights_kind == "analytic" and cov_type == "robust":
+    # without weights, collapsed rows carry frequency weights whatever weights_kind says
+    analytic = weights is not None and weights_kind == "analytic"
+    if analytic and cov_type == "robust":
         # merged rows would square the sum of their analytic weights in the HC meat
         collapse = False
     prep = prepare(
@@ -236,7 +238,7 @@ def _fit_parsed(
         prep = subset_rows(prep, positive)
     if prep.w.sum() <= 0:
         raise InputError(f"data.{weights}: all weights are zero")
-    if weights is not None and weights_kind == "analytic":
+    if analytic:
         prep.w = prep.w * (prep.n_units.sum() / prep.w.sum())
         notes.append(f"analytic weights {weights!r}, normalised to sum to the {prep.n_rows} rows")
     elif prep.n_fractional_weights:
@@ -246,7 +248,7 @@ def _fit_parsed(
             f"relative precisions use weights_kind='analytic' (CLI: --weights-kind analytic)"
         )
     # analytic weights: rows are the observations (the normalised weights sum to them)
-    n_obs = float(prep.n_units.sum() if weights_kind == "analytic" else prep.w.sum())
+    n_obs = float(prep.n_units.sum() if analytic else prep.w.sum())
     n_clusters = None
     if prep.groups is not None:
         n_clusters = int(prep.groups.max()) + 1
@@ -361,7 +363,7 @@ def _fit_parsed(
             prep.groups,
             cov_type,
             factor,
-            frequency=weights_kind == "frequency",
+            frequency=not analytic,
         )
     if not np.all(np.isfinite(cov_theta)) or np.any(np.diag(cov_theta) < 0):
         flags.append("covariance not estimable (singular information matrix)")
