@@ -5,6 +5,8 @@
   scikit-learn's HistGradientBoosting on the same features.
 * :func:`diagnostics` - convergence, sample size, separation, collinearity (VIF),
   overdispersion (Poisson vs NB2) and the proportional-odds assumption (Brant test).
+* :func:`diagnose` - the same checks, each failed one also appended to the model's
+  ``warnings_`` (what reports show next to the model); :func:`diagnose_models` for several.
 
 Both return tidy DataFrames.
 """
@@ -18,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, special, stats
 
-from satmodel.errors import InputError, ModelWarning
+from satmodel.errors import InputError, ModelWarning, SatmodelError
 from satmodel.models import (
     MIN_PER_LEVEL,
     MIN_RESPONSES,
@@ -32,7 +34,7 @@ from satmodel.models.formulas import outcome_series, parse_formula
 from satmodel.models.likelihoods import LogitLikelihood
 from satmodel.models.optimize import newton
 
-__all__ = ["DIAGNOSTIC_COLUMNS", "diagnostics", "time_cv"]
+__all__ = ["DIAGNOSTIC_COLUMNS", "diagnose", "diagnose_models", "diagnostics", "time_cv"]
 
 CV_COLUMNS = [
     "fold",
@@ -392,7 +394,7 @@ def diagnostics(result: FitResult, data: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame
         Columns check, value, threshold, ok, note. Checks: ``converged``, ``n_obs``,
-        ``min_level_count`` (ordinal/logit), ``separation``, ``collinearity``,
+        ``min_level_count`` (ordinal/logit), ``separation`` (every family), ``collinearity``,
         ``vif:<term>``, for counts ``overdispersion_lr`` (Poisson vs NB2 likelihood-ratio
         statistic; ok when the fitted family suits it) and ``dispersion`` (Pearson
         chi2 / df), for ordinal ``proportional_odds`` and ``proportional_odds:<term>``
@@ -433,16 +435,10 @@ def diagnostics(result: FitResult, data: pd.DataFrame) -> pd.DataFrame:
                 f"outcome level {labels[smallest]!r}",
             )
         )
-        separated = any("separation" in message for message in result.warnings_)
-        rows.append(
-            _row(
-                "separation",
-                1.0 if separated else 0.0,
-                0.0,
-                not separated,
-                "some responses perfectly predicted" if separated else "",
-            )
-        )
+    separated = [m for m in result.warnings_ if "separation" in m]
+    rows.append(
+        _row("separation", 1.0 if separated else 0.0, 0.0, not separated, "; ".join(separated))
+    )
     collinear = [m for m in result.warnings_ if m.startswith("collinear")]
     rows.append(
         _row("collinearity", 1.0 if collinear else 0.0, 0.0, not collinear, "; ".join(collinear))
@@ -462,6 +458,84 @@ def diagnostics(result: FitResult, data: pd.DataFrame) -> pd.DataFrame:
     if result.family == "ordinal" and len(result.levels_) > 2 and X.shape[1] > 0:
         rows.extend(_proportional_odds_rows(X, y, w, len(result.levels_)))
     return pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
+
+
+# checks whose failure the fit itself already put in warnings_
+_FLAGGED_BY_FIT = ("converged", "n_obs", "min_level_count", "separation", "collinearity")
+
+
+def diagnose(result: FitResult, data: pd.DataFrame) -> pd.DataFrame:
+    """:func:`diagnostics`, with every failed check also appended to ``result.warnings_``.
+
+    Rows whose exposure is missing or not positive are left out first (as the default
+    complaint model leaves them out). Running it twice adds nothing new.
+
+    Parameters
+    ----------
+    result : FitResult
+        Changed in place: failed checks join its warnings (it is then not ``reliable``).
+    data : DataFrame
+        The data the model was fitted on.
+
+    Returns
+    -------
+    DataFrame
+        The :func:`diagnostics` table.
+    """
+    if result.exposure is not None and result.exposure in data.columns:
+        data = data.loc[pd.to_numeric(data[result.exposure], errors="coerce") > 0]
+    table = diagnostics(result, data)
+    for message in failed_check_messages(table):
+        if message not in result.warnings_:
+            result.warnings_.append(message)
+    return table
+
+
+def diagnose_models(
+    results: dict[str, FitResult], data: dict[str, pd.DataFrame | None]
+) -> dict[str, pd.DataFrame]:
+    """:func:`diagnose` for each model of ``results`` with data under the same name.
+
+    A check that cannot run on a model's data (e.g. its design no longer builds) becomes a
+    warning of that model instead of an error: the fits stay usable.
+    """
+    tables = {}
+    for name, result in results.items():
+        if data.get(name) is None:
+            continue
+        try:
+            tables[name] = diagnose(result, data[name])
+        except SatmodelError as exc:
+            result.warnings_.append(f"diagnostics could not run: {exc}")
+    return tables
+
+
+def failed_check_messages(table: pd.DataFrame) -> list[str]:
+    """One warning per failed diagnostic not already flagged by the fit (VIFs grouped)."""
+    failed = table.loc[~table["ok"] & ~table["check"].isin(_FLAGGED_BY_FIT)]
+    messages = []
+    vif = failed.loc[failed["check"].str.startswith("vif:")]
+    if len(vif):
+        terms = ", ".join(f"{row.check[4:]} {row.value:.3g}" for row in vif.itertuples(index=False))
+        messages.append(
+            f"high collinearity: variance inflation factor >= {VIF_THRESHOLD:g} ({terms})"
+        )
+    per_term = failed.loc[failed["check"].str.startswith("proportional_odds:")]
+    for row in failed.itertuples(index=False):
+        if row.check == "proportional_odds":
+            terms = ", ".join(t[len("proportional_odds:") :] for t in per_term["check"])
+            messages.append(
+                f"proportional odds rejected (p = {row.value:.3g} < {row.threshold:g}; "
+                f"{row.note})" + (f"; terms: {terms}" if terms else "")
+            )
+        elif row.check == "overdispersion_lr":
+            messages.append(f"overdispersion: Poisson vs NB2 LR = {row.value:.4g} ({row.note})")
+        elif row.check == "dispersion":
+            messages.append(
+                f"dispersion {row.value:.3g} > {row.threshold:g} ({row.note}): standard errors "
+                f"understated"
+            )
+    return messages
 
 
 def _overdispersion_rows(result: FitResult, data: pd.DataFrame, md) -> list[dict]:

@@ -12,8 +12,15 @@ import pandas as pd
 import pytest
 
 from satmodel.errors import InputError, ModelWarning
-from satmodel.evaluation import DIAGNOSTIC_COLUMNS, diagnostics, time_cv
-from satmodel.models import fit
+from satmodel.evaluation import (
+    DIAGNOSTIC_COLUMNS,
+    diagnose,
+    diagnose_models,
+    diagnostics,
+    failed_check_messages,
+    time_cv,
+)
+from satmodel.models import fit, fit_default_models
 
 REFERENCES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "references"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -164,3 +171,104 @@ def test_ships_overdispersion(family):
     assert checks.loc["overdispersion_lr", "value"] == pytest.approx(17.59224656, abs=1e-4)
     assert bool(checks.loc["overdispersion_lr", "ok"]) is (family == "negbin")
     assert checks.loc["dispersion", "value"] > 1.0
+
+
+# --------------------------------------------------------------------------------------
+# diagnose: failed checks become the model's warnings
+# --------------------------------------------------------------------------------------
+
+
+def non_proportional_odds(seed=11, n=1500):
+    """x moves P(y >= 2) strongly and P(y = 3) not at all: proportional odds fails."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    low = 2.0 * x + rng.logistic(size=n) < 0
+    top = rng.uniform(size=n) < 0.4
+    y = np.where(low, 1, np.where(top, 3, 2))
+    return pd.DataFrame({"x": x, "z": rng.normal(size=n), "y": y})
+
+
+def test_diagnose_puts_a_failed_brant_test_into_warnings():
+    data = non_proportional_odds()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModelWarning)
+        result = fit(data, "y ~ x + z", "ordinal")
+    assert result.reliable
+    table = diagnose(result, data)
+    row = table.set_index("check").loc["proportional_odds"]
+    assert not row["ok"]
+    (message,) = [m for m in result.warnings_ if m.startswith("proportional odds")]
+    assert "x" in message.split("terms:")[1] and "z" not in message.split("terms:")[1]
+    assert not result.reliable and message in result.to_dict()["warnings"]
+    diagnose(result, data)
+    assert result.warnings_.count(message) == 1
+
+
+def test_diagnose_adds_nothing_to_a_sound_model(monthly):
+    data = monthly
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ModelWarning)
+        result = fit(data, "csat ~ x + C(segment)", "ols")
+    before = list(result.warnings_)
+    table = diagnose(result, data)
+    assert table["ok"].all()
+    assert result.warnings_ == before
+
+
+def test_separation_row_covers_count_models():
+    rng = np.random.default_rng(2)
+    group = rng.choice(["a", "b", "c"], 300)
+    y = np.where(group == "c", 0, rng.poisson(2.0, 300))
+    data = pd.DataFrame({"g": group, "y": y})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelWarning)
+        result = fit(data, "y ~ C(g)", "poisson")
+    row = diagnostics(result, data).set_index("check").loc["separation"]
+    assert not row["ok"] and "C(g)[T.c]" in row["note"]
+
+
+def default_model_data(seed=7):
+    rng = np.random.default_rng(seed)
+    months = [f"2025-{m:02d}" for m in range(1, 7)]
+    customers = [f"c{i:02d}" for i in range(40)]
+    panel = pd.DataFrame(
+        [(c, m) for c in customers for m in months], columns=["customer_id", "month"]
+    )
+    n = len(panel)
+    panel["latency_p95_ms"] = rng.lognormal(6, 0.3, n)
+    panel["downtime_minutes"] = rng.exponential(30, n)
+    # nearly the same column twice: the VIF check must fail and say so in warnings_
+    panel["downtime_minutes_lag1"] = panel["downtime_minutes"] * rng.uniform(0.99, 1.01, n)
+    panel["active_users"] = rng.integers(0, 500, n)
+    panel["complaints"] = rng.poisson(0.01 * panel["active_users"])
+    eta = -1.2 * np.log(panel["latency_p95_ms"]) - 0.2 * np.log1p(panel["downtime_minutes"])
+    rows = rng.integers(0, n, 3000)
+    responses = panel.iloc[rows].reset_index(drop=True)
+    latent = eta.to_numpy()[rows] + rng.logistic(size=len(rows))
+    responses["csat"] = 1 + np.searchsorted([-9.5, -8.5, -7.5, -6.5], latent)
+    return panel, responses
+
+
+def test_fit_default_models_report_every_failed_diagnostic():
+    panel, responses = default_model_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelWarning)
+        results = fit_default_models(responses, panel)
+    for name, result in results.items():
+        data = panel.loc[panel["active_users"] > 0] if name == "complaints" else responses
+        table = diagnostics(result, data)
+        assert not table["ok"].all(), name
+        for message in failed_check_messages(table):
+            assert message in result.warnings_, (name, message)
+        assert any(m.startswith("high collinearity") for m in result.warnings_), name
+        assert not result.reliable
+
+
+def test_diagnose_models_turns_a_check_that_cannot_run_into_a_warning():
+    data = non_proportional_odds()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ModelWarning)
+        result = fit(data, "y ~ x + z", "ordinal")
+    tables = diagnose_models({"csat": result}, {"csat": data.drop(columns=["z"])})
+    assert tables == {}
+    assert any(m.startswith("diagnostics could not run") for m in result.warnings_)

@@ -197,3 +197,64 @@ def test_bootstrap_intervals_cover_population_shares():
     tolerance = 3 * np.sqrt(0.95 * 0.05 / n_sets)
     assert abs(rate - 0.95) < tolerance, (rate, covered.mean(axis=0))
     assert covered.mean(axis=0).min() > 0.95 - 1.5 * tolerance
+
+
+# --------------------------------------------------------------------------------------
+# noise drivers
+# --------------------------------------------------------------------------------------
+
+
+def _with_noise(seed=5, n_customers=200, per=6):
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(n_customers), per)
+    x = rng.normal(size=(n_customers, 2))[ids] + rng.normal(size=(len(ids), 2))
+    noise = rng.normal(size=len(ids))
+    y = (
+        0.8 * x[:, 0]
+        + 0.4 * x[:, 1]
+        + rng.normal(size=n_customers)[ids]
+        + rng.normal(size=len(ids))
+    )
+    return pd.DataFrame({"customer_id": ids, "a": x[:, 0], "b": x[:, 1], "noise": noise, "y": y})
+
+
+def test_pure_noise_driver_is_marked_and_its_interval_holds_zero():
+    data = _with_noise()
+    res = driver_importance(data, "y", drivers=["a", "b", "noise"], n_boot=200, seed=1)
+    table = res.table_.set_index("driver")
+    assert table.loc["noise", "share"] < 0.01
+    assert not table.loc["noise", "distinguishable"]
+    assert table.loc["noise", "share_ci_low"] == 0.0
+    assert table.loc["noise", "share_ci_low"] <= table.loc["noise", "share"]
+    assert table.loc["noise", "share"] <= table.loc["noise", "share_ci_high"]
+    assert table.loc[["a", "b"], "distinguishable"].all()
+    assert (table.loc[["a", "b"], "share_ci_low"] > 0).all()
+    assert table.loc["noise", "noise_p_value"] > 0.05
+    assert any("indistinguishable from noise" in n and "noise" in n for n in res.notes_)
+
+
+def test_noise_driver_constant_within_customers_is_not_distinguishable():
+    """A customer-level noise attribute: the null must keep its between-customer spread."""
+    data = _with_noise(seed=8)
+    rng = np.random.default_rng(3)
+    data["attribute"] = rng.normal(size=data["customer_id"].max() + 1)[data["customer_id"]]
+    hits = 0
+    for seed in range(10):
+        res = driver_importance(data, "y", drivers=["a", "attribute"], n_boot=20, seed=seed)
+        hits += bool(res.table_.set_index("driver").loc["attribute", "distinguishable"])
+    assert hits <= 3
+
+
+def test_noise_test_in_refitting_families():
+    data = _with_noise(n_customers=100, per=4).assign(top=lambda d: (d["y"] > 0).astype(int))
+    res = driver_importance(data, "top", drivers=["a", "noise"], family="logit", n_boot=5)
+    table = res.table_.set_index("driver")
+    assert bool(table.loc["a", "distinguishable"])
+    assert table.loc["noise", "noise_p_value"] > 0.05
+
+
+def test_no_noise_test_without_resamples():
+    res = driver_importance(_with_noise(), "y", drivers=["a", "noise"], n_boot=0)
+    assert res.table_["distinguishable"].isna().all()
+    with pytest.raises(InputError, match="n_perm"):
+        driver_importance(_with_noise(), "y", drivers=["a"], n_perm=-1)

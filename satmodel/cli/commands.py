@@ -179,6 +179,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             order=args.order,
             within=args.within,
             time_effects=args.time_effects,
+            se_correction=args.se_correction,
+            weights_kind=args.weights_kind,
         )
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)

@@ -217,8 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="model family",
     )
     fit_parser.add_argument("--exposure", help="exposure column: log(COL) is the offset")
-    fit_parser.add_argument("--weights", help="frequency-weight column")
+    fit_parser.add_argument("--weights", help="weight column (see --weights-kind)")
+    fit_parser.add_argument(
+        "--weights-kind",
+        choices=["frequency", "analytic"],
+        default="frequency",
+        help="frequency: a row counts as w observations (default); analytic: relative "
+        "precisions, normalised to sum to the number of rows",
+    )
     fit_parser.add_argument("--cluster", help="cluster column for cluster-robust standard errors")
+    fit_parser.add_argument(
+        "--se-correction",
+        choices=["statsmodels", "stata"],
+        default="statsmodels",
+        help="small-sample factor of cluster-robust errors: statsmodels (and R sandwich) "
+        "G/(G-1)(N-1)/(N-k) (default), or stata: G/(G-1) as vce(cluster)",
+    )
     fit_parser.add_argument(
         "--within",
         metavar="COL",

@@ -17,12 +17,13 @@ shares add up to the full model's explained variation exactly.
   cutpoints, the intercept and offset, and NB2's alpha); bootstrap refits start from the
   full-sample estimates.
 
-Intervals: customer-level (cluster) bootstrap, percentile intervals of shares and ranks.
+Intervals: customer-level (cluster) bootstrap, percentile intervals of shares and ranks;
+a permutation null per driver (:mod:`satmodel.insights.noise`) says which shares are
+distinguishable from noise.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field
 
@@ -32,7 +33,19 @@ import patsy
 from scipy import sparse
 
 from satmodel.errors import InputError
+from satmodel.insights.noise import (
+    DEFAULT_PERMUTATIONS,
+    Permutations,
+    linear_null_shares,
+    noise_test,
+)
 from satmodel.insights.scenarios import check_ci
+from satmodel.insights.shapley import (
+    batched_r2,
+    shapley_from_covariance,
+    shapley_values,
+    subset_columns,
+)
 
 __all__ = [
     "DRIVER_NAMES",
@@ -117,102 +130,6 @@ def default_drivers(columns, grouped: bool = False) -> dict[str, list[str]]:
 
 
 # --------------------------------------------------------------------------------------
-# Shapley arithmetic
-# --------------------------------------------------------------------------------------
-
-
-def _popcount(masks: np.ndarray) -> np.ndarray:
-    counts = np.zeros_like(masks)
-    work = masks.copy()
-    while np.any(work):
-        counts += work & 1
-        work >>= 1
-    return counts
-
-
-def shapley_values(values: np.ndarray, p: int) -> np.ndarray:
-    """Shapley values from the value of every subset.
-
-    Parameters
-    ----------
-    values : array (..., 2**p)
-        Value of each subset, indexed by bit mask (bit j set: driver j in the subset);
-        ``values[..., 0]`` is the empty set.
-    p : int
-        Number of drivers.
-
-    Returns
-    -------
-    array (..., p)
-        Sum over drivers equals ``values[..., -1] - values[..., 0]``.
-    """
-    values = np.asarray(values, dtype=float)
-    masks = np.arange(2**p)
-    sizes = _popcount(masks)
-    # weight of a subset S not containing j: |S|! (p - |S| - 1)! / p!
-    weight = np.array(
-        [math.factorial(s) * math.factorial(p - s - 1) / math.factorial(p) for s in range(p)]
-    )
-    out = np.empty(values.shape[:-1] + (p,))
-    for j in range(p):
-        bit = 1 << j
-        without = masks[(masks & bit) == 0]
-        gains = values[..., without | bit] - values[..., without]
-        out[..., j] = gains @ weight[sizes[without]]
-    return out
-
-
-def _subset_columns(groups: list[list[int]]) -> list[np.ndarray]:
-    p = len(groups)
-    cols = []
-    for mask in range(2**p):
-        idx = [c for j in range(p) if mask >> j & 1 for c in groups[j]]
-        cols.append(np.array(idx, dtype=int))
-    return cols
-
-
-def _batched_r2(cov: np.ndarray, subsets: list[np.ndarray]) -> np.ndarray:
-    """R² of every subset for a batch of covariance matrices (B, m+1, m+1); outcome last."""
-    n_batch = cov.shape[0]
-    var_y = cov[:, -1, -1]
-    out = np.zeros((n_batch, len(subsets)))
-    for s, cols in enumerate(subsets):
-        if len(cols) == 0:
-            continue
-        A = cov[:, cols[:, None], cols[None, :]]
-        b = cov[:, cols, -1]
-        try:
-            sol = np.linalg.solve(A, b[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            sol = np.einsum("bij,bj->bi", np.linalg.pinv(A), b)
-        out[:, s] = np.einsum("bi,bi->b", b, sol)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return out / var_y[:, None]
-
-
-def shapley_from_covariance(cov, groups: list[list[int]] | None = None) -> np.ndarray:
-    """Population LMG shares (contributions to R²) from a covariance matrix.
-
-    Parameters
-    ----------
-    cov : array (m+1, m+1)
-        Covariance of the m predictor columns and, last, the outcome.
-    groups : list of lists of column indices, optional
-        Columns of each driver (default: one driver per column).
-
-    Returns
-    -------
-    array (p,)
-        Contributions; they add up to the population R².
-    """
-    cov = np.asarray(cov, dtype=float)
-    m = cov.shape[0] - 1
-    groups = groups if groups is not None else [[j] for j in range(m)]
-    r2 = _batched_r2(cov[None], _subset_columns(groups))
-    return shapley_values(r2, len(groups))[0]
-
-
-# --------------------------------------------------------------------------------------
 # result
 # --------------------------------------------------------------------------------------
 
@@ -227,7 +144,10 @@ class ImportanceResult:
         One row per driver: driver, terms, share (contribution to the explained variation;
         shares add up to ``total_``), share_ci_low, share_ci_high, relative_share (share /
         total), relative_share_ci_low, relative_share_ci_high, rank (1 = most important),
-        rank_ci_low, rank_ci_high, measure. Sorted by rank.
+        rank_ci_low, rank_ci_high, measure, noise_p_value, distinguishable (the share beats
+        those of permuted copies of the driver; NA without the test). Sorted by rank.
+        Share intervals are percentile intervals widened to hold the estimate, starting at 0
+        for drivers indistinguishable from noise.
     total_, total_ci_ : float, (float, float)
         Explained variation of the full model and its interval.
     measure_ : str
@@ -266,7 +186,7 @@ def _ranks(shares: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def _table(drivers, shares, boot, total, ci, measure) -> pd.DataFrame:
+def _table(drivers, shares, boot, total, ci, measure, null) -> pd.DataFrame:
     alpha = (1 - ci) / 2
     p = len(drivers)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -279,8 +199,15 @@ def _table(drivers, shares, boot, total, ci, measure) -> pd.DataFrame:
         rlo, rhi = np.nanquantile(boot_rel, [alpha, 1 - alpha], axis=0)
         klo = np.quantile(boot_ranks, alpha, axis=0, method="lower")
         khi = np.quantile(boot_ranks, 1 - alpha, axis=0, method="higher")
+        # the interval always holds the estimate (a biased bootstrap can put it outside) ...
+        lo, hi = np.minimum(lo, shares), np.maximum(hi, shares)
+        rlo, rhi = np.minimum(rlo, rel), np.maximum(rhi, rel)
     else:
         lo = hi = rlo = rhi = klo = khi = np.full(p, np.nan)
+    noise_p, distinguishable = noise_test(shares, null, ci)
+    # ... and zero when the permutation test cannot tell the share from noise's
+    noise = np.array([d is False for d in distinguishable])
+    lo, rlo = np.where(noise, 0.0, lo), np.where(noise, 0.0, rlo)
     table = pd.DataFrame(
         {
             "driver": list(drivers),
@@ -295,6 +222,8 @@ def _table(drivers, shares, boot, total, ci, measure) -> pd.DataFrame:
             "rank_ci_low": klo,
             "rank_ci_high": khi,
             "measure": measure,
+            "noise_p_value": noise_p,
+            "distinguishable": pd.array(distinguishable, dtype="boolean"),
         }
     )
     return table.sort_values("rank", kind="stable").reset_index(drop=True)
@@ -487,6 +416,32 @@ def _base_fits(refit, subsets):
     return base
 
 
+def _refit_null_shares(refit, groups, subsets, base, permutations) -> np.ndarray:
+    """Shares (n_perm, p) of each driver when its columns are permuted (refitting only the
+    subsets that hold it, each from the fit without it plus zeros)."""
+    p = len(groups)
+    ll = np.array([b[0] for b in base])
+    base_values = 1.0 - ll / ll[0]
+    head = 0 if refit.family == "ordinal" else 1  # intercept first
+    masks = np.arange(len(subsets))
+    out = np.empty((permutations.n_perm, p))
+    for j, cols in enumerate(groups):
+        holding = masks[(masks >> j) & 1 == 1]
+        for b, copy in enumerate(permutations.copies(refit.X[:, cols])):
+            X = refit.X.copy()
+            X[:, cols] = copy
+            permuted = _Refitter(refit.family, X, refit.y, refit.w, refit.offset)
+            values = base_values.copy()
+            for mask in holding:
+                theta = base[mask & ~(1 << j)][1]
+                at = head + sum(len(groups[i]) for i in range(j) if mask >> i & 1)
+                theta0 = np.concatenate((theta[:at], np.zeros(len(cols)), theta[at:]))
+                ll_mask = permuted.fit(subsets[mask], theta0=theta0, maxiter=_BOOT_NEWTON)[0]
+                values[mask] = 1.0 - ll_mask / ll[0]
+            out[b, j] = shapley_values(values, p)[j]
+    return out
+
+
 def _blas_one_thread():
     from satmodel.models import single_threaded_blas
 
@@ -521,6 +476,7 @@ def driver_importance(
     ci: float = 0.95,
     seed: int | None = 0,
     progress: bool = False,
+    n_perm: int | None = None,
 ) -> ImportanceResult:
     """Shapley (LMG) decomposition of explained variation, with customer-bootstrap intervals.
 
@@ -554,6 +510,11 @@ def driver_importance(
         Seed of the resampling.
     progress : bool
         tqdm progress bar on stderr.
+    n_perm : int, optional
+        Permutations per driver of the noise test (column ``distinguishable``: the share
+        beats those of the driver's permuted copies at level 1 - ci; ``noise_p_value``;
+        an indistinguishable driver's share interval starts at 0). Default 39 for ``ols``,
+        19 for the refitting families, 0 (no test) when ``n_boot`` is 0.
 
     Returns
     -------
@@ -565,18 +526,27 @@ def driver_importance(
     if int(n_boot) < 0:
         raise InputError(f"n_boot: must be >= 0, got {n_boot!r}")
     n_boot = int(n_boot)
+    if n_perm is None:
+        n_perm = (
+            0 if n_boot == 0 else DEFAULT_PERMUTATIONS["linear" if family == "ols" else "refit"]
+        )
+    if int(n_perm) < 0:
+        raise InputError(f"n_perm: must be >= 0, got {n_perm!r}")
+    n_perm = int(n_perm)
     drivers, groups, X, y, w, offset, codes = _prepare(
         data, outcome, drivers, family, weights, cluster, exposure
     )
     p = len(drivers)
     n_clusters = int(codes.max()) + 1
     rng = np.random.default_rng(seed)
-    subsets = _subset_columns(groups)
+    subsets = subset_columns(groups)
     counts = (
         rng.multinomial(n_clusters, np.full(n_clusters, 1.0 / n_clusters), size=n_boot)
         if n_boot
         else np.zeros((0, n_clusters))
     )
+    # drawn after the resamples: the bootstrap does not depend on n_perm
+    perm_rng = np.random.default_rng(rng.integers(2**63))
     notes: list[str] = []
     if family == "ols":
         measure = "r2"
@@ -588,10 +558,19 @@ def driver_importance(
         for start in range(0, n_boot + 1, chunk):
             K = weights_all[start : start + chunk]
             cov = _cov_from_stats(K @ n_c, K @ S, K @ P)
-            values[start : start + chunk] = _batched_r2(cov, subsets)
+            values[start : start + chunk] = batched_r2(cov, subsets)
             bar.update(len(K))
         bar.close()
         values[:, 0] = 0.0
+        with _blas_one_thread():
+            null = linear_null_shares(
+                np.column_stack((X, y)),
+                w,
+                groups,
+                subsets,
+                values[0],
+                Permutations(codes, w, n_perm, perm_rng),
+            )
     else:
         measure = "mcfadden_r2"
         X, y, w, offset, codes = _collapse(X, y, w, offset, codes)
@@ -607,6 +586,9 @@ def driver_importance(
                 values[b + 1] = _boot_values(refit, subsets, base, w * counts[b][codes])
             bar.update()
         bar.close()
+        with _blas_one_thread():
+            permutations = Permutations(codes, w, n_perm, perm_rng)
+            null = _refit_null_shares(refit, groups, subsets, base, permutations)
         notes.append("McFadden pseudo-R² = 1 - ll(subset) / ll(null model)")
     shares_all = shapley_values(values, p)
     shares, boot = shares_all[0], shares_all[1:]
@@ -618,7 +600,13 @@ def driver_importance(
         if n_boot
         else (float("nan"), float("nan"))
     )
-    table = _table(drivers, shares, boot, total, ci, measure)
+    table = _table(drivers, shares, boot, total, ci, measure, null)
+    noise = table.loc[table["distinguishable"].eq(False).fillna(False), "driver"].tolist()
+    if noise:
+        notes.append(
+            f"indistinguishable from noise (share not above those of {n_perm} permuted copies "
+            f"at level {1 - ci:.2g}): {', '.join(noise)}; their share intervals start at 0"
+        )
     table["family"] = family
     table["outcome"] = outcome
     return ImportanceResult(

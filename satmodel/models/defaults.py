@@ -211,6 +211,9 @@ def fit_default_models(
             result.dropped_by_[f"{exposure} <= 0 or missing"] = n_none
             result.notes_.append(f"{n_none} customer-months without {exposure} left out")
         results["complaints"] = result
+    from satmodel.evaluation import diagnose_models  # evaluation builds on models
+
+    diagnose_models(results, {"csat": responses, "top2": responses, "complaints": panel})
     return results
 
 

@@ -36,6 +36,7 @@ class Prepared:
     collapsed: bool
     notes: list[str] = field(default_factory=list)
     within: WithinDesign | None = None
+    n_fractional_weights: int = 0
 
 
 def _example(values) -> str:
@@ -219,6 +220,7 @@ def prepare(
                 f"data.{weights}: weights must be >= 0; {int(bad.sum())} rows are negative "
                 f"(e.g. {_example(w[bad])})"
             )
+    n_fractional_weights = int(np.count_nonzero(w != np.round(w)))
     expo = None
     if exposure is not None:
         expo = aux["exposure"][keep].to_numpy()
@@ -303,6 +305,7 @@ def prepare(
         categorical=categorical,
         collapsed=collapsed,
         within=within_design,
+        n_fractional_weights=n_fractional_weights,
     )
 
 

@@ -27,13 +27,24 @@ from satmodel.models.likelihoods import (
     OrdinalLikelihood,
     PoissonLikelihood,
 )
-from satmodel.models.optimize import independent_columns, invert_information, newton, sandwich
+from satmodel.models.optimize import (
+    SE_CORRECTIONS,
+    independent_columns,
+    invert_information,
+    newton,
+    sandwich,
+    small_sample_factor,
+)
 from satmodel.models.results import FitResult, json_number, tidy
 from satmodel.models.within import mundlak_test
 
 MIN_RESPONSES = 30
 MIN_PER_LEVEL = 10
+MIN_CLUSTERS = 30
+WEIGHTS_KINDS = ("frequency", "analytic")
 _SEPARATION_TOL = 1e-9
+# NB2 estimates of alpha below this are the Poisson limit: finish with the Poisson fit
+_ALPHA_FLOOR = 1e-8
 
 
 def fit(
@@ -51,6 +62,8 @@ def fit(
     cov_type: str | None = None,
     within: str | None = None,
     time_effects: str | None = None,
+    se_correction: str = "statsmodels",
+    weights_kind: str = "frequency",
 ) -> FitResult:
     """Fit a satisfaction or complaint model.
 
@@ -64,7 +77,7 @@ def fit(
     exposure : str, optional
         Column whose log is the offset (poisson, negbin).
     weights : str, optional
-        Column of frequency weights (a row counts as that many observations).
+        Column of weights; see ``weights_kind``.
     cluster : str, optional
         Column of cluster ids for cluster-robust (CRV1) standard errors.
     link : {"logit", "probit"}, optional
@@ -89,6 +102,16 @@ def fit(
         ``cluster`` names another column.
     time_effects : {"month"}, optional
         Add one effect per value of that column (``C(month)``): platform-wide shocks.
+    se_correction : {"statsmodels", "stata"}
+        Small-sample factor of robust and cluster-robust standard errors: ``statsmodels``
+        (also R sandwich) G/(G-1) (N-1)/(N-k) for clusters and none for HC0; ``stata``
+        as Stata's ML commands, G/(G-1) for ``vce(cluster)`` and N/(N-1) for
+        ``vce(robust)`` (OLS: as ``regress``). Stored in ``se_correction_``.
+    weights_kind : {"frequency", "analytic"}
+        ``frequency``: a row of weight w counts as w observations (n_obs is their total;
+        weights that are not whole numbers are flagged). ``analytic``: weights are relative
+        precisions, normalised to sum to the number of rows (n_obs = rows), so their scale
+        never changes a standard error.
 
     Returns
     -------
@@ -98,7 +121,16 @@ def fit(
     ------
     InputError
         Unknown family or columns, formula errors, outcomes of the wrong kind, negative
-        weights or counts, exposure <= 0, no rows left after dropping missing values.
+        weights or counts, exposure <= 0, no rows left after dropping missing values,
+        an outcome with nothing to model (one level, all 0 or all 1, all counts 0), fewer
+        than 2 clusters.
+
+    Notes
+    -----
+    ``warnings_`` flags what makes a fit untrustworthy: non-convergence, separation (the
+    terms whose estimates are infinite are named; for counts, zero counts predicted with
+    certainty), collinearity, fewer than 30 clusters, fractional frequency weights. An NB2
+    fit whose alpha reaches its bound 0 ends at the Poisson fit, converged, with a note.
     """
     if family not in FAMILIES:
         raise InputError(f"family {family!r}: must be one of {', '.join(FAMILIES)}")
@@ -126,6 +158,14 @@ def fit(
         raise InputError("cov_type 'cluster' needs a cluster column (cluster=COL)")
     if not 0 < ci < 1:
         raise InputError(f"ci: must be between 0 and 1, got {ci!r}")
+    if se_correction not in SE_CORRECTIONS:
+        raise InputError(
+            f"se_correction {se_correction!r}: must be one of {', '.join(SE_CORRECTIONS)}"
+        )
+    if weights_kind not in WEIGHTS_KINDS:
+        raise InputError(
+            f"weights_kind {weights_kind!r}: must be one of {', '.join(WEIGHTS_KINDS)}"
+        )
     if not isinstance(data, pd.DataFrame):
         raise InputError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
 
@@ -152,6 +192,8 @@ def fit(
             ci,
             cov_type,
             within,
+            se_correction,
+            weights_kind,
         )
 
 
@@ -169,8 +211,15 @@ def _fit_parsed(
     ci,
     cov_type,
     within=None,
+    se_correction="statsmodels",
+    weights_kind="frequency",
 ) -> FitResult:
     formula = parsed.text
+    # without weights, collapsed rows carry frequency weights whatever weights_kind says
+    analytic = weights is not None and weights_kind == "analytic"
+    if analytic and cov_type == "robust":
+        # merged rows would square the sum of their analytic weights in the HC meat
+        collapse = False
     prep = prepare(
         data,
         parsed,
@@ -183,12 +232,38 @@ def _fit_parsed(
         within=within,
     )
     flags: list[str] = []
+    notes = list(prep.notes)
     positive = prep.w > 0
     if not positive.all():
         prep = subset_rows(prep, positive)
-    n_obs = float(prep.w.sum())
-    if n_obs <= 0:
+    if prep.w.sum() <= 0:
         raise InputError(f"data.{weights}: all weights are zero")
+    if analytic:
+        prep.w = prep.w * (prep.n_units.sum() / prep.w.sum())
+        notes.append(f"analytic weights {weights!r}, normalised to sum to the {prep.n_rows} rows")
+    elif prep.n_fractional_weights:
+        flags.append(
+            f"weights {weights!r} are not whole numbers in {prep.n_fractional_weights} rows but "
+            f"are treated as frequency weights (a row counts as w observations); for "
+            f"relative precisions use weights_kind='analytic' (CLI: --weights-kind analytic)"
+        )
+    # analytic weights: rows are the observations (the normalised weights sum to them)
+    n_obs = float(prep.n_units.sum() if analytic else prep.w.sum())
+    n_clusters = None
+    if prep.groups is not None:
+        n_clusters = int(prep.groups.max()) + 1
+    if cov_type == "cluster":
+        if n_clusters < 2:
+            raise InputError(
+                f"cluster {cluster!r}: the {prep.n_rows} rows used form {n_clusters} cluster; "
+                f"cluster-robust standard errors need at least 2 (use cov_type='robust')"
+            )
+        if n_clusters < MIN_CLUSTERS:
+            flags.append(
+                f"only {n_clusters} clusters of {cluster!r} (need >= {MIN_CLUSTERS}): the "
+                f"cluster-robust (CRV1, {se_correction} small-sample factor) standard errors "
+                f"and intervals are unreliable"
+            )
     if n_obs < MIN_RESPONSES:
         flags.append(f"too few responses: n = {json_number(n_obs)} (need >= {MIN_RESPONSES})")
 
@@ -225,6 +300,10 @@ def _fit_parsed(
                 f"outcome {parsed.lhs_code!r}: all {json_number(n_obs)} rows are "
                 f"{int(events > 0)}; nothing to model"
             )
+    elif family in ("poisson", "negbin") and not (prep.y > 0).any():
+        raise InputError(
+            f"outcome {parsed.lhs_code!r}: all {json_number(n_obs)} counts are 0; nothing to model"
+        )
 
     # collinearity: keep the columns earlier ones do not explain (ordinal: with intercept)
     X_check = np.hstack((np.ones((len(prep.w), 1)), prep.X)) if family == "ordinal" else prep.X
@@ -245,6 +324,11 @@ def _fit_parsed(
         flags.append(f"more parameters ({n_params}) than observations ({json_number(n_obs)})")
 
     kept_columns = [prep.columns[j] for j in kept]
+    theta_names = kept_columns
+    if family == "ordinal":
+        theta_names = kept_columns + [
+            f"{levels[j]}|{levels[j + 1]}" for j in range(len(levels) - 1)
+        ]
     fitted = _fit_family(
         family,
         link,
@@ -254,21 +338,40 @@ def _fit_parsed(
         maxiter,
         need_scores=cov_type != "nonrobust",
         has_intercept="Intercept" in kept_columns,
+        theta_names=theta_names,
     )
     theta, converged, iterations, bread, unit_scores, ll, extra = fitted
     if not converged:
         flags.append(f"did not converge in {maxiter} iterations")
     if extra.get("separation"):
         flags.append(extra["separation"])
-    if extra.get("boundary"):
-        flags.append(extra["boundary"])
+    if extra.get("note"):
+        notes.append(extra["note"])
 
+    se_used = None
     if cov_type == "nonrobust":
         cov_theta = bread * extra.get("scale", 1.0)
     else:
-        cov_theta = sandwich(bread, unit_scores, prep.w, prep.groups, n_obs, cov_type)
+        se_used = se_correction
+        factor = small_sample_factor(
+            cov_type, se_correction, n_obs, bread.shape[0], n_clusters, family != "ols"
+        )
+        cov_theta = sandwich(
+            bread,
+            unit_scores,
+            prep.w,
+            prep.groups,
+            cov_type,
+            factor,
+            frequency=not analytic,
+        )
     if not np.all(np.isfinite(cov_theta)) or np.any(np.diag(cov_theta) < 0):
         flags.append("covariance not estimable (singular information matrix)")
+    if len(cov_theta) < len(theta):
+        # alpha at its bound 0: no variance for it, the coefficients' is Poisson's
+        padded = np.full((len(theta), len(theta)), np.nan)
+        padded[: len(cov_theta), : len(cov_theta)] = cov_theta
+        cov_theta = padded
 
     # assemble
     se_theta = np.sqrt(np.abs(np.diag(cov_theta)))
@@ -278,24 +381,24 @@ def _fit_parsed(
     se_full[kept] = se_theta[:k]
     dist_df = None
     if family == "ols":
-        dist_df = (int(prep.groups.max()) if cov_type == "cluster" else n_obs - k) or None
+        dist_df = (n_clusters - 1) if cov_type == "cluster" else (n_obs - k) or None
     coefficients = tidy(prep.columns, beta_full, se_full, ci, dist_df)
     threshold_names: list[str] = []
     thresholds = tidy([], [], [], ci)
     alpha = alpha_se = None
     cov_names = list(prep.columns)
-    jac = np.zeros((len(theta), len(theta)))
-    jac[np.arange(len(theta)), np.arange(len(theta))] = 1.0
+    # d(reported parameter) / d(theta): diagonal (log alpha -> alpha)
+    jac = np.ones(len(theta))
     if family == "ordinal":
         threshold_names = [f"{levels[j]}|{levels[j + 1]}" for j in range(len(levels) - 1)]
         thresholds = tidy(threshold_names, theta[k:], se_theta[k:], ci)
         cov_names += threshold_names
     elif family == "negbin":
         alpha = float(np.exp(theta[k]))
-        jac[k, k] = alpha
-        alpha_se = float(alpha * se_theta[k])
+        jac[k] = alpha
+        alpha_se = float(alpha * se_theta[k]) if np.isfinite(theta[k]) else None
         cov_names += ["alpha"]
-    cov_theta_out = jac @ cov_theta @ jac.T
+    cov_theta_out = cov_theta * np.outer(jac, jac)
     position = list(kept) + list(range(len(prep.columns), len(cov_names)))
     cov_full = np.full((len(cov_names), len(cov_names)), np.nan)
     cov_full[np.ix_(position, position)] = cov_theta_out
@@ -324,12 +427,14 @@ def _fit_parsed(
         n_rows=prep.n_rows,
         n_dropped=prep.n_dropped,
         dropped_by=prep.dropped_by,
-        n_clusters=None if prep.groups is None else int(prep.groups.max()) + 1,
+        n_clusters=n_clusters,
         converged=converged,
         iterations=iterations,
         warnings=flags,
-        notes=prep.notes,
+        notes=notes,
         cov_type=cov_type,
+        se_correction=se_used,
+        weights_kind=weights_kind if weights is not None else None,
         covariance=covariance,
         levels=levels,
         level_values=level_values,
@@ -435,21 +540,54 @@ def maximize_likelihood(
             likelihood = poisson
             theta0 = _log_linear_start(X, y, w, offset) if start is None else start
         else:
-            likelihood = NB2Likelihood(X, y, w, offset)
-            theta0 = start
-            if theta0 is None:
-                beta_p, _, _ = newton(poisson, _log_linear_start(X, y, w, offset), maxiter)
-                mu = np.exp(X @ beta_p + (offset if offset is not None else 0.0))
-                moment = float(w @ ((y - mu) ** 2 - y)) / float(w @ mu**2)
-                theta0 = np.concatenate((beta_p, [np.log(max(moment, 0.05))]))
+            return _maximize_nb2(X, y, w, offset, start, maxiter)
     else:
         raise InputError(f"family {family!r}: expected one of ordinal, logit, poisson, negbin")
     theta, converged, iterations = newton(likelihood, theta0, maxiter)
     return MLEstimate(theta, float(likelihood.loglike(theta)), converged, iterations, likelihood)
 
 
-def _fit_family(family, link, X, prep: Prepared, levels, maxiter, need_scores, has_intercept):
-    """Return theta, converged, iterations, bread (inverse information), unit scores, ll, extra."""
+def _maximize_nb2(X, y, w, offset, start, maxiter) -> MLEstimate:
+    """NB2 by Newton in (beta, log alpha), with the Poisson limit alpha = 0 as its bound.
+
+    At the Poisson fit the score in alpha is sum w ((y - mu)^2 - y) / 2: when it is not
+    positive there is no overdispersion to estimate and the Poisson fit, with log alpha =
+    -inf, is the maximum; so is it when Newton drifts below ``_ALPHA_FLOOR``.
+    """
+    poisson = PoissonLikelihood(X, y, w, offset)
+    likelihood = NB2Likelihood(X, y, w, offset)
+
+    def poisson_limit(beta0, iterations_before):
+        beta, converged, iterations = newton(poisson, beta0, maxiter)
+        theta = np.concatenate((beta, [-np.inf]))
+        return MLEstimate(
+            theta, poisson.loglike(beta), converged, iterations_before + iterations, likelihood
+        )
+
+    theta0 = start
+    if theta0 is None or not np.isfinite(theta0[-1]):
+        beta0 = _log_linear_start(X, y, w, offset) if theta0 is None else theta0[:-1]
+        beta_p, converged_p, iterations_p = newton(poisson, beta0, maxiter)
+        mu = np.exp(X @ beta_p + (offset if offset is not None else 0.0))
+        excess = float(w @ ((y - mu) ** 2 - y))
+        if converged_p and excess <= 0:
+            theta = np.concatenate((beta_p, [-np.inf]))
+            return MLEstimate(theta, poisson.loglike(beta_p), True, iterations_p, likelihood)
+        moment = excess / float(w @ mu**2)
+        theta0 = np.concatenate((beta_p, [np.log(max(moment, 0.05))]))
+    theta, converged, iterations = newton(likelihood, theta0, maxiter)
+    if theta[-1] < np.log(_ALPHA_FLOOR):
+        return poisson_limit(theta[:-1], iterations)
+    return MLEstimate(theta, float(likelihood.loglike(theta)), converged, iterations, likelihood)
+
+
+def _fit_family(
+    family, link, X, prep: Prepared, levels, maxiter, need_scores, has_intercept, theta_names
+):
+    """Return theta, converged, iterations, bread (inverse information), unit scores, ll, extra.
+
+    For NB2 with alpha at its bound 0, bread and scores cover the coefficients only.
+    """
     y, w, offset = prep.y, prep.w, prep.offset
     extra: dict[str, Any] = {}
     if family == "ols":
@@ -484,29 +622,57 @@ def _fit_family(family, link, X, prep: Prepared, levels, maxiter, need_scores, h
         link=link,
         maxiter=maxiter,
     )
-    ll, _, H, unit_scores = likelihood.derivatives(theta, scores=need_scores)
+    k = X.shape[1]
+    if family == "negbin" and theta[k] == -np.inf:
+        poisson = PoissonLikelihood(X, y, w, offset)
+        ll, _, H, unit_scores = poisson.derivatives(theta[:k], scores=need_scores)
+        extra["note"] = (
+            "no overdispersion: a Poisson model fits as well (alpha at its lower bound 0)"
+        )
+    else:
+        ll, _, H, unit_scores = likelihood.derivatives(theta, scores=need_scores)
     bread = invert_information(-H)
 
     if family == "ordinal":
-        p_obs = likelihood.fitted_prob(theta)
-        certain = p_obs > 1 - _SEPARATION_TOL
-        if certain.any():
-            extra["separation"] = (
-                f"quasi-complete separation: {json_number(w[certain].sum())} responses "
-                f"perfectly predicted (some estimates drift to +-infinity)"
-            )
+        certain = likelihood.fitted_prob(theta) > 1 - _SEPARATION_TOL
+        kind = "quasi-complete separation"
     elif family == "logit":
         p = special.expit(likelihood.eta(theta))
-        p_obs = np.where(y > 0.5, p, 1 - p)
-        certain = p_obs > 1 - _SEPARATION_TOL
-        if certain.any():
-            extra["separation"] = (
-                f"perfect or quasi-complete separation: {json_number(w[certain].sum())} "
-                f"responses perfectly predicted (some estimates drift to +-infinity)"
-            )
-    elif family == "negbin" and theta[-1] < np.log(1e-8):
-        extra["boundary"] = "alpha at its lower bound 0 (no overdispersion): use poisson"
+        certain = np.where(y > 0.5, p, 1 - p) > 1 - _SEPARATION_TOL
+        kind = "perfect or quasi-complete separation"
+    elif family in ("poisson", "negbin"):
+        # a zero count predicted with certainty: its regressors' estimates drift to -infinity
+        certain = (y == 0) & (np.exp(likelihood.eta(theta[:k])) < _SEPARATION_TOL)
+        kind = "separation (zero counts perfectly predicted)"
+    else:
+        certain = np.zeros(len(y), dtype=bool)
+    if certain.any():
+        dims = len(H) if family == "ordinal" else k
+        terms = separated_terms(-H[:dims, :dims], X, w, theta_names[:dims])
+        extra["separation"] = (
+            f"{kind}: {json_number(w[certain].sum())} responses perfectly predicted; the "
+            f"estimates of {', '.join(terms)} drift to +-infinity (not finite)"
+        )
     return theta, converged, iterations, bread, unit_scores, ll, extra
+
+
+def separated_terms(info: np.ndarray, X: np.ndarray, w: np.ndarray, names: list[str]) -> list:
+    """Terms along which the information vanishes: the direction of infinite estimates.
+
+    The information is put on the scale of the design columns (their weighted root mean
+    square; cutpoints unscaled) and the terms loading most on its smallest eigenvector are
+    named.
+    """
+    scale = np.ones(len(info))
+    rms = np.sqrt((w @ X**2) / w.sum())
+    scale[: X.shape[1]] = np.where(rms > 0, rms, 1.0)
+    scaled = info / np.outer(scale, scale)
+    try:
+        _, vectors = np.linalg.eigh(scaled)
+    except np.linalg.LinAlgError:
+        return list(names)
+    loading = np.abs(vectors[:, 0])
+    return [name for name, value in zip(names, loading, strict=True) if value >= 0.25]
 
 
 def _log_linear_start(X, y, w, offset):

@@ -195,8 +195,40 @@ class PoissonLikelihood(LogitLikelihood):
         return ll, grad, H, unit_scores
 
 
+def log_rising_ratio(y: np.ndarray, r: np.ndarray, order: int = 0) -> np.ndarray:
+    """D = log(Gamma(y + r) / (Gamma(r) r^y)) for whole counts y, or its ``order``-th
+    derivative in r (1 or 2), accurate as r -> infinity.
+
+    Differences of log-gammas (digammas) lose all digits when r is large (alpha -> 0);
+    there D is the sum over i < y of log(1 + i / r), expanded in powers of 1 / r.
+    """
+    y, r = np.broadcast_arrays(np.asarray(y, dtype=float), np.asarray(r, dtype=float))
+    out = np.empty(y.shape)
+    series = y < 1e-4 * r
+    ys, inv = y[series], 1.0 / r[series]
+    # D = s1 / r - s2 / (2 r^2) + s3 / (3 r^3) - ..., s_m = sum over i < y of i^m
+    s1 = ys * (ys - 1) / 2
+    s2 = (ys - 1) * ys * (2 * ys - 1) / 6
+    s3 = s1**2
+    yd, rd = y[~series], r[~series]
+    if order == 0:
+        out[series] = inv * (s1 - inv * (s2 / 2 - inv * s3 / 3))
+        out[~series] = special.gammaln(yd + rd) - special.gammaln(rd) - yd * np.log(rd)
+    elif order == 1:
+        out[series] = -(inv**2) * (s1 - inv * (s2 - inv * s3))
+        out[~series] = special.digamma(yd + rd) - special.digamma(rd) - yd / rd
+    else:
+        out[series] = inv**3 * (2 * s1 - inv * (3 * s2 - 4 * inv * s3))
+        out[~series] = special.polygamma(1, yd + rd) - special.polygamma(1, rd) + yd / rd**2
+    return out
+
+
 class NB2Likelihood(LogitLikelihood):
-    """NB2 in (beta, log alpha): Var(y) = mu + alpha mu^2."""
+    """NB2 in (beta, log alpha): Var(y) = mu + alpha mu^2.
+
+    log alpha = -inf is the Poisson limit (no overdispersion), where the log-likelihood is
+    Poisson's.
+    """
 
     def __init__(self, X, y, w, offset):
         super().__init__(X, y, w, offset)
@@ -206,14 +238,12 @@ class NB2Likelihood(LogitLikelihood):
     def _terms(self, theta):
         eta = self.eta(theta[: self.k])
         mu = np.exp(eta)
+        if theta[self.k] == -np.inf:
+            return mu, np.inf, self.y * eta - mu - self.const
         r = np.exp(-theta[self.k])
-        ll_rows = (
-            special.gammaln(self.y + r)
-            - special.gammaln(r)
-            - self.const
-            + r * np.log(r / (r + mu))
-            + self.y * (eta - np.log(r + mu))
-        )
+        # written with log1p(mu / r) so that nothing cancels as r -> infinity
+        shrink = np.log1p(mu / r)
+        ll_rows = log_rising_ratio(self.y, r) - self.const - r * shrink + self.y * (eta - shrink)
         return mu, r, ll_rows
 
     def loglike(self, theta):
@@ -227,15 +257,11 @@ class NB2Likelihood(LogitLikelihood):
         ll = float(w @ ll_rows)
         rm = r + mu
         d_eta = (y - mu) * r / rm
-        d_r = special.digamma(y + r) - special.digamma(r) + np.log(r / rm) + 1 - (r + y) / rm
+        # digamma(y + r) - digamma(r) + log(r / rm) + 1 - (r + y) / rm and its derivative,
+        # regrouped so that no term is a difference of two large numbers as r -> infinity
+        d_r = log_rising_ratio(y, r, 1) - np.log1p(mu / r) + (r + y) * mu / (r * rm)
         d_a = -r * d_r
-        d_rr = (
-            special.polygamma(1, y + r)
-            - special.polygamma(1, r)
-            + 1 / r
-            - 1 / rm
-            - (mu - y) / rm**2
-        )
+        d_rr = log_rising_ratio(y, r, 2) + mu * (mu * r - 2 * y * r - y * mu) / (r * rm) ** 2
         d_aa = r * d_r + r**2 * d_rr
         d_eta_eta = -r * mu * (r + y) / rm**2
         d_eta_a = -r * (y - mu) * mu / rm**2

@@ -66,19 +66,42 @@ def invert_information(info: np.ndarray) -> np.ndarray:
         return np.linalg.pinv(info)
 
 
-def sandwich(bread, unit_scores, w, groups, n_obs, robust_kind):
-    """Cluster-robust (CRV1, statsmodels' small-sample correction) or HC0 covariance."""
+SE_CORRECTIONS = ("statsmodels", "stata")
+
+
+def small_sample_factor(robust_kind, se_correction, n_obs, n_params, n_groups, likelihood):
+    """Factor multiplying a sandwich covariance, by convention.
+
+    ``statsmodels`` (also R sandwich): clusters G/(G-1) (N-1)/(N-k), HC0 1. ``stata``: the
+    ML commands (``vce(cluster)``, ``vce(robust)``) use G/(G-1) and N/(N-1); ``regress``
+    uses G/(G-1) (N-1)/(N-k) and N/(N-k).
+    """
+    if robust_kind == "cluster":
+        factor = n_groups / (n_groups - 1.0)
+        if se_correction == "statsmodels" or not likelihood:
+            factor *= (n_obs - 1.0) / (n_obs - n_params)
+        return factor
+    if se_correction == "statsmodels":
+        return 1.0
+    return n_obs / (n_obs - 1.0) if likelihood else n_obs / (n_obs - n_params)
+
+
+def sandwich(bread, unit_scores, w, groups, robust_kind, factor, frequency=True):
+    """Cluster-robust (CRV1) or heteroskedasticity-robust covariance times ``factor``.
+
+    A row of frequency weight w is w identical observations (w s s' in the HC meat); with
+    analytic weights it is one observation whose score is w s.
+    """
     k = bread.shape[0]
     if robust_kind == "cluster":
         n_groups = int(groups.max()) + 1
         sums = np.zeros((n_groups, k))
         np.add.at(sums, groups, unit_scores * w[:, None])
         meat = sums.T @ sums
-        correction = n_groups / (n_groups - 1.0) * (n_obs - 1.0) / (n_obs - k)
     else:
-        meat = (unit_scores * w[:, None]).T @ unit_scores
-        correction = 1.0
-    return correction * bread @ meat @ bread
+        weighted = unit_scores * w[:, None]
+        meat = weighted.T @ (unit_scores if frequency else weighted)
+    return factor * bread @ meat @ bread
 
 
 # --------------------------------------------------------------------------------------
@@ -86,9 +109,35 @@ def sandwich(bread, unit_scores, w, groups, n_obs, robust_kind):
 # --------------------------------------------------------------------------------------
 
 
+def standardized_design(X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Columns centred and scaled to unit weighted spread, for rank decisions.
+
+    Constant columns become ones (zero columns stay zero); the others are centred only when
+    a constant column is present (centring keeps their span only then). A column of
+    99.99 +- 0.003 is then as well conditioned as any other.
+    """
+    total = w.sum()
+    mean = (w @ X) / total
+    centred = X - mean
+    spread = np.sqrt((w @ centred**2) / total)
+    constant = spread <= 1e-12 * np.maximum(np.abs(mean), 1e-300)
+    if not (constant & (mean != 0)).any():
+        centred, mean = X, np.zeros(X.shape[1])
+        spread = np.sqrt((w @ X**2) / total)
+    out = np.where(spread > 0, centred / np.where(spread > 0, spread, 1.0), 0.0)
+    out[:, constant] = (mean[constant] != 0).astype(float)
+    return out
+
+
 def independent_columns(X: np.ndarray, w: np.ndarray, tol: float = 1e-9) -> list[int]:
-    """Indices of columns kept, in order, dropping each one that earlier columns explain."""
-    gram = (X * w[:, None]).T @ X
+    """Indices of columns kept, in order, dropping each one that earlier columns explain.
+
+    Decided on :func:`standardized_design`, so the scale or offset of a column never makes
+    it look redundant; a column is dropped when earlier ones explain all but ``tol`` of its
+    variance.
+    """
+    Z = standardized_design(X, w)
+    gram = (Z * w[:, None]).T @ Z
     kept: list[int] = []
     for j in range(X.shape[1]):
         gjj = gram[j, j]

@@ -17,6 +17,17 @@ from satmodel.models.likelihoods import DEFAULT_LINKS, cdf_pdf
 from satmodel.models.within import WithinDesign
 
 _TIDY_COLUMNS = ["term", "estimate", "std_error", "ci_low", "ci_high", "p_value"]
+# the small-sample factor of each robust covariance, by convention (optimize.small_sample_factor)
+SE_CORRECTION_TEXT = {
+    "cluster": {
+        "statsmodels": "factor G/(G-1) (N-1)/(N-k), as statsmodels and R sandwich",
+        "stata": "factor G/(G-1), as Stata's vce(cluster) (regress: times (N-1)/(N-k))",
+    },
+    "robust": {
+        "statsmodels": "HC0, no factor, as statsmodels",
+        "stata": "factor N/(N-1), as Stata's vce(robust) (regress: N/(N-k))",
+    },
+}
 
 
 def tidy(names, estimates, std_errors, ci, dist_df=None) -> pd.DataFrame:
@@ -101,6 +112,12 @@ class FitResult:
         Reasons the fit may be unreliable; ``reliable`` is False when any is set.
     cov_type_ : str
         ``nonrobust`` (inverse observed information), ``robust`` (HC0) or ``cluster``.
+    se_correction_ : str or None
+        Small-sample convention of robust and cluster-robust standard errors
+        (``statsmodels`` or ``stata``; see :data:`SE_CORRECTION_TEXT`); None when
+        nonrobust.
+    weights_kind_ : str or None
+        ``frequency`` or ``analytic`` when weights are given.
     covariance_ : DataFrame
         Covariance of coefficients and thresholds (alpha for negbin).
     levels_ : list or None
@@ -135,6 +152,8 @@ class FitResult:
         self.warnings_: list[str] = list(state.get("warnings", []))
         self.notes_: list[str] = list(state.get("notes", []))
         self.cov_type_: str = state["cov_type"]
+        self.se_correction_: str | None = state.get("se_correction")
+        self.weights_kind_: str | None = state.get("weights_kind")
         self.covariance_: pd.DataFrame = state["covariance"]
         self.levels_ = state.get("levels")
         self.level_values_ = state.get("level_values")
@@ -377,7 +396,13 @@ class FitResult:
             lines.append("")
         lines.append(f"formula:        {self.formula}")
         n_obs = json_number(self.n_obs_)
-        weights = f" (total of frequency weights {self.weights!r})" if self.weights else ""
+        weights = ""
+        if self.weights:
+            weights = (
+                f" (rows; analytic weights {self.weights!r})"
+                if self.weights_kind_ == "analytic"
+                else f" (total of frequency weights {self.weights!r})"
+            )
         lines.append(f"observations:   {n_obs}{weights}")
         if self.n_dropped_:
             by = ", ".join(f"{c}: {n}" for c, n in self.dropped_by_.items())
@@ -387,6 +412,8 @@ class FitResult:
         cov = self.cov_type_
         if self.cov_type_ == "cluster":
             cov = f"cluster-robust by {self.cluster!r} ({self.n_clusters_} clusters)"
+        if self.se_correction_ is not None:
+            cov += f"; {self.se_correction_}: {SE_CORRECTION_TEXT[self.cov_type_][self.se_correction_]}"
         lines.append(f"std. errors:    {cov}")
         if self.within_ is not None:
             test = self.mundlak_test_ or {}
@@ -400,7 +427,9 @@ class FitResult:
         lines.append(f"log-likelihood: {self.log_likelihood_:.4f}")
         lines.append(f"converged:      {'yes' if self.converged_ else 'NO'}")
         if self.alpha_ is not None:
-            lines.append(f"alpha (NB2):    {self.alpha_:.6g} (s.e. {self.alpha_std_error_:.4g})")
+            alpha_se = self.alpha_std_error_
+            alpha_se = "none: at its bound" if alpha_se is None else f"{alpha_se:.4g}"
+            lines.append(f"alpha (NB2):    {self.alpha_:.6g} (s.e. {alpha_se})")
         if self.r_squared_ is not None:
             lines.append(f"R-squared:      {self.r_squared_:.4f}")
         lines.extend(f"note: {n}" for n in self.notes_)
@@ -428,6 +457,8 @@ class FitResult:
             "alpha_std_error": _json_float(self.alpha_std_error_),
             "link": self.link,
             "cov_type": self.cov_type_,
+            "se_correction": self.se_correction_,
+            "weights_kind": self.weights_kind_,
             "ci": float(self.ci),
             "reliable": bool(self.reliable),
             "warnings": list(self.warnings_),
@@ -511,6 +542,8 @@ class FitResult:
                 warnings=payload.get("warnings", []),
                 notes=payload.get("notes", []),
                 cov_type=payload.get("cov_type", "nonrobust"),
+                se_correction=payload.get("se_correction"),
+                weights_kind=payload.get("weights_kind"),
                 covariance=pd.DataFrame(matrix, index=cov_terms, columns=cov_terms),
                 levels=payload.get("levels"),
                 level_values=payload.get("level_values"),
