@@ -95,14 +95,26 @@ DRIVERS: tuple[Driver, ...] = (
         0.01,
         "per +1 percentage point",
     ),
+    # A month without a resolved ticket has no resolution time (null in the panel): the term
+    # counts it as 0 hours and the indicator next to it takes its own effect, so no response
+    # of such a month is dropped from the models.
     Driver(
-        "np.log1p(resolution_hours_median)",
+        "np.log1p(np.fmax(resolution_hours_median, 0))",
         ("resolution_hours_median",),
         "resolution",
         "resolution",
         "median ticket resolution time",
         _LN2,
         "per doubling",
+    ),
+    Driver(
+        "np.where(np.isnan(resolution_hours_median), 1.0, 0.0)",
+        ("resolution_hours_median",),
+        "no_resolution",
+        "resolution",
+        "month without a resolved ticket",
+        1.0,
+        "vs. a month with resolved tickets",
     ),
     Driver(
         "np.maximum(0, np.log(latency_p95_ms / expected_latency_p95_ms))",

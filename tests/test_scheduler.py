@@ -422,3 +422,22 @@ def test_no_gap_text_claims_nothing_about_absent_expectations(tmp_path):
     assert "No customer expectations are recorded" in text and f"{customers:,}" in text
     data.panel = bare[["customer_id", "month", "segment"]]
     assert "No service measure" in reporting.gaps_text(no_gaps, data).data
+
+
+def test_months_without_a_resolved_ticket_keep_their_responses():
+    from satmodel.models import fit_default_models
+
+    rng = np.random.default_rng(4)
+    n = 600
+    responses = pd.DataFrame(
+        {
+            "customer_id": [f"c{i % 60}" for i in range(n)],
+            "latency_p95_ms": rng.lognormal(6, 0.3, n),
+            "resolution_hours_median": np.where(rng.random(n) < 0.3, np.nan, rng.gamma(2, 4, n)),
+            "csat": rng.integers(1, 6, n),
+        }
+    )
+    models = fit_default_models(responses, None, identification="pooled")
+    assert models["csat"].n_obs_ == n and models["csat"].n_dropped_ == 0
+    terms = set(models["csat"].coefficients_["term"])
+    assert "np.where(np.isnan(resolution_hours_median), 1.0, 0.0)" in terms

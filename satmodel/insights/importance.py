@@ -46,6 +46,7 @@ from satmodel.insights.shapley import (
     shapley_values,
     subset_columns,
 )
+from satmodel.vocabulary import DRIVERS
 
 __all__ = [
     "DRIVER_NAMES",
@@ -58,39 +59,19 @@ __all__ = [
     "shapley_values",
 ]
 
-# readable names of the default model terms
-DRIVER_NAMES = {
-    "np.log(latency_p95_ms)": "latency",
-    "np.log1p(downtime_minutes)": "downtime",
-    "error_rate": "error_rate",
-    "np.log1p(resolution_hours_median)": "resolution",
-    "np.maximum(0, np.log(latency_p95_ms / expected_latency_p95_ms))": "latency_shortfall",
-    "np.maximum(0, expected_availability_pct - availability_pct)": "availability_shortfall",
-    "np.log1p(downtime_minutes_lag1)": "downtime_lag1",
-    "C(segment)": "segment",
-}
+# short names of the default model terms
+DRIVER_NAMES = {d.term: d.key for d in DRIVERS}
 # which expectation each default driver is judged against (driver_performance)
-_PERFORMANCE_RULES = {
-    "latency": "latency",
-    "latency_shortfall": "latency",
-    "downtime": "availability",
-    "downtime_lag1": "availability",
-    "availability_shortfall": "availability",
-    "error_rate": "error_rate",
-    "resolution": "resolution",
-}
+_PERFORMANCE_RULES = {d.key: d.area for d in DRIVERS if d.area != "segment"}
 _FAMILIES = ("ols", "ordinal", "logit", "negbin")
 _MAX_DRIVERS = 12
 # Newton steps of a bootstrap refit, started at the full-sample estimate of the same subset
 # (the start is O(n^-1/2) from the resample's optimum; two steps reach it to O(n^-2))
 _BOOT_NEWTON = 2
 # default terms grouped by service area (drivers="grouped")
-_GROUPS = {
-    "latency": ("latency", "latency_shortfall"),
-    "availability": ("downtime", "downtime_lag1", "availability_shortfall"),
-    "error_rate": ("error_rate",),
-    "resolution": ("resolution",),
-    "segment": ("segment",),
+_GROUPS: dict[str, tuple[str, ...]] = {
+    area: tuple(d.key for d in DRIVERS if d.area == area)
+    for area in dict.fromkeys(d.area for d in DRIVERS)
 }
 
 

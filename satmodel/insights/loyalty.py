@@ -26,7 +26,8 @@ NPS_GROUPS = ("detractor", "passive", "promoter")
 CHURN_DRIVERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("np.log1p(downtime_minutes)", ("downtime_minutes",)),
     ("np.log(latency_p95_ms)", ("latency_p95_ms",)),
-    ("np.log1p(resolution_hours_median)", ("resolution_hours_median",)),
+    ("np.log1p(np.fmax(resolution_hours_median, 0))", ("resolution_hours_median",)),
+    ("np.where(np.isnan(resolution_hours_median), 1.0, 0.0)", ("resolution_hours_median",)),
     ("csat_mean", ("csat_mean",)),
     ("np.log1p(complaint_rate_per_1k)", ("complaint_rate_per_1k",)),
 )

@@ -38,13 +38,14 @@ Default models of the service panel
 * ``top2`` - logit of ``I(csat >= 4)`` (top-2-box) per response, clustered by customer;
 * ``complaints`` - NB2 of monthly complaints per customer with ``active_users`` as exposure.
 
-All three share the drivers (each kept only when its columns exist):
-``np.log(latency_p95_ms)``, ``np.log1p(downtime_minutes)``, ``error_rate``,
-``np.log1p(resolution_hours_median)``, the shortfalls against the customer's expectation
-``np.maximum(0, np.log(latency_p95_ms / expected_latency_p95_ms))`` and
-``np.maximum(0, expected_availability_pct - availability_pct)``, last month's downtime
-``np.log1p(downtime_minutes_lag1)`` and ``C(segment)``. Pass ``formulas=`` to override any of
-them. Rows with a missing driver are dropped and counted (``n_dropped_``).
+All three share the drivers of :data:`satmodel.vocabulary.DRIVERS` (each kept only when its
+columns exist and are mostly measured): ``np.log(latency_p95_ms)``,
+``np.log1p(downtime_minutes)``, ``error_rate``, the median resolution time with an indicator
+for months without a resolved ticket (so those months keep their responses), the shortfalls
+against the customer's expectation, last month's downtime and ``C(segment)``. Pass
+``formulas=`` to override any of them. Rows with a missing driver are dropped and counted
+(``n_dropped_``); a missing value the formula itself handles (``np.fmax``, ``np.isnan``)
+drops nothing.
 
 Modules: :mod:`~satmodel.models.formulas` (parsing and safety), :mod:`~satmodel.models.design`
 (data preparation), :mod:`~satmodel.models.likelihoods`, :mod:`~satmodel.models.optimize`,

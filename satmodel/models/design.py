@@ -194,6 +194,8 @@ def prepare(
     for extra in (exposure, weights, cluster, within):
         if extra is not None and extra not in used:
             used.append(extra)
+    handled = _nan_handled_columns(formula, data, family)
+    used = [c for c in used if c not in handled]
     missing = data[used].isna() if used else pd.DataFrame(index=data.index)
     missing_any = missing.any(axis=1).to_numpy() | y_raw.isna().to_numpy()
     dropped_by = {c: int(n) for c, n in missing.sum().items() if n > 0}
@@ -307,6 +309,38 @@ def prepare(
         within=within_design,
         n_fractional_weights=n_fractional_weights,
     )
+
+
+def _nan_handled_columns(formula: Formula, data: pd.DataFrame, family: str) -> set[str]:
+    """Driver columns whose missing values the formula itself handles.
+
+    ``np.log1p(np.fmax(x, 0)) + np.where(np.isnan(x), 1.0, 0.0)`` gives a finite design row
+    where ``x`` is missing (a month without a resolved ticket): such rows stay in the model. A
+    column counts as handled when a complete row with only that column set missing still has
+    a finite design row.
+    """
+    if formula.stateful:
+        return set()
+    columns = [
+        c
+        for c in formula.rhs_columns
+        if pd.api.types.is_float_dtype(data[c]) and data[c].isna().any()
+    ]
+    complete = data[formula.rhs_columns].dropna()
+    if not columns or complete.empty:
+        return set()
+    desc = rhs_desc(formula.rhs_terms, force_intercept=(family == "ordinal"))
+    handled = set()
+    for column in columns:
+        probe = complete.iloc[[0]].copy()
+        probe[column] = np.nan
+        try:
+            design = dmatrix(desc, probe)
+        except Exception:
+            continue
+        if len(design) == 1 and np.isfinite(design.to_numpy(dtype=float)).all():
+            handled.add(column)
+    return handled
 
 
 def group_codes(columns: list, max_groups: int):

@@ -11,7 +11,7 @@ import html
 import re
 from typing import Any, Literal
 
-from satmodel.vocabulary import driver_label
+from satmodel.vocabulary import DRIVERS, driver_label
 
 # Display labels: tidy column name -> what a manager reads in the report.
 LABELS: dict[str, str] = {
@@ -148,33 +148,12 @@ LABELS: dict[str, str] = {
 }
 
 
-# Plain names of the default drivers (satmodel.models.DEFAULT_DRIVERS) for the report.
-DRIVER_NAMES = {
-    "np.log(latency_p95_ms)": "p95 latency",
-    "np.log1p(downtime_minutes)": "downtime minutes",
-    "error_rate": "error rate",
-    "np.log1p(resolution_hours_median)": "median ticket resolution time",
-    "np.maximum(0, np.log(latency_p95_ms / expected_latency_p95_ms))": (
-        "p95 latency above the customer's expectation"
-    ),
-    "np.maximum(0, expected_availability_pct - availability_pct)": (
-        "availability below the customer's expectation"
-    ),
-    "np.log1p(downtime_minutes_lag1)": "last month's downtime minutes",
-}
+# Plain names of the default drivers for the report (owned by satmodel.vocabulary).
+DRIVER_NAMES = {d.term: d.label for d in DRIVERS if d.area != "segment"}
 
 
 # Readable names of satmodel.insights' driver names.
-IMPORTANCE_NAMES = {
-    "latency": "p95 latency",
-    "latency_shortfall": "p95 latency above expectation",
-    "downtime": "downtime",
-    "downtime_lag1": "last month's downtime",
-    "availability_shortfall": "availability below expectation",
-    "error_rate": "error rate",
-    "resolution": "ticket resolution time",
-    "segment": "segment",
-}
+IMPORTANCE_NAMES = {d.key: d.label for d in DRIVERS}
 
 
 LEVER_NAMES = {
