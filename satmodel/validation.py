@@ -24,6 +24,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from satmodel.calendar import add_months, month_start
 from satmodel.errors import InputError
 from satmodel.schema import OUTCOME_TABLES, SERVICE_TABLES, TABLES, TableSpec
 from satmodel.sources import TEXT_PREFIX, Source, literal, open_source, quote
@@ -237,9 +238,10 @@ def _data_window(source: Source) -> tuple[str, str] | None:
     return (first, last) if first is not None else None
 
 
-def _next_month(month: str) -> str:
-    year, number = int(month[:4]), int(month[5:7])
-    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+def _month_start_sql(month: str, timezone: str) -> str:
+    """SQL literal of the first instant of ``month`` in ``timezone``, written in UTC."""
+    start = month_start(month, timezone).tz_convert("UTC")
+    return f"TIMESTAMPTZ '{start:%Y-%m-%d %H:%M:%S}+00'"
 
 
 @dataclass(frozen=True)
@@ -319,8 +321,10 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
             )
         )
         if window is not None:
-            low = f"TIMESTAMPTZ '{window[0]}-01 00:00:00+00'"
-            high = f"TIMESTAMPTZ '{_next_month(window[1])}-01 00:00:00+00'"
+            # the window's months are local months of the [calendar] zone
+            zone = source.config.calendar.timezone
+            low = _month_start_sql(window[0], zone)
+            high = _month_start_sql(add_months(window[1], 1), zone)
             conditions.append(
                 (
                     f"{end} < {low} OR {start} >= {high}",

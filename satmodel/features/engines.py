@@ -77,11 +77,12 @@ def request_passes(con, rows: int) -> int:
     return max(1, math.ceil(rows * BYTES_PER_REQUEST / (limit * MEMORY_SHARE)))
 
 
-def request_plan(source) -> tuple[int, pd.DataFrame | None]:
+def request_plan(source, timezone: str = "UTC") -> tuple[int, pd.DataFrame | None]:
     """Passes the DuckDB request aggregation needs, and the months to split them by.
 
     Sized from the raw table's row count and time range (metadata reads for Parquet and
-    DuckDB tables): an upper bound of the clean rows, used for planning only.
+    DuckDB tables): an upper bound of the clean rows, used for planning only. The months
+    are those of ``timezone``, the zone of the panel's months (so no pass splits one).
     """
     if "requests" not in source.tables:
         return 1, None
@@ -91,7 +92,8 @@ def request_plan(source) -> tuple[int, pd.DataFrame | None]:
     passes = request_passes(source.con, int(rows or 0))
     if passes <= 1 or first is None:
         return 1, None
-    return passes, months_frame(month_of(first), month_of(last))
+    first, last = month_of(first, timezone), month_of(last, timezone)
+    return passes, months_frame(first, last, timezone)
 
 
 class Materialized:
@@ -135,8 +137,11 @@ class Materialized:
         self.cached, self.names = [], []
 
 
-def request_pieces(requests, months: pd.DataFrame | None, passes: int, thresholds):
-    """The request metrics as ``passes`` pieces (contiguous months x customer hash).
+def request_pieces(
+    requests, months: pd.DataFrame | None, passes: int, thresholds, timezone: str = "UTC"
+):
+    """The request metrics as ``passes`` pieces (contiguous months x customer hash), with
+    months in ``timezone`` (:func:`request_metrics`).
 
     Exact quantiles keep every value of a group in memory and DuckDB cannot spill them; one
     piece at a time keeps the peak under the memory limit. Row groups of time-ordered Parquet
@@ -145,7 +150,7 @@ def request_pieces(requests, months: pd.DataFrame | None, passes: int, threshold
     import ibis
 
     if passes <= 1 or months is None:
-        return [request_metrics(requests, thresholds)]
+        return [request_metrics(requests, thresholds, timezone)]
     n_months = len(months)
     month_groups = min(passes, n_months)
     buckets = math.ceil(passes / month_groups)
@@ -164,7 +169,7 @@ def request_pieces(requests, months: pd.DataFrame | None, passes: int, threshold
             if buckets > 1:
                 bucket = (piece.customer_id.hash() % buckets + buckets) % buckets  # hash < 0 too
                 piece = piece.filter(bucket == b)
-            pieces.append(request_metrics(piece, thresholds))
+            pieces.append(request_metrics(piece, thresholds, timezone))
     return pieces
 
 
@@ -172,6 +177,7 @@ def month_range(
     tables: Mapping[str, Any],
     requests_agg=None,
     columns: Callable[[str], list[str]] = time_columns,
+    timezone: str = "UTC",
 ) -> tuple[str, str] | None:
     """First and last month over the time columns of the tables present (one query).
 
@@ -181,6 +187,7 @@ def month_range(
     requests_agg : :func:`request_metrics` of ``requests``; when given, ``requests``
         contributes through this (small) aggregate, so the large table is scanned once.
     columns : table name -> the time columns that count (default: every one).
+    timezone : the zone whose months a timestamp falls in (:func:`month_key`).
 
     Returns
     -------
@@ -199,7 +206,7 @@ def month_range(
             months = [table[c] for c in columns(name)]
         for month in months:
             if month.type().is_timestamp():
-                lo, hi = month_key(month.min()), month_key(month.max())
+                lo, hi = month_key(month.min(), timezone), month_key(month.max(), timezone)
             else:
                 lo, hi = month.min(), month.max()
             parts.append(table.aggregate(lo=lo.cast("string"), hi=hi.cast("string")))

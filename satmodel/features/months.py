@@ -1,24 +1,31 @@
 """Calendar months and periods in a time zone (default UTC): names, bounds in epoch seconds,
-time columns. The zone is ``[calendar] timezone`` (:class:`satmodel.config.CalendarSettings`)."""
+time columns. The zone is ``[calendar] timezone`` (:class:`satmodel.config.CalendarSettings`);
+month arithmetic and checks come from :mod:`satmodel.calendar`."""
 
 from __future__ import annotations
 
-import calendar
-import re
 from typing import Any
 
 import pandas as pd
 
-from satmodel.errors import InputError
+from satmodel.calendar import add_months, check_month, days_in_month, month_index, month_start
 from satmodel.schema import TABLES
 
+__all__ = [
+    "PERIOD_SECONDS",
+    "check_month",
+    "days_in_month",
+    "month_bounds",
+    "month_index",
+    "month_name",
+    "month_of",
+    "months_frame",
+    "periods_frame",
+    "time_columns",
+    "window_columns",
+]
+
 PERIOD_SECONDS = {"D": 86_400, "h": 3_600}
-
-
-def month_index(month: str) -> int:
-    """Months since year 0 of a ``YYYY-MM`` month."""
-    year, mon = month.split("-")
-    return int(year) * 12 + int(mon) - 1
 
 
 def month_name(index: int) -> str:
@@ -41,32 +48,9 @@ def month_of(value: Any, timezone: str = "UTC") -> str | None:
     return f"{stamp.year:04d}-{stamp.month:02d}"
 
 
-def check_month(month: Any) -> str:
-    """``month`` when it is a ``YYYY-MM`` month.
-
-    Raises
-    ------
-    InputError
-        Otherwise.
-    """
-    if not isinstance(month, str) or not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
-        raise InputError(f"month {month!r}: expected YYYY-MM, e.g. 2025-03")
-    return month
-
-
-def days_in_month(month: str) -> int:
-    """Number of days of a ``YYYY-MM`` month."""
-    return calendar.monthrange(int(month[:4]), int(month[5:7]))[1]
-
-
-def _start(month: str, timezone: str) -> pd.Timestamp:
-    """Local midnight on the 1st of ``month`` in ``timezone``."""
-    return pd.Timestamp(f"{month}-01").tz_localize(timezone)
-
-
 def month_bounds(month: str, timezone: str = "UTC") -> tuple[pd.Timestamp, pd.Timestamp]:
     """First instant of the month and of the next one, in ``timezone``."""
-    return _start(month, timezone), _start(month_name(month_index(month) + 1), timezone)
+    return month_start(month, timezone), month_start(add_months(month, 1), timezone)
 
 
 def months_frame(first: str, last: str, timezone: str = "UTC") -> pd.DataFrame:
@@ -74,8 +58,8 @@ def months_frame(first: str, last: str, timezone: str = "UTC") -> pd.DataFrame:
     m_end)."""
     indices = range(month_index(first), month_index(last) + 1)
     names = [month_name(i) for i in indices]
-    starts = [int(_start(m, timezone).timestamp()) for m in names]
-    ends = [int(_start(month_name(i + 1), timezone).timestamp()) for i in indices]
+    starts = [int(month_start(m, timezone).timestamp()) for m in names]
+    ends = [int(month_start(month_name(i + 1), timezone).timestamp()) for i in indices]
     return pd.DataFrame(
         {
             "month": pd.Series(names, dtype=object),

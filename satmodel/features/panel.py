@@ -38,6 +38,7 @@ from satmodel.features.expressions import (
 )
 from satmodel.features.months import months_frame
 from satmodel.schema import TABLES
+from satmodel.sources import literal
 
 IDENTITY_COLUMNS = (
     "customer_id",
@@ -113,7 +114,13 @@ def _left_join(grid, other, keys=("customer_id", "month")):
     return joined.select(*[joined[c] for c in grid.columns], *[other[c] for c in extra])
 
 
-def panel_expr(tables: Mapping[str, Any], months, thresholds: Thresholds, requests_agg=None):
+def panel_expr(
+    tables: Mapping[str, Any],
+    months,
+    thresholds: Thresholds,
+    requests_agg=None,
+    timezone: str = "UTC",
+):
     """The whole panel as one ibis expression.
 
     Parameters
@@ -122,7 +129,9 @@ def panel_expr(tables: Mapping[str, Any], months, thresholds: Thresholds, reques
     months : ibis table of month, m_start, m_end (epoch seconds), every month of the panel.
     thresholds : the thresholds in force.
     requests_agg : precomputed :func:`request_metrics` (e.g. a materialized table); computed
-        from ``tables["requests"]`` when None.
+        from ``tables["requests"]`` when None (in the same ``timezone``).
+    timezone : the zone whose months the timestamps fall in (``[calendar] timezone``); the
+        bounds in ``months`` must be of the same zone.
 
     Returns
     -------
@@ -139,16 +148,17 @@ def panel_expr(tables: Mapping[str, Any], months, thresholds: Thresholds, reques
     # Join every per-table aggregate onto the grid first, then compute the columns from the
     # final join (ibis expressions belong to one relation).
     if "incidents" in tables:
-        counts, downtime = incident_metrics(tables["incidents"], months)
+        counts, downtime = incident_metrics(tables["incidents"], months, timezone)
         grid = _left_join(_left_join(grid, counts), downtime)
     if "requests" in tables:
         if requests_agg is None:
-            requests_agg = request_metrics(tables["requests"], thresholds)
+            requests_agg = request_metrics(tables["requests"], thresholds, timezone)
         grid = _left_join(grid, requests_agg)
     if "tickets" in tables:
-        grid = _left_join(grid, ticket_metrics(tables["tickets"], customers, thresholds))
+        tickets = ticket_metrics(tables["tickets"], customers, thresholds, timezone)
+        grid = _left_join(grid, tickets)
     if "changes" in tables:
-        own, shared = change_metrics(tables["changes"])
+        own, shared = change_metrics(tables["changes"], timezone)
         grid = _left_join(_left_join(grid, own), shared, keys=("month",))
     if "usage" in tables:
         usage = tables["usage"]
@@ -159,9 +169,9 @@ def panel_expr(tables: Mapping[str, Any], months, thresholds: Thresholds, reques
         )
         grid = _left_join(grid, usage)
     if "complaints" in tables:
-        grid = _left_join(grid, complaint_metrics(tables["complaints"]))
+        grid = _left_join(grid, complaint_metrics(tables["complaints"], timezone))
     if "surveys" in tables:
-        grid = _left_join(grid, survey_metrics(tables["surveys"], thresholds))
+        grid = _left_join(grid, survey_metrics(tables["surveys"], thresholds, timezone))
     if "contracts" in tables:
         grid = _left_join(grid, contract_metrics(tables["contracts"], months))
 
@@ -225,20 +235,23 @@ def _finish(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def _build(backend, tables: Mapping[str, Any], config: Config, columns, plan=(1, None)):
-    """Run the panel expressions on ``backend`` (DuckDB or pyspark) and return pandas."""
-    thresholds = config.thresholds
+    """Run the panel expressions on ``backend`` (DuckDB or pyspark) and return pandas.
+
+    ``plan`` is :func:`request_plan`'s, made in ``config.calendar.timezone``.
+    """
+    thresholds, zone = config.thresholds, config.calendar.timezone
     passes, plan_months = plan
     store = Materialized(backend)
     try:
         requests_agg = None
         if "requests" in tables:
-            pieces = request_pieces(tables["requests"], plan_months, passes, thresholds)
+            pieces = request_pieces(tables["requests"], plan_months, passes, thresholds, zone)
             requests_agg = store.table(pieces)
-        window = month_range(dated_tables(tables), requests_agg)
+        window = month_range(dated_tables(tables), requests_agg, timezone=zone)
         if window is None:
             return _finish(pd.DataFrame({c: [] for c in columns}), columns)
-        months = memtable(months_frame(*window))
-        expr = panel_expr(tables, months, thresholds, requests_agg=requests_agg)
+        months = memtable(months_frame(*window, timezone=zone))
+        expr = panel_expr(tables, months, thresholds, requests_agg=requests_agg, timezone=zone)
         return _finish(to_pandas(expr), columns)
     finally:
         store.release()
@@ -247,7 +260,8 @@ def _build(backend, tables: Mapping[str, Any], config: Config, columns, plan=(1,
 def _panel_duckdb(source, config: Config, columns: list[str]) -> pd.DataFrame:
     with quiet():
         backend, tables = duckdb_tables(source)
-        return _build(backend, tables, config, columns, plan=request_plan(source))
+        plan = request_plan(source, config.calendar.timezone)
+        return _build(backend, tables, config, columns, plan=plan)
 
 
 def as_spark_source(source, spark=None):
@@ -413,7 +427,8 @@ def build_responses(
 
     Parameters
     ----------
-    source : the source the panel was built from (its clean ``surveys`` rows are read).
+    source : the source the panel was built from (its clean ``surveys`` rows are read; a
+        response's month is that of its ts in the source's ``[calendar] timezone``).
     panel : the output of :func:`build_panel`.
     engine : ``"duckdb"``: one row per response. ``"spark"``: the responses collapsed on the
         cluster to covariate patterns, one row per customer, month and csat with a ``weight``
@@ -447,9 +462,10 @@ def build_responses(
     require_table(source, "customers", PANEL_NEEDS)
     require_table(source, "surveys")
     right = _panel_right(panel, RESPONSE_COLUMNS)
+    zone = literal(source.config.calendar.timezone)
     responses = source.con.execute(
-        "SELECT response_id, customer_id, strftime(ts, '%Y-%m') AS month, ts, "
-        "CAST(csat AS BIGINT) AS csat, CAST(nps AS DOUBLE) AS nps FROM surveys"
+        f"SELECT response_id, customer_id, strftime(timezone({zone}, ts), '%Y-%m') AS month, "
+        "ts, CAST(csat AS BIGINT) AS csat, CAST(nps AS DOUBLE) AS nps FROM surveys"
     ).df()
     for column in ("response_id", "customer_id", "month"):
         responses[column] = responses[column].astype(pd.StringDtype(na_value=float("nan")))

@@ -2,7 +2,8 @@
 
 Every function takes a :class:`satmodel.sources.Source` (bad rows are quarantined first when
 that has not been done yet), runs ibis expressions on its DuckDB connection and returns a
-small tidy DataFrame with stable columns; customer_id is a string, timestamps are UTC.
+small tidy DataFrame with stable columns; customer_id is a string, timestamps are UTC and
+months (their bounds, days and hours) are those of the source's ``[calendar] timezone``.
 Downtime is the panel's own rule (:func:`satmodel.features.expressions.downtime_islands`):
 the union of a customer's incident intervals, so overlapping incidents count once, clipped to
 the month, as ``downtime_minutes`` and ``availability_pct`` are.
@@ -74,7 +75,7 @@ def _month_incidents(source, month: str):
     require_table(source, "incidents", DOWNTIME_NEEDS)
     _, tables = duckdb_tables(source)
     incidents = tables["incidents"]
-    lo, hi = month_bounds(month)
+    lo, hi = month_bounds(month, source.config.calendar.timezone)
     return incidents.filter(incidents.start_ts < _literal(hi), incidents.end_ts > _literal(lo))
 
 
@@ -133,7 +134,8 @@ def downtime_intervals(source, month: str) -> pd.DataFrame:
     month = check_month(month)
     with quiet():
         islands = downtime_islands(_month_incidents(source, month))
-        pieces = clip_intervals(islands, memtable(months_frame(month, month)), "month")
+        months = months_frame(month, month, source.config.calendar.timezone)
+        pieces = clip_intervals(islands, memtable(months), "month")
         frame = to_pandas(pieces.select("customer_id", "s", "e").order_by("customer_id", "s"))
     return pd.DataFrame(
         {
@@ -173,7 +175,8 @@ def downtime_by_period(source, month: str, freq: str = "D") -> pd.DataFrame:
         raise InputError(f"freq {freq!r}: expected D (days) or h (hours)")
     with quiet():
         islands = downtime_islands(_month_incidents(source, month))
-        pieces = clip_intervals(islands, memtable(periods_frame(month, freq)), "period")
+        periods = periods_frame(month, freq, source.config.calendar.timezone)
+        pieces = clip_intervals(islands, memtable(periods), "period")
         agg = pieces.group_by("customer_id", "period").aggregate(
             downtime_minutes=minutes(pieces).sum()
         )
@@ -214,11 +217,12 @@ def covered_days(source, month: str) -> float:
     month = check_month(month)
     ensure_clean(source)
     n_days = days_in_month(month)
-    lo, hi = month_bounds(month)
+    zone = source.config.calendar.timezone
+    lo, hi = month_bounds(month, zone)
     unix_micros, _ = udfs()
     with quiet():
         _, tables = duckdb_tables(source)
-        window = month_range(tables, columns=window_columns)
+        window = month_range(tables, columns=window_columns, timezone=zone)
         parts = []
         for name, column in COVERAGE_COLUMNS:
             if name in tables:
@@ -269,8 +273,9 @@ def operations_by_month(source, first: str, last: str) -> pd.DataFrame:
         raise InputError(f"months {first}..{last}: the first month comes after the last")
     ensure_clean(source)
     unix_micros, _ = udfs()
-    lo, hi = month_bounds(first)[0], month_bounds(last)[1]
-    out = months_frame(first, last)[["month"]]
+    zone = source.config.calendar.timezone
+    lo, hi = month_bounds(first, zone)[0], month_bounds(last, zone)[1]
+    out = months_frame(first, last, zone)[["month"]]
     parts = []
     with quiet():
         _, tables = duckdb_tables(source)
@@ -278,7 +283,7 @@ def operations_by_month(source, first: str, last: str) -> pd.DataFrame:
             changes = tables["changes"]
             changes = changes.filter(changes.ts >= _literal(lo), changes.ts < _literal(hi))
             c = changes.select(
-                month=month_key(changes.ts),
+                month=month_key(changes.ts, zone),
                 failed=changes.failed.cast("int64"),
                 release=changes.customer_id.isnull().cast("int64"),
                 us=unix_micros(changes.ts),
@@ -298,7 +303,7 @@ def operations_by_month(source, first: str, last: str) -> pd.DataFrame:
                 incidents.start_ts >= _literal(lo), incidents.start_ts < _literal(hi)
             )
             hours = (epoch(incidents.end_ts) - epoch(incidents.start_ts)) / SECONDS_PER_HOUR
-            i = incidents.select(month=month_key(incidents.start_ts), hours=hours)
+            i = incidents.select(month=month_key(incidents.start_ts, zone), hours=hours)
             parts.append(
                 i.group_by("month").aggregate(incidents=i.count(), mttr_hours=i.hours.mean())
             )
@@ -395,7 +400,8 @@ def apdex_grid(source, t_grid) -> pd.DataFrame:
     index = {float(e): i for i, e in enumerate(edges)}
     with quiet():
         _, tables = duckdb_tables(source)
-        wide = to_pandas(apdex_counts(tables["requests"], edges))
+        zone = source.config.calendar.timezone
+        wide = to_pandas(apdex_counts(tables["requests"], edges, zone))
     keys = {
         "customer_id": as_str(wide["customer_id"]),
         "month": as_str(wide["month"]),

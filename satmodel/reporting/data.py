@@ -83,7 +83,8 @@ def load_report_data(
     ----------
     data : a DuckDB file, a folder of tables or a ``satmodel.toml``; None or ``""`` for the
         default ``data/satmodel.duckdb``.
-    month : ``YYYY-MM``; None or ``""`` for the last complete month in the data.
+    month : ``YYYY-MM``; None or ``""`` for the last complete month in the data, in the
+        data's ``[calendar] timezone``.
     now : the current time, for the default month (tests).
     pseudonymise : replace every customer id of the panel, the responses and the quarantine
         examples by its keyed pseudonym (:func:`pseudonym`, key from :func:`pseudonym_key`),
@@ -105,7 +106,8 @@ def load_report_data(
     window = book.window_
     if window is None:
         raise InputError("data: no dated rows (usage.month, surveys.ts...), so no month to report")
-    month = check_month(month) if month else last_complete_month(window, now)
+    zone = source.config.calendar.timezone
+    month = check_month(month) if month else last_complete_month(window, now, zone)
     if not window[0] <= month <= window[1]:
         raise InputError(f"month {month}: outside the data's months {window[0]}..{window[1]}")
     panel = book.panel_
