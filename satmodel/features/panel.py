@@ -401,12 +401,13 @@ def _response_patterns(source, spark=None) -> pd.DataFrame:
     source = as_spark_source(source, spark)
     if not source.has("surveys"):
         raise InputError(f"surveys: table not found in {source.location}")
+    timezone = source.config.calendar.timezone  # a checked IANA name, safe in the SQL text
     with quiet():
         patterns = (
             source.clean["surveys"]
             .selectExpr(
                 "customer_id",
-                "date_format(ts, 'yyyy-MM') AS month",
+                f"date_format(from_utc_timestamp(ts, '{timezone}'), 'yyyy-MM') AS month",
                 "CAST(csat AS BIGINT) AS csat",
             )
             .groupBy("customer_id", "month", "csat")

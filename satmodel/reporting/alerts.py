@@ -95,6 +95,7 @@ def burn_alerts(
     slo_pct: float,
     elapsed_days: float | None = None,
     rules: tuple[AlertRule, ...] = ALERT_RULES,
+    timezone: str = "UTC",
 ) -> pd.DataFrame:
     """The burn-rate alerts each customer's downtime would have fired in a month.
 
@@ -123,7 +124,7 @@ def burn_alerts(
     """
     n_days = days_in_month(month)
     elapsed = float(n_days if elapsed_days is None else min(max(elapsed_days, 0), n_days))
-    start = month_start(month)
+    start = month_start(month, timezone)
     t = np.arange(1, int(np.ceil(elapsed * 1440)) + 1, dtype=float)
     who = customer_slo(customers, slo_pct).set_index("customer_id")
     frame = intervals.assign(customer_id=intervals["customer_id"].astype(str))
@@ -197,6 +198,7 @@ def burn_alert_section(data: ReportData) -> pd.DataFrame:
         data.month,
         data.config.thresholds.slo_availability_pct,
         covered_days(data.source, data.month),
+        timezone=data.config.calendar.timezone,
     )
 
 
