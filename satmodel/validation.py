@@ -320,7 +320,7 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
                     f"unknown {column.references.removesuffix('s')} (not in {column.references})",
                 )
             )
-    if spec.name != "customers" and source.has("customers"):
+    if spec.name != "customers" and "customer_id" in spec.column_names and source.has("customers"):
         customer = stored_value("customer_id")
         conditions.append(
             (
@@ -356,12 +356,14 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
 
 
 def validation_order(tables: list[str]) -> list[str]:
-    """The tables in canonical order, except that a table others reference comes first.
+    """The tables in canonical order, except that the tables others reference come first.
 
-    A rule "must name a row of components" reads the clean ``components`` view, so that
-    table is quarantined before the tables that reference it.
+    A rule "must name a row of customers (components)" reads the clean ``customers``
+    (``components``) view, so those are quarantined before the tables that reference them.
     """
-    referenced = {c.references for t in tables for c in TABLES[t].columns if c.references}
+    referenced = {"customers"} | {
+        c.references for t in tables for c in TABLES[t].columns if c.references
+    }
     return [t for t in tables if t in referenced] + [t for t in tables if t not in referenced]
 
 

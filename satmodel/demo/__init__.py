@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from satmodel.demo.components import add_components, true_component_costs
 from satmodel.demo.effects import draw_customer_effects, expected_pooled_bias
 from satmodel.demo.inverse import OUTCOMES, true_outcome, true_required_level
 from satmodel.demo.outcomes import (
@@ -144,6 +145,18 @@ def _build_panel(folder: Path) -> pd.DataFrame:
             source.close()
 
 
+def _component_truth(folder: Path, panel: pd.DataFrame, surveys: pd.DataFrame, truth) -> dict:
+    """The true cost of every component and problem (``truth.json``: components, problems)."""
+    from satmodel.sources import open_source
+
+    source = open_source(folder)
+    try:
+        return true_component_costs(source, panel, surveys, truth)
+    finally:
+        with contextlib.suppress(Exception):
+            source.close()
+
+
 def generate_demo(
     out_dir: str | os.PathLike,
     customers: int = 500,
@@ -154,6 +167,7 @@ def generate_demo(
     progress: bool = True,
     force: bool = False,
     customer_effects: bool = True,
+    components: bool = True,
 ) -> DemoResult:
     """Generate the demo world: canonical tables, their true model, and optionally a DuckDB file.
 
@@ -185,6 +199,11 @@ def generate_demo(
         with its persistent latency (:mod:`satmodel.demo.effects`), so that pooled
         estimates of the latency terms are biased. Off, the files are those of a world
         without them (the other draws are the same either way).
+    components : bool
+        IT components, recurring problems, planned maintenance and failed changes that
+        cause incidents (:mod:`satmodel.demo.components`); ``truth.json`` then states each
+        component's and problem's true cost. Off, no components table is written and the
+        incidents and changes are those of a world without them.
 
     Returns
     -------
@@ -243,11 +262,16 @@ def generate_demo(
         bar.update()
         step("changes")
         tables["changes"] = make_changes(world, rngs["changes"])
+        if components:
+            tables["components"], tables["incidents"], tables["changes"] = add_components(
+                world, tables["incidents"], tables["changes"], rngs["components"]
+            )
         bar.update()
 
         step("write")
-        paths = {name: staging / f"{name}.parquet" for name in TABLE_NAMES}
-        for name in TABLE_NAMES:
+        written = [name for name in TABLE_NAMES if name != "components" or components]
+        paths = {name: staging / f"{name}.parquet" for name in written}
+        for name in written:
             if name in tables:
                 write_parquet(tables[name], paths[name])
         write_parquet(placeholder_complaints(world), paths["complaints"])
@@ -266,19 +290,24 @@ def generate_demo(
         tables["complaints"] = frame_to_table("complaints", complaints)
         for name in ("surveys", "complaints"):
             write_parquet(tables[name], paths[name])
-        row_counts = {name: tables[name].num_rows for name in TABLE_NAMES}
+        row_counts = {name: tables[name].num_rows for name in written}
         if customer_effects:
             truth_models["customer_effects"]["pooled_bias"] = expected_pooled_bias(
                 truth_models, panel
             )
         truth = truth_document(truth_models, customers, months, seed, start, row_counts)
+        if components:
+            truth.update(_component_truth(staging, panel, surveys, truth))
         with (staging / "truth.json").open("w", encoding="utf-8") as handle:
             json.dump(truth, handle, indent=2, ensure_ascii=False)
             handle.write("\n")
-        final = {name: out / f"{name}.parquet" for name in TABLE_NAMES}
+        final = {name: out / f"{name}.parquet" for name in written}
         final["truth"] = out / "truth.json"
-        for name in TABLE_NAMES:
+        for name in written:
             os.replace(paths[name], final[name])
+        for name in set(TABLE_NAMES) - set(written):  # a table of an earlier run, e.g. components
+            with contextlib.suppress(FileNotFoundError):
+                (out / f"{name}.parquet").unlink()
         os.replace(staging / "truth.json", final["truth"])
         bar.update()
 

@@ -81,8 +81,14 @@ def customer_column(ids: np.ndarray, index: np.ndarray) -> pa.Array:
 
 
 def canonical_table(name: str, columns: dict[str, pa.Array]) -> pa.Table:
-    """The canonical table ``name`` from its columns, in canonical order and types."""
+    """The canonical table ``name`` from its columns, in canonical order and types.
+
+    Optional columns (nullable ones) not given are left out, so a table written without
+    them is the one written before they existed.
+    """
+    spec = TABLES[name]
     schema = arrow_schema(name)
+    schema = pa.schema([f for f in schema if f.name in columns or not spec.column(f.name).nullable])
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
 
