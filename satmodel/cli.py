@@ -259,6 +259,36 @@ def cmd_proposal(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_components(args: argparse.Namespace) -> int:
+    from satmodel.insights.components import component_costs
+
+    book = _workbook(args.data)
+    if not book.source_.has("incidents"):
+        raise InputError(
+            f"incidents: table not found in {book.source_.location} (components need it)"
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = component_costs(
+            book.source_, book.panel_, book.responses_, month=args.month, n_draws=args.n_draws
+        )
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        _write_json(result.to_dict(), args.json)
+    stream = sys.stderr if args.json == "-" else sys.stdout
+    months = args.month or f"{result.months[0]}..{result.months[1]}"
+    print(f"components by the satisfaction their downtime costs ({months}):", file=stream)
+    for row in result.components_.itertuples():
+        print(
+            f"  {row.component_id}: +{row.csat_points:.3f} CSAT points "
+            f"(95% CI {row.csat_points_ci_low:.3f}..{row.csat_points_ci_high:.3f}), "
+            f"{row.downtime_minutes:,.0f} customer-minutes, {row.incidents} incidents",
+            file=stream,
+        )
+    return 0
+
+
 def cmd_case_study(args: argparse.Namespace) -> int:
     from satmodel.casestudies import run_case_study
 
@@ -548,6 +578,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_safety_options(proposal)
     proposal.add_argument("--quiet", action="store_true", help="no progress bar")
     proposal.set_defaults(func=cmd_proposal)
+
+    components = add(
+        "components",
+        "which IT components and which recurring problems cost the most satisfaction and "
+        "complaints",
+        "satmodel components --month 2026-10 --json components.json",
+    )
+    components.add_argument("--data", default=None, help=SRC_HELP)
+    components.add_argument(
+        "--month", default=None, help="count this month (YYYY-MM; default: every month)"
+    )
+    components.add_argument("--json", default=None, help="write the result as JSON (- = stdout)")
+    components.add_argument(
+        "--n-draws", type=int, default=200, help="parameter draws for the intervals (default 200)"
+    )
+    components.set_defaults(func=cmd_components)
 
     case_study = add(
         "case-study",

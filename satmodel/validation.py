@@ -386,8 +386,8 @@ def component_notes(source: Source) -> list[str]:
     ).fetchall()
     if spread:
         notes.append(
-            f"incidents.problem_id: {len(spread)} problem{'s' if len(spread) != 1 else ''} "
-            f"span several components (allowed; e.g. {spread[0][0]}: {spread[0][1]})"
+            f"incidents.problem_id: {len(spread)} of the recurring problems span several "
+            f"components (allowed; e.g. {spread[0][0]}: {spread[0][1]})"
         )
     if not source.has("changes"):
         return notes

@@ -52,7 +52,9 @@ def components_table() -> pa.Table:
         "components",
         {
             name: pa.array(list(values), pa.string())
-            for name, values in zip(("component_id", "name", "kind", "service"), columns[:4])
+            for name, values in zip(
+                ("component_id", "name", "kind", "service"), columns[:4], strict=True
+            )
         },
     )
 

@@ -254,8 +254,9 @@ def attribute(
         count = responses.groupby(["customer_id", "month"]).size().rename("_n")
         weight = rows[["customer_id", "month"]].join(count, on=["customer_id", "month"])["_n"]
         weight = weight.fillna(0.0)
+        answered = weight > 0  # rows without responses weigh nothing (nor were they fitted)
         theta = parameter_draws(models["csat"], n_draws, rng)
-        model = _model_rows(models["csat"], rows, weight, theta)
+        model = _model_rows(models["csat"], rows.loc[answered], weight.loc[answered], theta)
         evaluated["csat_points"] = (model, float(model.weight.sum()))
     if "complaints" in models:
         users = pd.to_numeric(rows["active_users"], errors="coerce")
