@@ -201,3 +201,27 @@ def test_demo_planned_windows_and_changes(demo_world):
     assert login.failed_changes_with_incident == login.failed_changes
     assert summary.loc["db-core", "customers_affected"] > summary.loc["cdn", "incidents"] / 10
     assert not any("planned" in note for note in source.report.notes)  # windows are stated
+
+
+def test_report_pieces_on_hand_data(source):
+    from satmodel.features import build_panel
+    from satmodel.features.components import component_downtime, problem_occurrences
+    from satmodel.reporting.components import component_commitments, gap_causes, planned_minutes
+
+    causes = gap_causes(source, ["c1", "c2"], "2025-03").set_index("customer_id")
+    assert causes.loc["c1", "component_id"] == "net"  # 90 minutes against db's 60
+    assert causes.loc["c2", "component_id"] == "db"
+    assert causes.loc["c2", "share"] == pytest.approx(80 / 90)
+    down = component_downtime(source, "2025-03", "2025-03")
+    assert down.downtime_minutes.sum() == pytest.approx(140 + 100)
+    assert len(problem_occurrences(source, "2025-03", "2025-03")) == 3
+    summary = component_summary(source, "2025-03", "2025-03")
+    commitments = component_commitments(summary, 99.9, "2025-03").set_index("component_id")
+    budget = 31 * 1440 * 0.001
+    assert commitments.loc["db", "budget_minutes"] == pytest.approx(budget * 140 / 240)
+    assert commitments.loc["db", "availability_pct"] == pytest.approx(
+        100 * (1 - budget * 140 / 240 / (31 * 1440))
+    )
+    sums = planned_minutes(build_panel(source)).set_index("month")
+    assert sums.loc["2025-03", "unplanned_minutes"] == pytest.approx(210)
+    assert sums.loc["2025-03", "planned_minutes"] == 0

@@ -387,3 +387,54 @@ def downtime_without(source, key: str, first: str, last: str) -> pd.DataFrame:
         frame[column] = as_str(frame[column])
     frame["downtime_minutes"] = frame["downtime_minutes"].astype("float64")
     return frame.reset_index(drop=True)
+
+
+def problem_occurrences(source, first: str, last: str) -> pd.DataFrame:
+    """Every occurrence of every recurring problem: its wall-clock outage, all customers.
+
+    Returns
+    -------
+    DataFrame
+        problem_id, start_ts, end_ts (UTC, whole, not clipped), sorted by problem_id, start_ts.
+    """
+    first, last = _window(first, last)
+    with quiet():
+        incidents = _incidents(source, first, last)
+        with_key = incidents.filter(incidents.problem_id.notnull())
+        islands = to_pandas(
+            downtime_islands(with_key, by=("problem_id",)).order_by("problem_id", "s")
+        )
+    return pd.DataFrame(
+        {
+            "problem_id": as_str(islands["problem_id"]),
+            "start_ts": pd.to_datetime(islands["s"].astype("int64"), unit="us", utc=True),
+            "end_ts": pd.to_datetime(islands["e"].astype("int64"), unit="us", utc=True),
+        }
+    )
+
+
+def component_downtime(source, first: str, last: str) -> pd.DataFrame:
+    """Each customer-month's downtime on each component (the union of its incidents there).
+
+    Returns
+    -------
+    DataFrame
+        component_id, customer_id, month, downtime_minutes (only where there was some);
+        sorted by customer_id, month, downtime_minutes (largest first).
+    """
+    first, last = _window(first, last)
+    months = memtable(months_frame(first, last))
+    by = ("component_id", "customer_id")
+    with quiet():
+        incidents = _incidents(source, first, last)
+        own = incidents.filter(incidents.component_id.notnull())
+        pieces = clip_intervals(downtime_islands(own, by=by), months, "month", by=by)
+        agg = pieces.group_by(*by, "month").aggregate(downtime_minutes=minutes(pieces).sum())
+        frame = to_pandas(agg)
+    for column in ("component_id", "customer_id", "month"):
+        frame[column] = as_str(frame[column])
+    frame["downtime_minutes"] = frame["downtime_minutes"].astype("float64")
+    frame = frame.sort_values(
+        ["customer_id", "month", "downtime_minutes"], ascending=[True, True, False], kind="stable"
+    )
+    return frame.reset_index(drop=True)
