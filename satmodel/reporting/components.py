@@ -185,3 +185,29 @@ def gap_causes(source, customers: list[str], month: str) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         out["share"] = (out["downtime_minutes"] / out["customer_id"].map(totals)).astype(float)
     return out
+
+
+def components_section(report, enabled: bool = True):
+    """The month's component and problem costs for the report, or None.
+
+    None when models are not fitted (``enabled`` false), or the data names no component,
+    has no incidents or no survey responses.
+
+    Parameters
+    ----------
+    report : :class:`satmodel.reporting.data.ReportData`
+    enabled : fit the within-customer models (the report's ``fit_models`` parameter).
+
+    Returns
+    -------
+    ComponentsResult or None
+    """
+    from satmodel.insights.components import component_costs
+
+    source = report.source
+    if not enabled or report.responses is None or not source.has("incidents"):
+        return None
+    named = source.con.execute("SELECT count(component_id) FROM incidents").fetchall()[0][0]
+    if not named:
+        return None
+    return component_costs(source, report.panel, report.responses, month=report.month)
