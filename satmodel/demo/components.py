@@ -110,7 +110,7 @@ def _maintenance(world: World) -> tuple[list[dict], list[int]]:
     rows, starts = [], []
     for m in range(world.n_months):
         first = pd.Timestamp(int(world.month_start_us[m]), unit="us", tz="UTC")
-        sunday = first + pd.Timedelta(days=(6 - first.dayofweek) % 7, hours=2)
+        sunday = first + pd.Timedelta(days=(6 - first.day_of_week) % 7, hours=2)
         start = int(sunday.value // 1000)
         starts.append(start)
         for customer in range(world.n_customers):
