@@ -225,3 +225,23 @@ def test_report_pieces_on_hand_data(source):
     sums = planned_minutes(build_panel(source)).set_index("month")
     assert sums.loc["2025-03", "unplanned_minutes"] == pytest.approx(210)
     assert sums.loc["2025-03", "planned_minutes"] == 0
+
+
+def test_demo_components_off_leaves_the_other_tables_alone(tmp_path):
+    from satmodel.demo import generate_demo
+    from satmodel.schema import TABLES
+
+    size = {"customers": 12, "months": 3, "progress": False}
+    on = generate_demo(tmp_path / "on", **size)
+    off = generate_demo(tmp_path / "off", components=False, **size)
+    assert "components" not in off.paths and not (tmp_path / "off" / "components.parquet").exists()
+    for name in ("customers", "requests", "tickets", "usage"):
+        assert on.paths[name].read_bytes() == off.paths[name].read_bytes(), name
+    base = [c.name for c in TABLES["incidents"].columns if not c.nullable]
+    assert pd.read_parquet(off.paths["incidents"]).columns.tolist() == base
+    assert "components" not in off.truth
+    # the everyday incidents keep their timing when they get a component
+    inc_on, inc_off = (pd.read_parquet(r.paths["incidents"]) for r in (on, off))
+    keys = ["customer_id", "start_ts", "end_ts"]
+    kept = inc_off[keys].merge(inc_on[keys].drop_duplicates(), how="left", indicator=True)
+    assert (kept["_merge"] == "both").all()
