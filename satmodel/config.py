@@ -187,6 +187,10 @@ class Thresholds:
     satisfied_cutoff : csat at or above this counts as "top-2-box" satisfied.
     default_resolution_sla_hours : resolution SLA for customers without expected_resolution_hours.
     slo_availability_pct, slo_latency_p95_ms : default service level objectives.
+    exclude_planned : leave planned maintenance (``incidents.planned``) out of availability,
+        downtime and error budgets.
+    change_incident_window_hours : a failed change is linked to an incident on its component
+        that starts within this many hours after it.
     """
 
     apdex_t_ms: float = 500.0
@@ -194,6 +198,8 @@ class Thresholds:
     default_resolution_sla_hours: float = 24.0
     slo_availability_pct: float = 99.9
     slo_latency_p95_ms: float = 800.0
+    exclude_planned: bool = True
+    change_incident_window_hours: float = 24.0
 
 
 IDENTIFICATIONS = ("within", "pooled")
@@ -402,6 +408,13 @@ def _thresholds(raw: dict[str, Any], where: str) -> Thresholds:
             raise InputError(
                 f"config {where}: unknown setting thresholds.{key} (known: {', '.join(known)})"
             )
+        if known[key] == "bool":
+            if not isinstance(value, bool):
+                raise InputError(
+                    f"config {where}: thresholds.{key} must be true or false, got {value!r}"
+                )
+            values[key] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InputError(f"config {where}: thresholds.{key} must be a number, got {value!r}")
         if value <= 0:

@@ -33,6 +33,8 @@ class ColumnSpec:
         (written with ``{c}`` for the quoted column name), or None.
     rule_text : what breaking the rule means, for messages ("outside 1..5").
     unit : unit family for ``units`` conversions in the config (``ms``, ``hours``, ``pct``).
+    references : a table whose key every non-null value must name when that table is present
+        (rows naming an unknown one are quarantined), or None.
     """
 
     name: str
@@ -41,6 +43,7 @@ class ColumnSpec:
     rule: str | None = None
     rule_text: str | None = None
     unit: str | None = None
+    references: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,10 @@ TEXT_KEY_RULE = (
 TEXT_KEY_REASON = "not a usable name (blank, NUL byte or bidirectional control character)"
 
 
-def _key(name: str, nullable: bool = False) -> ColumnSpec:
-    return ColumnSpec(name, "str", nullable, rule=TEXT_KEY_RULE, rule_text=TEXT_KEY_REASON)
+def _key(name: str, nullable: bool = False, references: str | None = None) -> ColumnSpec:
+    return ColumnSpec(
+        name, "str", nullable, rule=TEXT_KEY_RULE, rule_text=TEXT_KEY_REASON, references=references
+    )
 
 
 # Elsewhere customer_id must name a row of customers, whose ids meet TEXT_KEY_RULE.
@@ -166,6 +171,10 @@ TABLES: dict[str, TableSpec] = {
                     rule=_WHOLE + " AND {c} BETWEEN 1 AND 4",
                     rule_text="not a whole number in 1..4",
                 ),
+                # optional: the IT component, the recurring problem, planned maintenance
+                _key("component_id", nullable=True, references="components"),
+                _key("problem_id", nullable=True),
+                ColumnSpec("planned", "bool", nullable=True),
             ),
             key=("incident_id",),
             time_column="start_ts",
@@ -193,6 +202,7 @@ TABLES: dict[str, TableSpec] = {
                 ColumnSpec("customer_id", "str", nullable=True),
                 ColumnSpec("ts", "timestamp"),
                 ColumnSpec("failed", "bool"),
+                _key("component_id", nullable=True, references="components"),
             ),
             key=("change_id",),
             time_column="ts",
@@ -267,6 +277,16 @@ TABLES: dict[str, TableSpec] = {
                 ColumnSpec("amount", "float", rule="{c} >= 0", rule_text="negative cost"),
             ),
             key=("month",),
+        ),
+        TableSpec(
+            "components",
+            (
+                _key("component_id"),
+                ColumnSpec("name", "str"),
+                ColumnSpec("kind", "str"),
+                ColumnSpec("service", "str", nullable=True),
+            ),
+            key=("component_id",),
         ),
     )
 }

@@ -298,6 +298,18 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
             )
     for earlier, later in spec.order_pairs:
         conditions.append((f"{quote(later)} < {quote(earlier)}", later, f"before {earlier}"))
+    for column in spec.columns:
+        if column.references and source.has(column.references):
+            value = quote(column.name)
+            key = quote(TABLES[column.references].key[0])
+            conditions.append(
+                (
+                    f"{value} IS NOT NULL AND {value} NOT IN "
+                    f"(SELECT {key} FROM main.{quote(column.references)})",
+                    column.name,
+                    f"unknown {column.references.removesuffix('s')} (not in {column.references})",
+                )
+            )
     if spec.name != "customers" and "customer_id" in spec.column_names and source.has("customers"):
         customer = quote("customer_id")
         conditions.append(
@@ -333,6 +345,57 @@ def _conditions(source: Source, spec: TableSpec, window: tuple[str, str] | None)
                 )
             )
     return [_Rule(*condition) for condition in conditions]
+
+
+def validation_order(tables: list[str]) -> list[str]:
+    """The tables in canonical order, except that the tables others reference come first.
+
+    A rule "must name a row of customers (components)" reads the clean ``customers``
+    (``components``) view, so those are quarantined before the tables that reference them.
+    """
+    referenced = {"customers"} | {
+        c.references for t in tables for c in TABLES[t].columns if c.references
+    }
+    return [t for t in tables if t in referenced] + [t for t in tables if t not in referenced]
+
+
+def component_notes(source: Source) -> list[str]:
+    """Things worth knowing about components and problems that are allowed by the contract.
+
+    A recurring problem whose incidents lie on several components, and planned incidents
+    outside any stated maintenance window: a planned incident is inside one when a change
+    on its component (or a platform-wide one) falls between its start and end (without a
+    changes table nothing states a window, and nothing is noted).
+    """
+    if not source.has("incidents"):
+        return []
+    con = source.con
+    notes = []
+    spread = con.execute(
+        "SELECT problem_id, string_agg(DISTINCT component_id, ', ' ORDER BY component_id) "
+        "FROM main.incidents WHERE problem_id IS NOT NULL AND component_id IS NOT NULL "
+        "GROUP BY problem_id HAVING count(DISTINCT component_id) > 1 ORDER BY problem_id"
+    ).fetchall()
+    if spread:
+        notes.append(
+            f"incidents.problem_id: {len(spread)} of the recurring problems span several "
+            f"components (allowed; e.g. {spread[0][0]}: {spread[0][1]})"
+        )
+    if not source.has("changes"):
+        return notes
+    outside, example = con.execute(
+        "SELECT count(*), min(incident_id) FROM main.incidents AS i WHERE i.planned AND NOT "
+        "EXISTS (SELECT 1 FROM main.changes AS c WHERE c.ts BETWEEN i.start_ts AND i.end_ts "
+        "AND (c.component_id IS NULL OR i.component_id IS NULL "
+        "OR c.component_id = i.component_id))"
+    ).fetchall()[0]
+    if outside:
+        notes.append(
+            f"incidents.planned: {outside} planned incident{'s' if outside != 1 else ''} outside "
+            f"any stated maintenance window (no change on the component during it; allowed; "
+            f"e.g. {example})"
+        )
+    return notes
 
 
 def _checked_rows(spec: TableSpec, rules: list[_Rule]) -> str:
@@ -441,7 +504,7 @@ def quarantine(source: Source, persist: bool = False) -> ValidationReport:
         "CREATE OR REPLACE TABLE rejected (table_name VARCHAR, reason VARCHAR, "
         "column_name VARCHAR, value VARCHAR, row_json VARCHAR)"
     )
-    for table in source.tables:
+    for table in validation_order(source.tables):
         try:
             _quarantine_table(source, report, table)
         except duckdb.Error as exc:
@@ -452,6 +515,8 @@ def quarantine(source: Source, persist: bool = False) -> ValidationReport:
             ) from None
         if report.rows[table] == 0 and table == "customers":
             raise InputError(f"customers: table is empty in {source.location}")
+    report.rows = {table: report.rows[table] for table in source.tables}
+    report.notes.extend(component_notes(source))
     report.rejected = con.execute(
         "SELECT table_name, column_name, reason, count(*) AS rows, min(coalesce(value, 'null')) AS example "
         "FROM rejected GROUP BY ALL ORDER BY table_name, column_name, reason"

@@ -454,7 +454,8 @@ def test_full_column_order():
     ]
     service = columns[8:25]
     assert columns[25:42] == [f"{c}_lag1" for c in service]
-    assert len(columns) == len(set(columns)) == 52
+    assert "planned_downtime_minutes" in columns
+    assert len(columns) == len(set(columns)) == 53
 
 
 def test_missing_customers_and_bad_engine(tmp_path):
@@ -687,6 +688,8 @@ def pandas_panel(tables: dict, thresholds: Thresholds | None = None) -> pd.DataF
         out.active_users > 0
     )
     out = out.sort_values(key).reset_index(drop=True)
+    if "incidents" in tables:  # the test tables hold no planned maintenance
+        out["planned_downtime_minutes"] = 0.0
     service = [c for cols in features.SERVICE_COLUMNS.values() for c in cols]
     for column in service:
         out[f"{column}_lag1"] = out.groupby("customer_id")[column].shift(1).astype("float64")

@@ -439,3 +439,33 @@ def cmd_case_study(args: argparse.Namespace) -> int:
     print(f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)")
     print(f"open {Path(folder).resolve() / 'report.html'}")
     return 0
+
+
+def cmd_components(args: argparse.Namespace) -> int:
+    from satmodel.insights.components import component_costs
+
+    book = _workbook(args.data)
+    if not book.source_.has("incidents"):
+        raise InputError(
+            f"incidents: table not found in {book.source_.location} (components need it)"
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = component_costs(
+            book.source_, book.panel_, book.responses_, month=args.month, n_draws=args.n_draws
+        )
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        _write_json(result.to_dict(), args.json)
+    stream = sys.stderr if args.json == "-" else sys.stdout
+    months = args.month or f"{result.months[0]}..{result.months[1]}"
+    print(f"components by the satisfaction their downtime costs ({months}):", file=stream)
+    for row in result.components_.itertuples():
+        print(
+            f"  {row.component_id}: +{row.csat_points:.3f} CSAT points "
+            f"(95% CI {row.csat_points_ci_low:.3f}..{row.csat_points_ci_high:.3f}), "
+            f"{row.downtime_minutes:,.0f} customer-minutes, {row.incidents} incidents",
+            file=stream,
+        )
+    return 0

@@ -8,6 +8,7 @@ import re
 from satmodel.cli.commands import (
     as_of_date,
     cmd_case_study,
+    cmd_components,
     cmd_demo,
     cmd_features,
     cmd_fit,
@@ -423,6 +424,22 @@ def build_parser() -> argparse.ArgumentParser:
     value.add_argument("--seed", type=int, default=0, help="random seed of the interval draws")
     value.add_argument("--json", help="write the result as JSON to this file ('-' for stdout)")
     value.set_defaults(func=cmd_value)
+
+    components = add(
+        "components",
+        "which IT components and which recurring problems cost the most satisfaction and "
+        "complaints",
+        "satmodel components --month 2026-10 --json components.json",
+    )
+    components.add_argument("--data", default=None, help=SRC_HELP)
+    components.add_argument(
+        "--month", default=None, help="count this month (YYYY-MM; default: every month)"
+    )
+    components.add_argument("--json", default=None, help="write the result as JSON (- = stdout)")
+    components.add_argument(
+        "--n-draws", type=int, default=200, help="parameter draws for the intervals (default 200)"
+    )
+    components.set_defaults(func=cmd_components)
 
     case_study = add(
         "case-study",

@@ -60,6 +60,7 @@ import pandas as pd
 import pyarrow as pa
 
 from satmodel.calendar import add_months, current_month
+from satmodel.demo.components import add_components, true_component_costs
 from satmodel.demo.contracts import churn_truth, make_contracts, make_opex
 from satmodel.demo.effects import draw_customer_effects, expected_pooled_bias
 from satmodel.demo.inverse import OUTCOMES, true_outcome, true_required_level
@@ -160,6 +161,18 @@ def _build_panel(folder: Path) -> pd.DataFrame:
             source.close()
 
 
+def _component_truth(folder: Path, panel: pd.DataFrame, surveys: pd.DataFrame, truth) -> dict:
+    """The true cost of every component and problem (``truth.json``: components, problems)."""
+    from satmodel.sources import open_source
+
+    source = open_source(folder)
+    try:
+        return true_component_costs(source, panel, surveys, truth)
+    finally:
+        with contextlib.suppress(Exception):
+            source.close()
+
+
 def generate_demo(
     out_dir: str | os.PathLike,
     customers: int = 500,
@@ -170,6 +183,7 @@ def generate_demo(
     progress: bool = True,
     force: bool = False,
     customer_effects: bool = True,
+    components: bool = True,
 ) -> DemoResult:
     """Generate the demo world: canonical tables, their true model, and optionally a DuckDB file.
 
@@ -202,6 +216,11 @@ def generate_demo(
         with its persistent latency (:mod:`satmodel.demo.effects`), so that pooled
         estimates of the latency terms are biased. Off, the files are those of a world
         without them (the other draws are the same either way).
+    components : bool
+        IT components, recurring problems, planned maintenance and failed changes that
+        cause incidents (:mod:`satmodel.demo.components`); ``truth.json`` then states each
+        component's and problem's true cost. Off, no components table is written and the
+        incidents and changes are those of a world without them.
 
     Returns
     -------
@@ -260,11 +279,16 @@ def generate_demo(
         bar.update()
         step("changes")
         tables["changes"] = make_changes(world, rngs["changes"])
+        if components:
+            tables["components"], tables["incidents"], tables["changes"] = add_components(
+                world, tables["incidents"], tables["changes"], rngs["components"]
+            )
         bar.update()
 
         step("write")
-        paths = {name: staging / f"{name}.parquet" for name in TABLE_NAMES}
-        for name in TABLE_NAMES:
+        written = [name for name in TABLE_NAMES if name != "components" or components]
+        paths = {name: staging / f"{name}.parquet" for name in written}
+        for name in written:
             if name in tables:
                 write_parquet(tables[name], paths[name])
         write_parquet(placeholder_complaints(world), paths["complaints"])
@@ -292,20 +316,25 @@ def generate_demo(
         tables["opex"] = frame_to_table("opex", opex)
         for name in ("surveys", "complaints", "contracts", "opex"):
             write_parquet(tables[name], paths[name])
-        row_counts = {name: tables[name].num_rows for name in TABLE_NAMES}
+        row_counts = {name: tables[name].num_rows for name in written}
         if customer_effects:
             truth_models["customer_effects"]["pooled_bias"] = expected_pooled_bias(
                 truth_models, panel
             )
         truth = truth_document(truth_models, customers, months, seed, start, row_counts)
         truth["churn"] = truth_models["churn"]
+        if components:
+            truth.update(_component_truth(staging, panel, surveys, truth))
         with (staging / "truth.json").open("w", encoding="utf-8") as handle:
             json.dump(truth, handle, indent=2, ensure_ascii=False)
             handle.write("\n")
-        final = {name: out / f"{name}.parquet" for name in TABLE_NAMES}
+        final = {name: out / f"{name}.parquet" for name in written}
         final["truth"] = out / "truth.json"
-        for name in TABLE_NAMES:
+        for name in written:
             os.replace(paths[name], final[name])
+        for name in set(TABLE_NAMES) - set(written):  # a table of an earlier run, e.g. components
+            with contextlib.suppress(FileNotFoundError):
+                (out / f"{name}.parquet").unlink()
         os.replace(staging / "truth.json", final["truth"])
         bar.update()
 

@@ -25,7 +25,7 @@ OUTCOMES = ("csat_mean", "csat_top2_rate", "complaint_rate_per_1k")
 _BRACKET_DECADES = 6  # how far (powers of 10) the level search reaches around the current level
 
 
-def _expected(truth: dict[str, Any], data: pd.DataFrame, outcome: str) -> np.ndarray:
+def expected_outcome(truth: dict[str, Any], data: pd.DataFrame, outcome: str) -> np.ndarray:
     """The true expected outcome of each prepared row, its customer's hidden effect included."""
     from scipy.special import expit
 
@@ -97,7 +97,7 @@ def true_outcome(
         if missing:
             raise InputError(f"levels: {missing} are not panel columns")
         rows = rows.assign(**{c: float(v) for c, v in levels.items()})
-    return float(np.mean(_expected(truth, prepare_panel(rows, truth), outcome)))
+    return float(np.mean(expected_outcome(truth, prepare_panel(rows, truth), outcome)))
 
 
 def true_required_level(

@@ -120,7 +120,7 @@ def load_duckdb(
     try:
         con = duckdb.connect(str(tmp))
         try:
-            for name in TABLE_NAMES:
+            for name in (name for name in TABLE_NAMES if name in paths):
                 con.execute(
                     f'CREATE TABLE "{name}" AS SELECT * FROM read_parquet({_literal(paths[name])})'
                 )

@@ -164,6 +164,7 @@ def make_world(customers: int, months: int, start: np.datetime64, seed: int) -> 
         "changes",
         "outcomes",
         "effects",
+        "components",
     )
     streams = np.random.SeedSequence(seed).spawn(len(names))
     rngs = {name: np.random.default_rng(s) for name, s in zip(names, streams, strict=True)}

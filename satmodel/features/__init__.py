@@ -25,6 +25,7 @@ Identity and context (from ``customers``):
 Service metrics (``incidents``):
 
 - availability_pct : 100 * (1 - downtime_minutes / minutes in the month); 100 without downtime.
+  (Planned maintenance is not downtime by default: see planned_downtime_minutes.)
 - downtime_minutes : minutes of the month covered by the **union** of the customer's incident
   intervals (overlapping incidents count once; an incident that crosses a month end is split
   between the months it covers). 0 without downtime.
@@ -65,6 +66,13 @@ Service metrics (``changes``):
 Lags: ``<metric>_lag1`` for every service metric above, in the same order: the value of the
 previous calendar month for the same customer (null in the first month).
 
+Planned maintenance (``incidents``, after the lags):
+
+- planned_downtime_minutes : minutes of the month covered by the union of the customer's
+  *planned* incidents (``incidents.planned`` true). With ``[thresholds] exclude_planned =
+  true`` (the default) planned incidents are left out of availability_pct, downtime_minutes,
+  incidents and mttr_hours; with false they count there too. 0 without planned downtime.
+
 Outcomes:
 
 - active_users : from ``usage`` (null when the customer-month has no usage row).
@@ -103,6 +111,8 @@ Modules
                    :func:`build_responses`
 ``telemetry``      aggregates for reports and insights: downtime intervals and per day/hour,
                    incidents of a month, days covered, Apdex counts for many T
+``components``     per IT component and recurring problem: union-aware downtime, failed
+                   changes and their incidents, downtime without one component or problem
 =================  =========================================================================
 """
 
@@ -122,6 +132,7 @@ from satmodel.features.panel import (
     COUNT_COLUMNS,
     IDENTITY_COLUMNS,
     OUTCOME_COLUMNS,
+    PLANNED_COLUMNS,
     RESPONSE_COLUMNS,
     SERVICE_COLUMNS,
     STRING_COLUMNS,
@@ -144,6 +155,7 @@ __all__ = [
     "COUNT_COLUMNS",
     "IDENTITY_COLUMNS",
     "OUTCOME_COLUMNS",
+    "PLANNED_COLUMNS",
     "RESPONSE_COLUMNS",
     "SERVICE_COLUMNS",
     "STRING_COLUMNS",

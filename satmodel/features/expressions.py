@@ -208,7 +208,24 @@ def apdex_counts(requests, edges, timezone: str = "UTC"):
     return agg.select("customer_id", month=month_name_of(agg._month), requests="requests", **counts)
 
 
-def downtime_islands(incidents):
+def planned_mask(incidents):
+    """Boolean ibis column: the incident is planned maintenance (a null ``planned`` is not)."""
+    import ibis
+
+    if "planned" not in incidents.columns:
+        return ibis.literal(False)
+    return incidents.planned.fill_null(False)
+
+
+def counted_incidents(incidents, thresholds: Thresholds):
+    """The incidents that count as downtime: without planned maintenance when
+    ``thresholds.exclude_planned`` (the default), else all of them."""
+    if not thresholds.exclude_planned or "planned" not in incidents.columns:
+        return incidents
+    return incidents.filter(~planned_mask(incidents))
+
+
+def downtime_islands(incidents, by: tuple[str, ...] = ("customer_id",)):
     """The union of each customer's incident intervals, as disjoint intervals.
 
     Overlapping (or touching) incidents merge into one island, so every minute of downtime
@@ -216,49 +233,53 @@ def downtime_islands(incidents):
 
     Parameters
     ----------
-    incidents : ibis table with customer_id, incident_id, start_ts, end_ts.
+    incidents : ibis table with incident_id, start_ts, end_ts and the ``by`` columns.
+    by : the columns whose groups get their own union (the customer by default; e.g. a
+        scenario and the customer, or a component alone for its wall-clock outages).
 
     Returns
     -------
-    ibis table: customer_id, s, e (island start and end, epoch microseconds).
+    ibis table: the ``by`` columns, s, e (island start and end, epoch microseconds).
     """
     import ibis
 
     unix_micros, _ = udfs()
     inc = incidents.select(
-        customer_id=incidents.customer_id,
+        *[incidents[k] for k in by],
         incident_id=incidents.incident_id,
         s=unix_micros(incidents.start_ts),
         e=unix_micros(incidents.end_ts),
     )
     # Gaps and islands: an incident opens a new island when it starts after every earlier
-    # incident (by start, end, id) of the customer has ended.
+    # incident (by start, end, id) of its group has ended.
     order = [inc.s, inc.e, inc.incident_id]
-    before = ibis.window(group_by=inc.customer_id, order_by=order, rows=(None, -1))
-    upto = ibis.window(group_by=inc.customer_id, order_by=order, rows=(None, 0))
+    groups = [inc[k] for k in by]
+    before = ibis.window(group_by=groups, order_by=order, rows=(None, -1))
+    upto = ibis.window(group_by=groups, order_by=order, rows=(None, 0))
     flagged = inc.mutate(_prev_end=inc.e.max().over(before))
     flagged = flagged.mutate(
         _new=ibis.ifelse(flagged._prev_end.isnull() | (flagged.s > flagged._prev_end), 1, 0)
     )
     flagged = flagged.mutate(_island=flagged._new.sum().over(upto))
-    return flagged.group_by("customer_id", "_island").aggregate(
-        s=flagged.s.min(), e=flagged.e.max()
-    )
+    islands = flagged.group_by(*by, "_island").aggregate(s=flagged.s.min(), e=flagged.e.max())
+    return islands.select(*by, "s", "e")
 
 
-def clip_intervals(intervals, periods, label: str):
+def clip_intervals(intervals, periods, label: str, by: tuple[str, ...] = ("customer_id",)):
     """Intervals cut at period bounds: one row per interval and period they share time in.
 
     Parameters
     ----------
-    intervals : ibis table with customer_id, s, e (epoch microseconds), e.g.
+    intervals : ibis table with the ``by`` columns, s, e (epoch microseconds), e.g.
         :func:`downtime_islands`.
     periods : ibis table with ``label``, m_start, m_end (epoch seconds), non-overlapping.
     label : the column naming a period (``month``, ``period``).
+    by : the key columns of the intervals, kept.
 
     Returns
     -------
-    ibis table: customer_id, ``label``, s, e (the part inside the period, epoch microseconds).
+    ibis table: the ``by`` columns, ``label``, s, e (the part inside the period, epoch
+    microseconds).
     """
     import ibis
 
@@ -266,7 +287,7 @@ def clip_intervals(intervals, periods, label: str):
     end = periods.m_end.cast("int64") * 1_000_000
     joined = intervals.join(periods, (intervals.s < end) & (intervals.e > start))
     return joined.select(
-        customer_id=intervals.customer_id,
+        *[intervals[k] for k in by],
         **{label: periods[label]},
         s=ibis.greatest(intervals.s, start),
         e=ibis.least(intervals.e, end),
@@ -278,27 +299,44 @@ def minutes(intervals):
     return (intervals.e - intervals.s).cast("float64") / MICROS_PER_MINUTE
 
 
-def incident_metrics(incidents, months, timezone: str = "UTC"):
+def incident_metrics(incidents, months, thresholds: Thresholds, timezone: str = "UTC"):
     """Counts and MTTR by start month; downtime from the union of intervals, by month.
+
+    Planned maintenance is left out of all three when ``thresholds.exclude_planned``; its
+    minutes (union of the planned intervals) are given apart either way.
 
     Returns
     -------
     tuple of ibis tables: (customer_id, month, incidents, mttr_hours), (customer_id, month,
-    downtime_minutes).
+    downtime_minutes), (customer_id, month, planned_downtime_minutes).
     """
-    inc = incidents.select(
-        customer_id=incidents.customer_id,
-        month=month_key(incidents.start_ts, timezone),
-        hours=(epoch(incidents.end_ts) - epoch(incidents.start_ts)) / SECONDS_PER_HOUR,
+    counted = counted_incidents(incidents, thresholds)
+    inc = counted.select(
+        customer_id=counted.customer_id,
+        month=month_key(counted.start_ts, timezone),
+        hours=(epoch(counted.end_ts) - epoch(counted.start_ts)) / SECONDS_PER_HOUR,
     )
     counts = inc.group_by("customer_id", "month").aggregate(
         incidents=inc.count(), mttr_hours=inc.hours.mean()
     )
-    pieces = clip_intervals(downtime_islands(incidents), months, "month")
-    downtime = pieces.group_by("customer_id", "month").aggregate(
-        downtime_minutes=minutes(pieces).sum()
+    return (
+        counts,
+        monthly_downtime(counted, months),
+        monthly_downtime(
+            incidents.filter(planned_mask(incidents)), months, "planned_downtime_minutes"
+        ),
     )
-    return counts, downtime
+
+
+def monthly_downtime(incidents, months, name: str = "downtime_minutes"):
+    """Minutes of each customer-month covered by the union of ``incidents``' intervals.
+
+    Returns
+    -------
+    ibis table: customer_id, month, ``name`` (only customer-months with downtime).
+    """
+    pieces = clip_intervals(downtime_islands(incidents), months, "month")
+    return pieces.group_by("customer_id", "month").aggregate(**{name: minutes(pieces).sum()})
 
 
 def ticket_metrics(tickets, customers, thresholds: Thresholds, timezone: str = "UTC"):

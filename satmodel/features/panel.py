@@ -76,6 +76,8 @@ OUTCOME_COLUMNS: dict[str, tuple[str, ...]] = {
     "surveys": ("csat_n", "csat_mean", "csat_top2_rate", "nps_n", "nps_score"),
     "contracts": ("monthly_revenue", "churned"),
 }
+# Measured beside the service metrics, but not a service metric (no lag): planned maintenance.
+PLANNED_COLUMNS: dict[str, tuple[str, ...]] = {"incidents": ("planned_downtime_minutes",)}
 COUNT_COLUMNS = frozenset(
     {"incidents", "requests", "tickets", "changes", "complaints", "csat_n", "nps_n"}
 )
@@ -103,7 +105,8 @@ def panel_columns(tables: list[str] | tuple[str, ...] | set[str]) -> list[str]:
         if all(part in present for part in key.split("+"))
         for c in cols
     ]
-    return [*IDENTITY_COLUMNS, *service, *(f"{c}_lag1" for c in service), *outcomes]
+    planned = [c for t, cols in PLANNED_COLUMNS.items() if t in present for c in cols]
+    return [*IDENTITY_COLUMNS, *service, *(f"{c}_lag1" for c in service), *planned, *outcomes]
 
 
 def _left_join(grid, other, keys=("customer_id", "month")):
@@ -148,8 +151,10 @@ def panel_expr(
     # Join every per-table aggregate onto the grid first, then compute the columns from the
     # final join (ibis expressions belong to one relation).
     if "incidents" in tables:
-        counts, downtime = incident_metrics(tables["incidents"], months, timezone)
-        grid = _left_join(_left_join(grid, counts), downtime)
+        counts, downtime, planned = incident_metrics(
+            tables["incidents"], months, thresholds, timezone
+        )
+        grid = _left_join(_left_join(_left_join(grid, counts), downtime), planned)
     if "requests" in tables:
         if requests_agg is None:
             requests_agg = request_metrics(tables["requests"], thresholds, timezone)
@@ -183,6 +188,7 @@ def panel_expr(
         values["availability_pct"] = 100.0 * (1.0 - down / g._minutes)
         values["downtime_minutes"] = down
         values["incidents"] = g.incidents.fill_null(0)
+        values["planned_downtime_minutes"] = g.planned_downtime_minutes.fill_null(0.0)
     if "changes" in tables:
         n = g._own_n.fill_null(0) + g._all_n.fill_null(0)
         failed = g._own_failed.fill_null(0) + g._all_failed.fill_null(0)

@@ -6,7 +6,9 @@ small tidy DataFrame with stable columns; customer_id is a string, timestamps ar
 months (their bounds, days and hours) are those of the source's ``[calendar] timezone``.
 Downtime is the panel's own rule (:func:`satmodel.features.expressions.downtime_islands`):
 the union of a customer's incident intervals, so overlapping incidents count once, clipped to
-the month, as ``downtime_minutes`` and ``availability_pct`` are.
+the month, as ``downtime_minutes`` and ``availability_pct`` are; planned maintenance is left
+out of it (and of the incidents of a month and the operations counts) when ``[thresholds]
+exclude_planned`` (the default), so error budgets only spend unplanned minutes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from satmodel.features.expressions import (
     SECONDS_PER_HOUR,
     apdex_counts,
     clip_intervals,
+    counted_incidents,
     downtime_islands,
     epoch,
     minutes,
@@ -71,10 +74,11 @@ def _literal(stamp: pd.Timestamp):
 
 
 def _month_incidents(source, month: str):
-    """ibis table of the clean incidents sharing time with ``month``."""
+    """ibis table of the clean incidents sharing time with ``month`` that count as downtime
+    (planned maintenance left out when ``[thresholds] exclude_planned``, the default)."""
     require_table(source, "incidents", DOWNTIME_NEEDS)
     _, tables = duckdb_tables(source)
-    incidents = tables["incidents"]
+    incidents = counted_incidents(tables["incidents"], source.config.thresholds)
     lo, hi = month_bounds(month, source.config.calendar.timezone)
     return incidents.filter(incidents.start_ts < _literal(hi), incidents.end_ts > _literal(lo))
 
@@ -298,7 +302,7 @@ def operations_by_month(source, first: str, last: str) -> pd.DataFrame:
             gaps = r.mutate(gap=gap / MICROS_PER_DAY)
             parts.append(gaps.group_by("month").aggregate(days_between_releases=gaps.gap.mean()))
         if "incidents" in tables:
-            incidents = tables["incidents"]
+            incidents = counted_incidents(tables["incidents"], source.config.thresholds)
             incidents = incidents.filter(
                 incidents.start_ts >= _literal(lo), incidents.start_ts < _literal(hi)
             )
