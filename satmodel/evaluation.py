@@ -571,7 +571,8 @@ def _overdispersion_rows(result: FitResult, data: pd.DataFrame, md) -> list[dict
             ),
         )
     rows = [_row("overdispersion_lr", lr, critical, ok, note)]
-    beta = result.coefficients_["estimate"].dropna().to_numpy()
+    terms = pd.concat([result.coefficients_, result.mundlak_terms_], ignore_index=True)
+    beta = terms.set_index("term")["estimate"].reindex(md.X.columns).to_numpy(dtype=float)
     eta = md.X.to_numpy(dtype=float) @ beta + (md.offset if md.offset is not None else 0.0)
     mu = np.exp(eta)
     variance = mu if result.family == "poisson" else mu + result.alpha_ * mu**2

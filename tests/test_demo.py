@@ -449,7 +449,8 @@ def test_demo_recovers_its_truth_through_the_panel(tmp_path):
         responses = features.build_responses(source, panel)
     finally:
         source.close()
-    assert 3.7 < responses["csat"].mean() < 4.3
+    # hidden customer effects and component outages (database, CDN) pull the mean down
+    assert 3.5 < responses["csat"].mean() < 4.3
     responses = responses.dropna(subset=["downtime_minutes_lag1"])
     ordinal = OrderedModel.from_formula(truth["csat"]["formula"], responses, distr="logit").fit(
         method="bfgs", maxiter=3000, disp=False

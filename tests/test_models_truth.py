@@ -27,6 +27,7 @@ def demo(tmp_path_factory):
         months=12,
         seed=5,
         start_month="2024-11",  # fixed: the default start follows today's date
+        components=False,  # the component world has its own truth tests
         duckdb_path=db,
         progress=False,
     )

@@ -18,7 +18,13 @@ from satmodel.errors import InputError
 from satmodel.insights.value import LEVER_STEPS, revenue_at_risk
 
 # a fixed start: the generator's default start follows today's date
-DEMO = {"customers": 300, "months": 18, "seed": 11, "start_month": "2024-11"}
+DEMO = {
+    "customers": 300,
+    "months": 18,
+    "seed": 11,
+    "start_month": "2024-11",
+    "components": False,  # the component world has its own truth tests
+}
 
 
 @pytest.fixture(scope="module")

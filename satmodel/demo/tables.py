@@ -83,13 +83,16 @@ def customer_column(ids: np.ndarray, index: np.ndarray) -> pa.Array:
 def canonical_table(name: str, columns: dict[str, pa.Array]) -> pa.Table:
     """The canonical table ``name`` from its columns, in canonical order and types.
 
-    Optional columns (nullable ones) not given are left out, so a table written without
-    them is the one written before they existed.
+    A nullable column the demo does not make (e.g. ``customers.name``) is all null.
     """
-    spec = TABLES[name]
     schema = arrow_schema(name)
-    schema = pa.schema([f for f in schema if f.name in columns or not spec.column(f.name).nullable])
-    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+    rows = len(next(iter(columns.values()))) if columns else 0
+    nullable = {c.name for c in TABLES[name].columns if c.nullable}
+    arrays = [
+        columns[f.name] if f.name in columns or f.name not in nullable else pa.nulls(rows, f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def frame_to_table(name: str, frame: pd.DataFrame) -> pa.Table:

@@ -280,6 +280,7 @@ def model_data(result: FitResult, data: pd.DataFrame) -> ModelData:
             cluster=None,
             order=order,
             collapse=True,
+            within=None if result.within_ is None else result.within_.column,
         )
     keep = prep.w > 0
     if not keep.all():
@@ -289,7 +290,9 @@ def model_data(result: FitResult, data: pd.DataFrame) -> ModelData:
             f"data: design columns {prep.columns} differ from the fitted model's "
             f"{result.design_columns_} (different categorical levels?)"
         )
-    estimated = result.coefficients_["estimate"].notna().to_numpy()
+    terms = pd.concat([result.coefficients_, result.mundlak_terms_], ignore_index=True)
+    estimates = terms.set_index("term")["estimate"].reindex(prep.columns)
+    estimated = estimates.notna().to_numpy()
     columns = [c for c, e in zip(prep.columns, estimated, strict=True) if e]
     X = pd.DataFrame(prep.X[:, estimated], columns=columns)
     return ModelData(X=X, y=prep.y, weights=prep.w, offset=prep.offset)
