@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from satmodel.errors import InputError
+from satmodel.hints import did_you_mean
 from satmodel.models.defaults import check_satisfied_cutoff, satisfied_cutoff_of
 from satmodel.models.likelihoods import cdf_pdf
 from satmodel.vocabulary import (
@@ -99,7 +100,7 @@ def check_lever(lever: str, panel: pd.DataFrame) -> Lever:
         where = "is not in the panel" if lever in LEVERS else "is not a service lever"
         raise InputError(
             f"lever {lever!r}: column {where} (valid levers: {', '.join(valid) or 'none'}; "
-            f"e.g. {valid[0] if valid else 'latency_p95_ms'})"
+            f"e.g. {valid[0] if valid else 'latency_p95_ms'}){did_you_mean(lever, valid)}"
         )
     return LEVERS[lever]
 
@@ -115,6 +116,7 @@ def check_segment(segment, panel: pd.DataFrame):
         raise InputError(
             f"segment {segment!r}: not found in panel column 'segment' "
             f"(valid: {', '.join(known)}; e.g. {known[0] if known else 'smb'})"
+            f"{did_you_mean(segment, known)}"
         )
     return str(segment)
 
@@ -124,9 +126,11 @@ def check_customer(customer, panel: pd.DataFrame):
     if customer is None:
         return None
     ids = panel["customer_id"].astype(str)
-    if str(customer) not in set(ids):
+    known = set(ids)
+    if str(customer) not in known:
         raise InputError(
             f"customer {customer!r}: not found in panel column 'customer_id' (e.g. {ids.iloc[0]!r})"
+            f"{did_you_mean(customer, known)}"
         )
     return str(customer)
 

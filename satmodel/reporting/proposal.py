@@ -13,6 +13,7 @@ import pandas as pd
 from satmodel.calendar import month_name
 from satmodel.errors import InputError, SatmodelError
 from satmodel.features.telemetry import customer_values
+from satmodel.hints import did_you_mean
 from satmodel.reporting.data import ReportData
 from satmodel.reporting.drivers import ModelSection
 from satmodel.reporting.figures import (
@@ -99,8 +100,6 @@ def check_proposal_request(
         when neither or both are given, or when a target is out of range (CSAT 1-5,
         complaints >= 0).
     """
-    import difflib
-
     problems = []
     if (segment in (None, "")) == (customer in (None, "")):
         problems.append("proposal: give exactly one of --segment or --customer")
@@ -112,8 +111,7 @@ def check_proposal_request(
     values = customer_values(source, column)
     if wanted in values:
         return
-    close = difflib.get_close_matches(wanted, values, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    hint = did_you_mean(wanted, values)
     flag = "--segment" if column == "segment" else "--customer"
     what = "segments" if column == "segment" else "customers"
     raise InputError(

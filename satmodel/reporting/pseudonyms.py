@@ -20,6 +20,7 @@ PSEUDONYM_KEY_ENV = "SATMODEL_PSEUDONYM_KEY"
 PSEUDONYM_KEY_FILE = Path("data") / "pseudonym.key"
 PSEUDONYM_PREFIX = "cust-"
 MIN_KEY_CHARS = 16
+MIN_DISTINCT_KEY_CHARS = 8
 
 
 def _key_file() -> Path:
@@ -47,6 +48,7 @@ def pseudonym_key(create: bool = False) -> bytes:
                 f"{PSEUDONYM_KEY_ENV}: too short ({len(value)} characters; need at least "
                 f"{MIN_KEY_CHARS}, e.g. 64 random hex digits)"
             )
+        _check_guessable(value, PSEUDONYM_KEY_ENV)
         return value.encode("utf-8")
     path = _key_file()
     if not path.exists():
@@ -57,7 +59,8 @@ def pseudonym_key(create: bool = False) -> bytes:
             )
         _create_key_file(path)
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
+        mode = info.st_mode
         text = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the pseudonym key ({exc})") from None
@@ -65,9 +68,26 @@ def pseudonym_key(create: bool = False) -> bytes:
         raise InputError(
             f"{path}: readable by others (mode {mode & 0o777:o}); run `chmod 600 {path}`"
         )
+    if info.st_uid != os.geteuid():
+        # another user could have chosen (and so know) the key
+        raise InputError(
+            f"{path}: owned by user id {info.st_uid}, not by you ({os.geteuid()}); a key "
+            "someone else wrote is not secret: delete it and let satmodel create a new one"
+        )
     if len(text) < MIN_KEY_CHARS:
         raise InputError(f"{path}: the pseudonym key is too short (need {MIN_KEY_CHARS}+ chars)")
+    _check_guessable(text, str(path))
     return text.encode("ascii")
+
+
+def _check_guessable(key: str, where: str) -> None:
+    """Refuse a key with too few distinct characters (``aaaaaaaaaaaaaaaa``): guessable."""
+    if len(set(key)) < MIN_DISTINCT_KEY_CHARS:
+        raise InputError(
+            f"{where}: the pseudonym key is guessable ({len(set(key))} distinct characters; "
+            f"need {MIN_DISTINCT_KEY_CHARS}+, e.g. 64 random hex digits: "
+            "python -c 'import secrets; print(secrets.token_hex(32))')"
+        )
 
 
 def _create_key_file(path: Path) -> None:
