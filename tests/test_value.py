@@ -37,7 +37,10 @@ def world(tmp_path_factory):
 
 def test_churn_hazard_recovered_through_fit(world):
     truth, panel = world["truth"], world["panel"]
-    result = fit(panel[panel["churned"].notna()], truth["formula"], "logit", cluster="customer_id")
+    # 99 % intervals: three parameters are checked at once
+    result = fit(
+        panel[panel["churned"].notna()], truth["formula"], "logit", cluster="customer_id", ci=0.99
+    )
     table = result.coefficients_.set_index("term")
     for term, value in truth["params"].items():
         assert table.loc[term, "ci_low"] <= value <= table.loc[term, "ci_high"], term

@@ -219,6 +219,9 @@ def connect() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection in UTC with the ``raw`` schema for the canonical views."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    # a runaway query stops with an error instead of filling the disk with spill files
+    # (DuckDB's default allows 90 % of the free space); [duckdb] settings may raise it
+    con.execute("SET max_temp_directory_size = '8GiB'")
     con.execute("CREATE SCHEMA raw")
     return con
 
