@@ -135,11 +135,11 @@ def cmd_features(args: argparse.Namespace) -> int:
     source = _spark_source(args) if engine == "spark" else _workbook(args.data).source_
     if suffix == ".csv":
         from satmodel.features import build_panel
-        from satmodel.jobs.files import write_text
+        from satmodel.reporting import write_csv
 
         panel = build_panel(source, engine=engine)
         out.parent.mkdir(parents=True, exist_ok=True)
-        write_text(out, panel.to_csv(index=False))
+        write_csv(panel, out)  # spreadsheet formulas in names neutralised, written atomically
         rows, columns = panel.shape
     else:
         import pyarrow.parquet as pq
