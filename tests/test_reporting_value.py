@@ -152,7 +152,7 @@ def test_summary_value_block_before_driver_importance(section):
         reporting.driver_table(models),
         value=result,
     )
-    assert list(summary)[-2:] == ["warnings", "value"]
+    assert list(summary)[-2:] == ["status", "value"]  # after the core keys (status is the last)
     block = summary["value"]
     assert block["revenue_at_risk"] == json_ready(result.value.revenue_at_risk)
     assert block["revenue_at_risk_ci_low"] < block["revenue_at_risk"]

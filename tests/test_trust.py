@@ -133,5 +133,5 @@ def test_build_summary_adds_the_trust_block_after_the_core_keys(tmp_path):
         reporting.driver_table(models),
         trust=reporting.trust_summary(pair(bias=-1.5)),
     )
-    assert list(summary)[-2:] == ["warnings", "trust"]
+    assert list(summary)[-2:] == ["status", "trust"]  # after the core keys (status is the last)
     assert summary["trust"]["mundlak"]["csat"]["pooled_biased"] is True
