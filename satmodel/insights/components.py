@@ -137,7 +137,7 @@ def counterfactual(panel: pd.DataFrame, left: pd.DataFrame) -> pd.DataFrame:
         return months.astype(str).map(lambda m: month_name(month_index(m) + step))
 
     def availability(down: pd.Series, months: pd.Series) -> pd.Series:
-        minutes = months.astype(str).map(lambda m: days_in_month(m) * 1440.0)
+        minutes = months.astype(str).map(lambda m: days_in_month(m) * 1440.0).astype(float)
         return 100.0 * (1.0 - down / minutes)
 
     new = pd.Series(
