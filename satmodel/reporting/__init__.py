@@ -129,8 +129,6 @@ from satmodel.reporting.labels import (
     LEVER_NAMES,
     MAX_LABEL_CHARS,
     MAX_TEXT_CHARS,
-    METRICS,
-    OUTCOME_METRICS,
     escape_label,
     md_escape,
     plot_label,
@@ -220,6 +218,7 @@ from satmodel.reporting.value import (
     value_summary,
     value_text,
 )
+from satmodel.vocabulary import METRICS, OUTCOME_METRICS
 
 __all__ = [
     "ALERT_RULES",

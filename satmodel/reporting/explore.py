@@ -14,7 +14,8 @@ from satmodel.reporting.data import ReportData
 from satmodel.reporting.diagnostics import model_frame
 from satmodel.reporting.drivers import ModelSection
 from satmodel.reporting.figures import MAIN_COLOR, figure_style, new_figure, palette
-from satmodel.reporting.labels import CV_NAMES, METRICS, OUTCOME_METRICS, plot_label
+from satmodel.reporting.labels import CV_NAMES, plot_label
+from satmodel.vocabulary import METRICS, OUTCOME_METRICS
 
 
 def panel_overview(panel: pd.DataFrame) -> pd.DataFrame:

@@ -21,11 +21,11 @@ from satmodel.reporting.figures import (
 from satmodel.reporting.labels import (
     IMPORTANCE_NAMES,
     LEVER_NAMES,
-    OUTCOME_METRICS,
     md_escape,
     plot_label,
 )
 from satmodel.reporting.trust import within_csat_model
+from satmodel.vocabulary import OUTCOME_METRICS
 
 TARGET_LEVERS = ("latency_p95_ms", "availability_pct")
 DEFAULT_CSAT_TARGETS = "4.2"

@@ -165,26 +165,6 @@ LEVER_NAMES = {
 }
 
 
-# Service metrics and outcomes of the panel: column -> (label, unit, log scale in charts).
-METRICS = {
-    "availability_pct": ("Availability", "%", False),
-    "downtime_minutes": ("Downtime", "minutes / month", True),
-    "latency_p95_ms": ("p95 latency", "ms", True),
-    "error_rate": ("Error rate", "share of requests", False),
-    "apdex": ("Apdex", "score 0-1", False),
-    "resolution_hours_median": ("Median ticket resolution", "hours", True),
-    "sla_breach_rate": ("Tickets resolved late", "share of tickets", False),
-    "change_failure_rate": ("Change failure rate", "share of changes", False),
-}
-
-
-OUTCOME_METRICS = {
-    "csat_mean": ("CSAT, mean score", "score 1-5", False),
-    "csat_top2_rate": ("Satisfied share (CSAT 4-5)", "share of responses", False),
-    "complaint_rate_per_1k": ("Complaints per 1,000 users", "per 1,000 users", False),
-}
-
-
 # Segment names that are not spelt as their identifier reads (the rest: see segment_label).
 SEGMENT_NAMES = {"smb": "SMB", "mid_market": "Mid-market", "enterprise": "Enterprise"}
 

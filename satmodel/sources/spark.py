@@ -28,9 +28,9 @@ from satmodel.config import (
     Config,
     Derived,
     TableMapping,
-    has_scheme,
     load_config,
 )
+from satmodel.config_spark import has_scheme
 from satmodel.errors import InputError
 from satmodel.schema import TABLES, TableSpec
 from satmodel.sources.core import TEXT_PARSED_KINDS, TEXT_PREFIX
