@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import nbformat
@@ -31,6 +32,7 @@ from malformed_corpus import HOSTILE_OUTPUTS, write_hostile_output
 
 from satmodel import reporting
 from satmodel.cli import main
+from satmodel.config import Config
 from satmodel.errors import InputError
 from satmodel.jobs import (
     ProposalRequest,
@@ -774,10 +776,14 @@ def test_database_password_reaches_only_the_kernel(url, tmp_path, monkeypatch):
         ),
         notebook,
     )
+
     # no server: the source check before the run is replaced, the notebook opens nothing
-    monkeypatch.setattr(
-        report_job, "inspect_source", lambda data, check=None: ((MONTH, MONTH), {"surveys": "x"})
-    )
+    def inspect_without_server(data, check=None, allowed_roots=None):
+        if check is not None:
+            check(SimpleNamespace(config=Config()))
+        return (MONTH, MONTH), {"surveys": "x"}
+
+    monkeypatch.setattr(report_job, "inspect_source", inspect_without_server)
     out = tmp_path / "reports"
     folder = run_report(
         ReportRequest(month=MONTH, data=url, out=out, notebook=notebook, progress=False)

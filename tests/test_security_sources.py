@@ -9,7 +9,7 @@ import pytest
 from conftest import GOOD_TABLES, write_tables
 
 from satmodel import InputError, load_config, open_source, quarantine
-from satmodel.postgres import PostgresReader, redact
+from satmodel.postgres import PostgresReader, redact, without_password
 
 
 @pytest.mark.parametrize(
@@ -29,6 +29,30 @@ def test_redact_hides_every_form_of_password(url):
     shown = redact(url)
     assert "PW" not in shown and "P W" not in shown
     assert "***" in shown and ("host" in shown or "x" in shown)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u:PW@host/db", "postgresql://u@host/db"),
+        ("postgresql://u@host/db?password=PW", "postgresql://u@host/db"),
+        (
+            "postgresql://u@host/db?sslmode=require&password=PW",
+            "postgresql://u@host/db?sslmode=require",
+        ),
+        (
+            "postgresql://u@host/db?PASSWORD=PW&sslmode=require#f",
+            "postgresql://u@host/db?sslmode=require#f",
+        ),
+        ("host=x password='P W' dbname=ops", "host=x dbname=ops"),
+    ],
+)
+def test_notebook_url_has_no_password_at_all(url, expected):
+    """A redacted URL would make libpq send "***"; without one it reads PGPASSWORD."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    assert without_password(url) == expected
+    assert "password" not in conninfo_to_dict(without_password(url))
 
 
 def test_password_env_is_read_from_config_and_required(tmp_path, monkeypatch):

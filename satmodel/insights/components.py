@@ -13,6 +13,7 @@ Intervals come from parameter draws: N(estimate, covariance_) of the fitted mode
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,7 +151,7 @@ def counterfactual(panel: pd.DataFrame, left: pd.DataFrame) -> pd.DataFrame:
     )
     rows = panel.loc[touched].copy()
     own = keys[touched].map(new)
-    down = own.where(own.notna(), rows["downtime_minutes"])
+    down = own.where(own.notna(), rows["downtime_minutes"]).astype(float)
     before = shifted(rows["month"], -1)
     was = keyed(rows["customer_id"], before).map(new)
     values = {
@@ -219,6 +220,7 @@ def attribute(
     n_draws: int = 200,
     ci: float = 0.95,
     seed: int = 0,
+    ids: Callable[[pd.Series], pd.Series] | None = None,
 ) -> pd.DataFrame:
     """The satisfaction and complaints each component's (problem's) downtime costs.
 
@@ -233,6 +235,8 @@ def attribute(
     n_draws : parameter draws for the intervals.
     ci : interval level.
     seed : seed of the draws.
+    ids : maps the source's customer ids to the panel's (a pseudonymised panel); None: the
+        panel holds the source's ids.
 
     Returns
     -------
@@ -266,6 +270,8 @@ def attribute(
         # complaints it causes: now minus without, per month (sign flipped below)
         evaluated["complaints_per_month"] = (model, -float(n_months))
     left = downtime_without(source, key, first, last)
+    if ids is not None:
+        left = left.assign(customer_id=ids(left["customer_id"]))
     alpha = (1 - ci) / 2
     out = []
     for group, lost in left.groupby(key, sort=True):
@@ -353,6 +359,7 @@ def component_costs(
     models: dict | None = None,
     n_draws: int = 200,
     seed: int = 0,
+    ids: Callable[[pd.Series], pd.Series] | None = None,
 ) -> ComponentsResult:
     """Every component and recurring problem with its telemetry and the satisfaction it costs.
 
@@ -363,6 +370,7 @@ def component_costs(
     month : ``YYYY-MM``: count that month's responses and complaints; None: the whole window.
     models : within-customer fits; :func:`fit_within_models` when None.
     n_draws, seed : parameter draws of the intervals.
+    ids : maps the source's customer ids to the panel's (see :func:`attribute`).
 
     Returns
     -------
@@ -380,7 +388,7 @@ def component_costs(
             raise InputError(f"month {month}: outside the data's months {window[0]}..{window[1]}")
     months = (month, month) if month is not None else window
     models = models if models is not None else fit_within_models(responses, panel)
-    kwargs = {"models": models, "n_draws": n_draws, "seed": seed}
+    kwargs = {"models": models, "n_draws": n_draws, "seed": seed, "ids": ids}
     summary = component_summary(source, *months)
     costs = attribute(source, panel, responses, "component_id", months, **kwargs)
     components = summary.merge(costs, on="component_id", how="left")

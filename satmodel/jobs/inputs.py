@@ -1,8 +1,9 @@
 """The data source of a run: resolved, checked before any kernel starts, shown without secrets.
 
 A database URL's password never reaches the notebook, the manifest, the HTML or a message:
-the notebook gets the URL as :func:`satmodel.postgres.redact` shows it, and the kernel process
-alone gets the password in ``PGPASSWORD``, which libpq reads when the URL has none.
+the notebook gets the URL without it (:func:`satmodel.postgres.without_password`), messages
+show it redacted, and the kernel process alone gets the password in ``PGPASSWORD``, which
+libpq reads when the URL has none.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ def shown_source(data: Path | str) -> str:
     from satmodel.postgres import redact
 
     return redact(data) if isinstance(data, str) else str(data)
+
+
+def notebook_source(data: Path | str) -> str:
+    """The source as the notebook gets it: a URL without its password (see :func:`kernel_env`)."""
+    from satmodel.postgres import without_password
+
+    return without_password(data) if isinstance(data, str) else str(data)
 
 
 def kernel_env(data: Path | str) -> dict[str, str]:

@@ -33,7 +33,12 @@ from satmodel.jobs.files import (
     write_json,
 )
 from satmodel.jobs.html import export_html
-from satmodel.jobs.inputs import inspect_source, kernel_env, resolve_data, shown_source
+from satmodel.jobs.inputs import (
+    inspect_source,
+    kernel_env,
+    notebook_source,
+    resolve_data,
+)
 from satmodel.jobs.kernel import ipc_kernel_manager
 from satmodel.jobs.parameters import check_key, check_parameters, check_text
 
@@ -162,7 +167,7 @@ def run_job(job: Job, progress: bool, wait: bool, timeout: float | None) -> Path
     key, stem, out = job.key, job.kind, job.out
     target = out / key
     staging = out / f".{key}.partial"
-    params = {**job.leading, "data": shown_source(job.data), "out_dir": str(staging)}
+    params = {**job.leading, "data": notebook_source(job.data), "out_dir": str(staging)}
     params.update(job.parameters)
     check_parameters(params)
     with lock(out / f".{key}.lock", f"{job.kind} {key}", wait):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from satmodel.features.components import component_downtime, problem_occurrences
-from satmodel.reporting.figures import figure_style, new_figure
+from satmodel.reporting.figures import error_extents, figure_style, new_figure
 
 MINUTES_PER_DAY = 1440.0
 
@@ -41,13 +41,19 @@ def plot_costs(result, top: int = 10):
         figure, axes = new_figure(12, 0.5 + 0.45 * max(len(f) for _, f, _ in frames), len(frames))
         for ax, (title, frame, key) in zip(axes, frames, strict=True):
             order = frame.iloc[::-1]
-            low = order["csat_points"] - order["csat_points_ci_low"]
-            high = order["csat_points_ci_high"] - order["csat_points"]
             labels = [
                 f"{k} ({n})" if isinstance(n, str) and n else str(k)
                 for k, n in zip(order[key], order.get("name", order[key]), strict=True)
             ]
-            ax.barh(labels, order["csat_points"], xerr=[low, high], color="#c0504d", capsize=3)
+            ax.barh(
+                labels,
+                order["csat_points"],
+                xerr=error_extents(
+                    order["csat_points"], order["csat_points_ci_low"], order["csat_points_ci_high"]
+                ),
+                color="#c0504d",
+                capsize=3,
+            )
             ax.set_title(title)
             ax.set_xlabel("CSAT points gained had its downtime not happened (95% interval)")
             ax.set_xlim(left=0)
@@ -210,4 +216,6 @@ def components_section(report, enabled: bool = True):
     named = source.con.execute("SELECT count(component_id) FROM incidents").fetchall()[0][0]
     if not named:
         return None
-    return component_costs(source, report.panel, report.responses, month=report.month)
+    return component_costs(
+        source, report.panel, report.responses, month=report.month, ids=report.ids
+    )

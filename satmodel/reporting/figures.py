@@ -56,6 +56,18 @@ def new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1):
     return figure, axes
 
 
+def error_extents(value, low, high) -> list[np.ndarray]:
+    """Error-bar lengths below and above ``value`` for an interval ``[low, high]``.
+
+    A percentile interval of parameter draws need not contain the point estimate when the
+    draws are skewed (thin data); the bar then stops at the point (length 0), as does an
+    unknown bound, instead of matplotlib refusing negative lengths.
+    """
+    value, low, high = (np.asarray(v, dtype=float) for v in (value, low, high))
+    below, above = value - low, high - value
+    return [np.nan_to_num(np.clip(e, 0.0, None), nan=0.0) for e in (below, above)]
+
+
 def figure_style():
     """The style every figure is drawn in (a context manager)."""
     import seaborn as sns

@@ -14,6 +14,7 @@ from satmodel.reporting.drivers import ModelSection
 from satmodel.reporting.figures import (
     INK_COLOR,
     MAIN_COLOR,
+    error_extents,
     figure_style,
     label_positions,
     new_figure,
@@ -108,10 +109,7 @@ def plot_importance(importance, panel: pd.DataFrame):
         left.errorbar(
             view["share_pct"],
             y,
-            xerr=[
-                view["share_pct"] - view["share_low_pct"],
-                view["share_high_pct"] - view["share_pct"],
-            ],
+            xerr=error_extents(view["share_pct"], view["share_low_pct"], view["share_high_pct"]),
             fmt="none",
             ecolor=INK_COLOR,
             capsize=3,

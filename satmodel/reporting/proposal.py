@@ -21,6 +21,7 @@ from satmodel.reporting.figures import (
     INK_COLOR,
     MAIN_COLOR,
     VERDICT_COLORS,
+    error_extents,
     figure_style,
     new_figure,
 )
@@ -656,7 +657,7 @@ def plot_tiers(predictions: pd.DataFrame, request: ProposalRequest):
             ax.errorbar(
                 x,
                 values,
-                yerr=[values - predictions[low], predictions[high] - values],
+                yerr=error_extents(values, predictions[low], predictions[high]),
                 fmt="none",
                 ecolor=INK_COLOR,
                 capsize=4,

@@ -26,6 +26,7 @@ from satmodel.reporting.figures import (
     INK_COLOR,
     MAIN_COLOR,
     MUTED_COLOR,
+    error_extents,
     figure_style,
     label_positions,
     month_axis,
@@ -392,7 +393,7 @@ def plot_lever_returns(section: ValueSection):
         left.errorbar(
             value,
             y + 0.2,
-            xerr=[value - low, high - value],
+            xerr=error_extents(value, low, high),
             fmt="none",
             ecolor=INK_COLOR,
             capsize=3,
@@ -404,7 +405,12 @@ def plot_lever_returns(section: ValueSection):
         label_positions(right, ["" for _ in labels])
         right.barh(y, roi, color=np.where(roi >= 0, MAIN_COLOR, MUTED_COLOR))
         right.errorbar(
-            roi, y, xerr=[roi - roi_low, roi_high - roi], fmt="none", ecolor=INK_COLOR, capsize=3
+            roi,
+            y,
+            xerr=error_extents(roi, roi_low, roi_high),
+            fmt="none",
+            ecolor=INK_COLOR,
+            capsize=3,
         )
         right.axvline(0, color=GUIDE_COLOR, linewidth=0.8)
         right.set_xlabel("return on cost, % ((value - cost) / cost)", fontsize=9)
