@@ -29,6 +29,8 @@ def _workbook(src):
 
 
 def _write_json(payload: dict, out: str | None) -> None:
+    from satmodel.jobs.files import write_text
+
     text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
     if out is None or out == "-":
         sys.stdout.write(text)
@@ -36,9 +38,7 @@ def _write_json(payload: dict, out: str | None) -> None:
     target = Path(out)
     if target.parent and not target.parent.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(target)
+    write_text(target, text)
     print(f"wrote {target}", file=sys.stderr)
 
 
