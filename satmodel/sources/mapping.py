@@ -8,15 +8,14 @@ from __future__ import annotations
 import duckdb
 
 from satmodel.config import (
-    COMPARISONS,
     REPEAT_INDEX,
     UNIT_FACTORS,
-    WHERE_TESTS,
     Derived,
     TableMapping,
 )
 from satmodel.errors import InputError
 from satmodel.schema import SQL_TYPES, TABLES, TableSpec
+from satmodel.sources import sql
 from satmodel.sources.core import (
     NUMERIC_TYPES,
     TEXT_PARSED_KINDS,
@@ -29,6 +28,7 @@ from satmodel.sources.core import (
     literal,
     quote,
 )
+from satmodel.sources.sql import SqlDialect
 
 
 def type_name(sql_type: str) -> str:
@@ -111,73 +111,25 @@ def select_list(
     return items
 
 
-_DIVISORS = {
-    "days_between": 86400.0,
-    "hours_between": 3600.0,
-    "minutes_between": 60.0,
-    "seconds_between": 1.0,
-}
+DUCKDB_SQL = SqlDialect(
+    quote=quote,
+    literal=literal,
+    string_type="VARCHAR",
+    integer_type="BIGINT",
+    month_of=lambda expression: f"strftime({expression}, '%Y-%m')",
+    seconds_between=lambda start, end: (
+        f"(epoch(TRY_CAST({end} AS TIMESTAMP)) - epoch(TRY_CAST({start} AS TIMESTAMP)))"
+    ),
+)
 
 
 def _derived_alias(column: str) -> str:
     return f"_satmodel_derived_{column}"
 
 
-def _part(value: object) -> str:
-    return f"CAST({quote(value)} AS BIGINT)" if isinstance(value, str) else str(int(value))
-
-
 def derived_sql(derived: Derived) -> str:
-    """The SQL expression of a derived column (identifiers quoted, values as literals)."""
-    op, args = derived.op, derived.args
-    if op in _DIVISORS:
-        start = f"epoch(TRY_CAST({quote(args['start'])} AS TIMESTAMP))"
-        end = f"epoch(TRY_CAST({quote(args['end'])} AS TIMESTAMP))"
-        expression = f"(({end} - {start}) / {_DIVISORS[op]!r})"
-    elif op in COMPARISONS:
-        right = quote(args["other"]) if "other" in args else literal(args["value"])
-        return f"({quote(args['column'])} {COMPARISONS[op]} {right})"
-    elif op in ("is_null", "not_null"):
-        return f"({quote(args['column'])} IS {'NOT ' if op == 'not_null' else ''}NULL)"
-    elif op == "month_of":
-        return f"strftime(TRY_CAST({quote(args['column'])} AS TIMESTAMP), '%Y-%m')"
-    elif op == "date_from_parts":
-        day = args.get("day", 1)
-        return (
-            f"CAST(make_date({_part(args['year'])}, {_part(args['month'])}, {_part(day)}) "
-            "AS TIMESTAMP)"
-        )
-    elif op == "concat":
-        parts = ", ".join(f"CAST({quote(c)} AS VARCHAR)" for c in args["columns"])
-        return f"concat_ws({literal(args.get('sep', '-'))}, {parts})"
-    elif op == "row_number":
-        order = ", ".join(quote(c) for c in args["order_by"])
-        return f"row_number() OVER (ORDER BY {order})"
-    elif op == "multiply":
-        return f"(CAST({quote(args['column'])} AS DOUBLE) * {args['value']!r})"
-    elif op == "coalesce":
-        parts = [quote(c) for c in args["columns"]]
-        if "value" in args:
-            parts.append(literal(args["value"]))
-        return f"coalesce({', '.join(parts)})"
-    elif op == "copy":
-        expression = quote(args["column"])
-    else:  # pragma: no cover - config rejects unknown ops
-        raise InputError(f"derived: unknown op {op!r}")
-    if "scale" in args:
-        expression = f"(CAST({expression} AS DOUBLE) * {args['scale']!r})"
-    return expression
-
-
-def _where_sql(condition) -> str:
-    column = quote(condition.column)
-    operator = WHERE_TESTS[condition.test]
-    if condition.test == "is_null":
-        return f"({column} IS {'' if condition.value else 'NOT '}NULL)"
-    if condition.test in ("in", "not_in"):
-        values = ", ".join(literal(v) for v in condition.value)
-        return f"({column} {operator} ({values}))"
-    return f"({column} {operator} {literal(condition.value)})"
+    """The DuckDB SQL expression of a derived column (identifiers quoted, values as literals)."""
+    return sql.derived_sql(derived, DUCKDB_SQL)
 
 
 def referenced_columns(spec: TableSpec, mapping: TableMapping) -> list[str]:
@@ -230,7 +182,7 @@ def _mapped_from(
     where = f"config {source.config.path}" if source.config.path else "config"
     types = {row[0]: base_type(row[1]) for row in described}
     for column, derived in mapping.derived.items():
-        if derived.op in _DIVISORS or derived.op == "month_of":
+        if derived.op in sql.DIVISORS or derived.op == "month_of":
             for used in derived.columns():
                 if types.get(used) not in TIME_TYPES | {"VARCHAR"}:
                     raise InputError(
@@ -240,7 +192,7 @@ def _mapped_from(
                     )
     rows = f"SELECT * FROM {from_clause}"
     if mapping.where:
-        rows += " WHERE " + " AND ".join(_where_sql(c) for c in mapping.where)
+        rows += " WHERE " + " AND ".join(sql.where_sql(c, DUCKDB_SQL) for c in mapping.where)
         try:
             con.execute(f"DESCRIBE {rows}").fetchall()
         except duckdb.Error as exc:

@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from satmodel.config import (
-    COMPARISONS,
     REPEAT_INDEX,
     UNIT_FACTORS,
-    WHERE_TESTS,
     Config,
     Derived,
     TableMapping,
@@ -33,7 +31,9 @@ from satmodel.config import (
 from satmodel.config_spark import has_scheme
 from satmodel.errors import InputError
 from satmodel.schema import TABLES, TableSpec
+from satmodel.sources import sql
 from satmodel.sources.core import TEXT_PARSED_KINDS, TEXT_PREFIX
+from satmodel.sources.sql import SqlDialect
 
 SPARK_TYPES = {
     "str": "STRING",
@@ -45,12 +45,6 @@ SPARK_TYPES = {
 }
 _NUMERIC = {"tinyint", "smallint", "int", "bigint", "float", "double"}
 _TIME = {"timestamp", "timestamp_ntz", "date"}
-_DIVISORS = {
-    "days_between": 86400.0,
-    "hours_between": 3600.0,
-    "minutes_between": 60.0,
-    "seconds_between": 1.0,
-}
 
 
 def quote(identifier: str) -> str:
@@ -155,61 +149,22 @@ def select_list(
     return items
 
 
-def _micros(column: str) -> str:
-    return f"unix_micros(try_cast({quote(column)} AS TIMESTAMP))"
-
-
-def _part(value: object) -> str:
-    return f"CAST({quote(value)} AS INT)" if isinstance(value, str) else str(int(value))
+SPARK_SQL = SqlDialect(
+    quote=quote,
+    literal=literal,
+    string_type="STRING",
+    integer_type="INT",
+    month_of=lambda expression: f"date_format({expression}, 'yyyy-MM')",
+    seconds_between=lambda start, end: (
+        f"CAST(unix_micros(try_cast({end} AS TIMESTAMP)) - "
+        f"unix_micros(try_cast({start} AS TIMESTAMP)) AS DOUBLE) / 1e6"
+    ),
+)
 
 
 def derived_sql(derived: Derived) -> str:
     """The Spark SQL expression of a derived column (as :func:`satmodel.sources.derived_sql`)."""
-    op, args = derived.op, derived.args
-    if op in _DIVISORS:
-        seconds = f"CAST({_micros(args['end'])} - {_micros(args['start'])} AS DOUBLE) / 1e6"
-        expression = f"({seconds} / {literal(_DIVISORS[op])})"
-    elif op in COMPARISONS:
-        right = quote(args["other"]) if "other" in args else literal(args["value"])
-        return f"({quote(args['column'])} {COMPARISONS[op]} {right})"
-    elif op in ("is_null", "not_null"):
-        return f"({quote(args['column'])} IS {'NOT ' if op == 'not_null' else ''}NULL)"
-    elif op == "month_of":
-        return f"date_format(try_cast({quote(args['column'])} AS TIMESTAMP), 'yyyy-MM')"
-    elif op == "date_from_parts":
-        parts = (args["year"], args["month"], args.get("day", 1))
-        return f"CAST(make_date({', '.join(_part(p) for p in parts)}) AS TIMESTAMP)"
-    elif op == "concat":
-        parts = ", ".join(f"CAST({quote(c)} AS STRING)" for c in args["columns"])
-        return f"concat_ws({literal(args.get('sep', '-'))}, {parts})"
-    elif op == "row_number":
-        order = ", ".join(quote(c) for c in args["order_by"])
-        return f"row_number() OVER (ORDER BY {order})"
-    elif op == "multiply":
-        return f"(CAST({quote(args['column'])} AS DOUBLE) * {literal(args['value'])})"
-    elif op == "coalesce":
-        parts = [quote(c) for c in args["columns"]]
-        if "value" in args:
-            parts.append(literal(args["value"]))
-        return f"coalesce({', '.join(parts)})"
-    elif op == "copy":
-        expression = quote(args["column"])
-    else:  # pragma: no cover - config rejects unknown ops
-        raise InputError(f"derived: unknown op {op!r}")
-    if "scale" in args:
-        expression = f"(CAST({expression} AS DOUBLE) * {literal(args['scale'])})"
-    return expression
-
-
-def where_sql(condition) -> str:
-    """The Spark SQL test of one ``where`` condition."""
-    column = quote(condition.column)
-    if condition.test == "is_null":
-        return f"({column} IS {'' if condition.value else 'NOT '}NULL)"
-    operator = WHERE_TESTS[condition.test]
-    if condition.test in ("in", "not_in"):
-        return f"({column} {operator} ({', '.join(literal(v) for v in condition.value)}))"
-    return f"({column} {operator} {literal(condition.value)})"
+    return sql.derived_sql(derived, SPARK_SQL)
 
 
 def mapped_frame(frame, name: str, mapping: TableMapping, label: str, problems: list[str]):
@@ -228,7 +183,7 @@ def mapped_frame(frame, name: str, mapping: TableMapping, label: str, problems: 
                 f"(columns: {shown})"
             )
     if mapping.where:
-        frame = frame.where(" AND ".join(where_sql(c) for c in mapping.where))
+        frame = frame.where(" AND ".join(sql.where_sql(c, SPARK_SQL) for c in mapping.where))
     if mapping.repeat:
         count = f"CAST(greatest(coalesce({quote(mapping.repeat)}, 0), 0) AS INT)"
         frame = frame.selectExpr(
