@@ -142,6 +142,9 @@ def loyalty_outlook(
 ) -> LoyaltyOutlook:
     """The subject's NPS now and per tier (see :class:`LoyaltyOutlook`).
 
+    The tiers are predicted only when the subject answered the NPS question in the report
+    month: the appendix sets the prediction beside what the customer says now.
+
     Parameters
     ----------
     recommended : the recommended tier's name (``offer.recommended.tier``), or None.
