@@ -492,8 +492,7 @@ def plot_response_curves(
         axes[0].legend(handles=handles, title="segment (dot: now)", fontsize=8, title_fontsize=8)
         figure.suptitle(
             "Response curves: predicted satisfaction as one service measure moves\n"
-            "(dotted: segment's target; grey, dashed: the 95% interval of the change across the "
-            "levels seen includes none)",
+            "(dotted: segment's target; grey, dashed: the change's 95% interval includes none)",
             fontsize=12,
         )
     return figure
