@@ -399,3 +399,56 @@ def test_without_a_project_the_error_names_the_path_looked_for(lab_project, monk
         run_as_in_lab(ROOT / "notebooks" / "01_explore.ipynb", nowhere, tmp_path / "out.ipynb", {})
     assert str(nowhere / "data" / "satmodel.duckdb") in caught.value.evalue
     assert "not found" in caught.value.evalue
+
+
+def reporting_names(path: Path) -> set[tuple[str, str]]:
+    """(module, name) of everything a notebook takes from satmodel.reporting or its modules."""
+    import importlib
+
+    used: set[tuple[str, str]] = set()
+    aliases = {}
+    trees = [
+        ast.parse(code_without_magics(cell.source))
+        for cell in nbformat.read(path, as_version=4).cells
+        if cell.cell_type == "code"
+    ]
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "satmodel":
+                aliases.update(
+                    {a.asname or a.name: "" for a in node.names if a.name == "reporting"}
+                )
+            elif isinstance(node, ast.ImportFrom) and node.module == "satmodel.reporting":
+                for alias in node.names:
+                    try:
+                        importlib.import_module(f"satmodel.reporting.{alias.name}")
+                    except ModuleNotFoundError:
+                        used.add(("", alias.name))
+                    else:
+                        aliases[alias.asname or alias.name] = alias.name
+    for tree in trees:
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+            ):
+                used.add((aliases[node.value.id], node.attr))
+    return used
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebooks_use_only_exported_reporting_names(path):
+    """Every reporting name a notebook calls is in reporting.__all__, also through a module
+    alias; only a function named as its own module (proposal_page.proposal_page) cannot be
+    re-exported without hiding that module."""
+    from satmodel import reporting
+
+    used = reporting_names(path)
+    assert used or "reporting" not in path.read_text()
+    missing = sorted(
+        f"{module + '.' if module else ''}{name}"
+        for module, name in used
+        if name not in reporting.__all__ and name != module
+    )
+    assert not missing, f"not in satmodel.reporting.__all__: {missing}"

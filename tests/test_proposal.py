@@ -153,6 +153,13 @@ def test_proposal_for_a_segment_writes_the_four_files(tmp_path_factory, capsys):
     assert "Predictions per tier" in appendix and "Required level" in appendix
     assert "not for the customer" in appendix and external_references(appendix) == []
     assert appendix.count("data:image/png;base64,") == 1
+    # how likely the customers are to recommend us: now (answers) and with the tier (model),
+    # on the appendix only (the customer's page keeps to one page)
+    assert -100 <= summary["nps_now"] <= 100 and summary["nps_answers"] > 0
+    expected = summary["nps_expected"]
+    assert expected["tier"] == chosen["tier"]
+    assert expected["nps_ci_low"] <= expected["nps"] <= expected["nps_ci_high"]
+    assert "Likely to recommend us" in appendix and "recommend us" not in html
     # proposal.csv: rounded numbers, empty cells where nothing applies
     rows = (folder / "proposal.csv").read_text(encoding="utf-8-sig").splitlines()
     assert "'-" not in "".join(rows) and ",-," not in "".join(rows)

@@ -128,6 +128,7 @@ def response_curves() -> pd.DataFrame:
                         "ci_low": np.linspace(4.3, 3.3, 5),
                         "ci_high": np.linspace(4.7, 3.7, 5),
                         "current_level": level[2],
+                        "significant": lever == "latency_p95_ms",
                     }
                 )
             )

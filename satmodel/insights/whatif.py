@@ -204,7 +204,10 @@ def response_curve(
     -------
     DataFrame
         Columns lever, level, outcome, estimate, ci_low, ci_high, observed (level inside
-        the panel's observed range), unit, outcome_unit, profile.
+        the panel's observed range), unit, outcome_unit, profile, and change, change_ci_low,
+        change_ci_high: the outcome at the highest minus at the lowest observed level of
+        the grid (the whole grid when fewer than two levels are observed), with the interval
+        of the simulated differences (NaN without draws); the same on every row.
     """
     outcome = check_outcome(outcome)
     spec = check_lever(lever, panel)
@@ -221,6 +224,10 @@ def response_curve(
     values = TargetSolver(model, held, spec).on_grid(grid, theta)
     low, high = interval(values[:, 1:], ci) if n_sim > 0 else (np.nan, np.nan)
     obs_lo, obs_hi = observed_range(spec, panel)
+    observed = (grid >= obs_lo) & (grid <= obs_hi)
+    ends = np.flatnonzero(observed) if observed.sum() >= 2 else np.arange(len(grid))
+    change = values[ends[-1]] - values[ends[0]]
+    change_low, change_high = interval(change[1:], ci) if n_sim > 0 else (np.nan, np.nan)
     return pd.DataFrame(
         {
             "lever": lever,
@@ -229,12 +236,15 @@ def response_curve(
             "estimate": values[:, 0],
             "ci_low": low,
             "ci_high": high,
-            "observed": (grid >= obs_lo) & (grid <= obs_hi),
+            "observed": observed,
             "observed_min": obs_lo,
             "observed_max": obs_hi,
             "unit": spec.unit,
             "outcome_unit": OUTCOME_UNITS[outcome],
             "profile": segment or customer or "all",
+            "change": change[0],
+            "change_ci_low": change_low,
+            "change_ci_high": change_high,
         }
     )
 

@@ -46,6 +46,12 @@ from satmodel.reporting.budgets import (
     plot_burn,
     segment_budgets,
 )
+from satmodel.reporting.components import (
+    components_section,
+    plot_costs,
+    plot_planned,
+    plot_recurrence,
+)
 from satmodel.reporting.data import (
     ALL_SEGMENTS,
     ReportData,
@@ -94,10 +100,12 @@ from satmodel.reporting.exports import (
 )
 from satmodel.reporting.headline import (
     HEADLINE,
+    executive_summary,
     headline_kpis,
     headline_text,
     monthly_kpis,
     plot_kpi_trends,
+    summary_actions,
 )
 from satmodel.reporting.insight_sections import (
     AT_RISK_COLUMNS,
@@ -105,6 +113,7 @@ from satmodel.reporting.insight_sections import (
     BACKTEST_MONTHS,
     CURVE_LEVERS,
     DEFAULT_CSAT_TARGETS,
+    IMPORTANCE_OUTCOMES,
     TARGET_LEVERS,
     at_risk_backtest,
     at_risk_text,
@@ -133,6 +142,7 @@ from satmodel.reporting.labels import (
     md_escape,
     plot_label,
 )
+from satmodel.reporting.offer import build_offer, offer_summary
 from satmodel.reporting.operations import (
     OPERATING_COST,
     OPERATIONS,
@@ -162,6 +172,15 @@ from satmodel.reporting.proposal import (
     tier_requirements,
     tier_view,
 )
+from satmodel.reporting.proposal_nps import (
+    LoyaltyOutlook,
+    loyalty_outlook,
+    loyalty_summary,
+    loyalty_text,
+    observed_nps,
+    tier_nps,
+)
+from satmodel.reporting.proposal_page import appendix_html, proposal_table, write_appendix
 from satmodel.reporting.pseudonyms import (
     MIN_KEY_CHARS,
     PSEUDONYM_KEY_ENV,
@@ -385,4 +404,22 @@ __all__ = [
     "write_csv",
     "stale_banner",
     "write_summary",
+    "executive_summary",
+    "summary_actions",
+    "IMPORTANCE_OUTCOMES",
+    "LoyaltyOutlook",
+    "loyalty_outlook",
+    "loyalty_summary",
+    "loyalty_text",
+    "observed_nps",
+    "tier_nps",
+    "build_offer",
+    "offer_summary",
+    "appendix_html",
+    "proposal_table",
+    "write_appendix",
+    "components_section",
+    "plot_costs",
+    "plot_planned",
+    "plot_recurrence",
 ]

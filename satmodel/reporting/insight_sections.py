@@ -14,6 +14,7 @@ from satmodel.reporting.drivers import ModelSection
 from satmodel.reporting.figures import (
     INK_COLOR,
     MAIN_COLOR,
+    MUTED_COLOR,
     error_extents,
     figure_style,
     label_positions,
@@ -32,42 +33,71 @@ TARGET_LEVERS = ("latency_p95_ms", "availability_pct")
 DEFAULT_CSAT_TARGETS = "4.2"
 
 
-def driver_importance(data: ReportData, n_boot: int = 300, seed: int = 0):
-    """Driver importance for the mean CSAT of customer-months, with bootstrap intervals.
+# outcome of the importance table -> the column counting its answers (the weights)
+IMPORTANCE_OUTCOMES = {"csat_mean": "csat_n", "nps_score": "nps_n"}
+
+
+def driver_importance(
+    data: ReportData, n_boot: int = 300, seed: int = 0, outcome: str = "csat_mean"
+):
+    """Driver importance for the mean CSAT (or the NPS) of customer-months, with intervals.
 
     Shapley (LMG) shares of the explained variation (R²) of a linear model of each
-    customer-month's mean CSAT (weighted by its responses) on the default drivers, with
+    customer-month's mean CSAT or NPS (weighted by its answers) on the default drivers, with
     customer-level bootstrap intervals (:func:`satmodel.insights.importance.driver_importance`).
+
+    Parameters
+    ----------
+    data : the report's data.
+    n_boot, seed : bootstrap resamples and their seed.
+    outcome : ``csat_mean`` or ``nps_score`` (100 x (promoters - detractors) / answers).
 
     Returns
     -------
     ImportanceResult or None
-        None (with a note in ``data.notes``) when it cannot be computed.
+        None when the panel has no answers for the outcome (silently for the NPS, which is
+        optional), or (with a note in ``data.notes``) when it cannot be computed.
     """
     from satmodel.insights.importance import driver_importance as lmg_importance
 
-    if "csat_mean" not in data.panel:
+    if outcome not in IMPORTANCE_OUTCOMES:
+        raise InputError(
+            f"outcome {outcome!r}: importance is for {' or '.join(IMPORTANCE_OUTCOMES)} "
+            "(e.g. outcome='nps_score')"
+        )
+    answers = IMPORTANCE_OUTCOMES[outcome]
+    if outcome not in data.panel or answers not in data.panel:
         return None
-    panel = data.panel.loc[pd.to_numeric(data.panel["csat_n"], errors="coerce") > 0]
+    panel = data.panel.loc[pd.to_numeric(data.panel[answers], errors="coerce") > 0]
+    if panel.empty:
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return lmg_importance(
-                panel, "csat_mean", family="ols", weights="csat_n", n_boot=n_boot, seed=seed
+                panel, outcome, family="ols", weights=answers, n_boot=n_boot, seed=seed
             )
     except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
         data.notes.append(f"driver importance: could not be computed ({exc})")
         return None
 
 
-def importance_view(importance) -> pd.DataFrame:
+def importance_view(importance, nps=None) -> pd.DataFrame:
     """Driver importance as a manager reads it.
+
+    Parameters
+    ----------
+    importance : :func:`driver_importance` of the mean CSAT, or None.
+    nps : :func:`driver_importance` with ``outcome="nps_score"``, optional: adds
+        nps_share_pct and nps_rank (how much each driver accounts for in how likely customers
+        are to recommend us); left out when None (no NPS answers).
 
     Returns
     -------
     DataFrame
         driver, share_pct (share of what the model explains), share_low_pct,
-        share_high_pct, rank, rank_range (e.g. ``2-3``); empty when ``importance`` is None.
+        share_high_pct, rank, rank_range (e.g. ``2-3``), [nps_share_pct, nps_rank]; empty
+        when ``importance`` is None.
     """
     columns = ["driver", "share_pct", "share_low_pct", "share_high_pct", "rank", "rank_range"]
     if importance is None:
@@ -86,6 +116,11 @@ def importance_view(importance) -> pd.DataFrame:
             ],
         }
     )
+    if nps is not None:
+        by_driver = nps.table_.set_index("driver")
+        out["nps_share_pct"] = 100 * table["driver"].map(by_driver["relative_share"]).astype(float)
+        out["nps_rank"] = table["driver"].map(by_driver["rank"]).astype("Int64")
+        columns += ["nps_share_pct", "nps_rank"]
     return out[columns].reset_index(drop=True)
 
 
@@ -312,16 +347,18 @@ def response_curves(
 
     Calls :func:`satmodel.insights.whatif.response_curve` per segment and lever (parameter
     simulation intervals). ``current_level`` is the segment's median of the lever this month,
-    the level its held profile uses.
+    the level its held profile uses. ``significant`` is False when the data cannot tell the
+    lever's effect from none: the 95% interval of the change in the outcome from the lowest
+    to the highest observed level of the lever includes 0 (no draws: False).
 
     Returns
     -------
     DataFrame
-        segment, lever, level, estimate, ci_low, ci_high, observed, current_level, unit;
-        empty (with a note) without models or insights.
+        segment, lever, level, estimate, ci_low, ci_high, observed, current_level, unit,
+        significant; empty (with a note) without models or insights.
     """
     columns = ["segment", "lever", "level", "estimate", "ci_low", "ci_high", "observed"]
-    columns += ["current_level", "unit"]
+    columns += ["current_level", "unit", "significant"]
     from satmodel.insights.whatif import response_curve
 
     if not models.results:
@@ -352,7 +389,12 @@ def response_curves(
             current = pd.to_numeric(
                 month.loc[month["segment"].astype(str) == segment, lever], errors="coerce"
             ).median()
-            frames.append(curve.assign(segment=segment, current_level=float(current))[columns])
+            significant = (curve["change_ci_low"] > 0) | (curve["change_ci_high"] < 0)
+            frames.append(
+                curve.assign(
+                    segment=segment, current_level=float(current), significant=significant
+                )[columns]
+            )
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)
@@ -362,6 +404,10 @@ def plot_response_curves(
     curves: pd.DataFrame, targets: pd.DataFrame | None = None, outcome: str = "csat_mean"
 ):
     """One chart per lever: each segment's predicted CSAT along it, with 95% bands.
+
+    A segment's curve whose effect the data cannot tell from none (``significant`` False: the
+    95% interval of the change across the lever's observed range includes 0) is drawn grey
+    and dashed, and its panel's title says so.
 
     Parameters
     ----------
@@ -390,16 +436,20 @@ def plot_response_curves(
         figure, axes = new_figure(13, 4.2, ncols=len(levers))
         for ax, lever in zip(axes, levers, strict=True):
             name, unit, _ = LEVER_NAMES.get(lever, (lever, "", ""))
+            unclear = []
             for segment in segments:
                 rows = curves.loc[(curves["lever"] == lever) & (curves["segment"] == segment)]
                 if rows.empty:
                     continue
-                color = palette[segment]
+                significant = bool(rows["significant"].iloc[0])
+                color = palette[segment] if significant else MUTED_COLOR
+                if not significant:
+                    unclear.append(plot_label(segment))
                 # availability is drawn as unavailability (100 - %) on a log axis: the "nines"
                 shift = 100.0 if lever == "availability_pct" else 0.0
                 x = (shift - rows["level"]).abs() if shift else rows["level"]
                 ax.fill_between(x, rows["ci_low"], rows["ci_high"], color=color, alpha=0.15)
-                ax.plot(x, rows["estimate"], color=color, label=plot_label(segment))
+                ax.plot(x, rows["estimate"], color=color, linestyle="-" if significant else "--")
                 current = float(rows["current_level"].iloc[0])
                 x_now = abs(shift - current) if shift else current
                 if math.isfinite(x_now) and x.min() <= x_now <= x.max():
@@ -420,11 +470,29 @@ def plot_response_curves(
                 ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
             ax.set_xlabel(f"{name} ({unit}, log scale)", fontsize=9)
             ax.set_ylabel(f"predicted {label_y} ({unit_y})", fontsize=9)
-            ax.set_title(f"{label_y} vs. {name}", fontsize=11)
-        axes[0].legend(title="segment (dot: now)", fontsize=8, title_fontsize=8)
+            title = f"{label_y} vs. {name}"
+            if unclear:
+                who = (
+                    "every segment"
+                    if len(unclear) == len(segments)
+                    else ", ".join(unclear)
+                    if len(unclear) <= 2
+                    else f"{len(unclear)} segments"
+                )
+                title += f"\ngrey: the data cannot tell ({who})"
+            ax.set_title(title, fontsize=11 if not unclear else 9)
+        from matplotlib.lines import Line2D
+
+        # drawn from the palette: a greyed curve in the first panel keeps its segment's colour
+        handles = [Line2D([], [], color=palette[s], label=plot_label(s)) for s in segments]
+        if not curves["significant"].all():
+            handles.append(
+                Line2D([], [], color=MUTED_COLOR, linestyle="--", label="the data cannot tell")
+            )
+        axes[0].legend(handles=handles, title="segment (dot: now)", fontsize=8, title_fontsize=8)
         figure.suptitle(
-            "Response curves: predicted satisfaction as one service measure moves "
-            "(dotted: segment's target)",
+            "Response curves: predicted satisfaction as one service measure moves\n"
+            "(dotted: segment's target; grey, dashed: the change's 95% interval includes none)",
             fontsize=12,
         )
     return figure

@@ -22,6 +22,7 @@ from satmodel.reporting.display import show
 from satmodel.reporting.labels import escape_label
 from satmodel.reporting.offer import Offer, ServiceOption
 from satmodel.reporting.proposal import TIER_LEVERS
+from satmodel.reporting.proposal_nps import LoyaltyOutlook, loyalty_text
 
 APPENDIX_NAME = "proposal_appendix.html"
 MEASURES = {
@@ -289,11 +290,14 @@ def appendix_html(
     plans: pd.DataFrame,
     notes: list[str],
     figure=None,
+    loyalty: LoyaltyOutlook | None = None,
 ) -> str:
     """The account team's appendix: every tier, the required levels, the cheapest plan, notes.
 
     A self-contained HTML page (the figure embedded as a data URI, nothing loaded from
-    elsewhere); technical terms allowed, it does not go to the customer.
+    elsewhere); technical terms allowed, it does not go to the customer. With ``loyalty``
+    (:func:`~satmodel.reporting.proposal_nps.loyalty_outlook`) and NPS answers, a section on
+    how likely the customers are to recommend us now and with each tier.
     """
     from satmodel.reporting.proposal import tier_view
 
@@ -326,6 +330,12 @@ def appendix_html(
         parts.append(
             shown.to_html() if hasattr(shown, "to_html") else f"<p>{_text(caption)}: none.</p>"
         )
+    said = loyalty_text(loyalty) if loyalty is not None else ""
+    if said:
+        parts.append(f"<h2>Likely to recommend us</h2><p>{_text(said)}</p>")
+        if len(loyalty.tiers):
+            caption = "Net promoter score per tier (model, 95% range)"
+            parts.append(show(loyalty.tiers, caption=caption, precision=0, key="nps").to_html())
     parts.append("<h2>Notes and warnings</h2><ul>")
     parts += [f"<li>{_text(note)}</li>" for note in notes] or ["<li>None.</li>"]
     parts.append("</ul></body></html>")
