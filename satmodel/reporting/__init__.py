@@ -136,6 +136,7 @@ from satmodel.reporting.labels import (
 from satmodel.reporting.operations import (
     OPERATING_COST,
     OPERATIONS,
+    component_scorecard,
     operating_cost,
     operations_monthly,
     operations_scorecard,
@@ -277,6 +278,7 @@ __all__ = [
     "cheapest_plans",
     "check_month",
     "check_proposal_request",
+    "component_scorecard",
     "cross_validation",
     "curve_grid",
     "customer_budget_section",
