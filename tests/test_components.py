@@ -409,3 +409,56 @@ def test_summary_components_block_top_three_after_the_core_keys():
         {"component_id": "net", "name": "net", "csat_points": 0.2, "ci_low": 0.0, "ci_high": 0.4},
         {"component_id": "cdn", "name": "CDN", "csat_points": 0.1, "ci_low": 0.02, "ci_high": 0.2},
     ]
+
+
+@pytest.mark.slow
+def test_demo_report_shows_components_in_gaps_scorecard_and_summary(tmp_path_factory):
+    import duckdb
+    from test_notebooks import demo_data, demo_report
+
+    folder = demo_report(tmp_path_factory)
+    with duckdb.connect(str(demo_data(tmp_path_factory)), read_only=True) as con:
+        names = {row[0] for row in con.execute("SELECT name FROM components").fetchall()}
+    summary = json.loads((folder / "summary.json").read_text())
+    top = summary["components"]["top"]
+    assert len(top) == 3 and {row["name"] for row in top} <= names
+    points = [row["csat_points"] for row in top]
+    assert points == sorted(points, reverse=True)
+    assert all(row["ci_low"] <= row["csat_points"] <= row["ci_high"] for row in top)
+    worst = summary["gaps"]["worst"]
+    missed = [row for row in worst if "availability" in row["missed"]]
+    assert missed and all(row["caused_by"] for row in missed)
+    assert all(set(row["caused_by"].split(", ")) <= names for row in missed)
+    assert all(row["caused_by"] == "" for row in worst if row not in missed)
+    html = (folder / "report.html").read_text()
+    for shown in ("Caused by", "Operations per component", "Failed changes followed by an"):
+        assert shown in html
+
+
+@pytest.mark.slow
+def test_demo_proposal_names_the_component_commitments(tmp_path_factory):
+    from test_notebooks import demo_data
+
+    from satmodel.calendar import days_in_month
+    from satmodel.jobs import ProposalRequest, run_proposal
+
+    folder = run_proposal(
+        ProposalRequest(
+            segment="enterprise",
+            csat_target=4.3,
+            data=demo_data(tmp_path_factory),
+            out=tmp_path_factory.mktemp("proposals"),
+            parameters={"n_sim": 100},
+            progress=False,
+        )
+    )
+    summary = json.loads((folder / "summary.json").read_text())
+    level = summary["recommendation"]["levels"]["availability_pct"]
+    commitments = summary["component_commitments"]
+    assert commitments and all(level <= row["availability_pct"] < 100 for row in commitments)
+    budget = days_in_month(summary["month"]) * 1440 * (100 - level) / 100
+    assert sum(row["budget_minutes"] for row in commitments) == pytest.approx(budget, rel=1e-4)
+    html = (folder / "proposal.html").read_text()
+    assert "end to end, each part of the service is held to its share" in html
+    assert commitments[0]["name"] in html
+    assert "Component commitments" in (folder / "proposal_appendix.html").read_text()

@@ -171,7 +171,7 @@ def _recommendation(offer: Offer, commitments: pd.DataFrame | None = None) -> st
             "<div class='offer'><h2>Our recommendation</h2><p>We cannot estimate the effect "
             "of a service change for you yet; your account team will contact you.</p></div>"
         )
-    commitments = ", ".join(
+    promised = ", ".join(
         f"{MEASURES[lever].split(' (')[0].lower()} {_level(lever, chosen.levels[lever])}"
         for lever in TIER_LEVERS
     )
@@ -190,7 +190,7 @@ def _recommendation(offer: Offer, commitments: pd.DataFrame | None = None) -> st
         f"<div class='offer'><h2>Our recommendation: {_text(chosen.tier)}</h2>"
         f"<div class='price'>{_price(chosen, offer.currency)} "
         "<span>per month on top of your current service</span></div>"
-        f"<p>We commit to {commitments}. We expect an average satisfaction score of "
+        f"<p>We commit to {promised}. We expect an average satisfaction score of "
         f"<b>{_range(chosen.csat, chosen.csat_low, chosen.csat_high, 2)}</b>, "
         f"{_range(chosen.satisfied_pct, chosen.satisfied_low, chosen.satisfied_high, 0, '%')} "
         "of answers scoring 4 or 5, and "
