@@ -228,7 +228,7 @@ def test_the_page_names_the_component_commitments_in_one_sentence():
     summary = pd.DataFrame(
         {
             "component_id": ["db", "net", "cdn", "dns"],
-            "name": ["Database", "Network", "CDN", "DNS"],
+            "name": ["Database", "Network", "CDN <b>", "DNS"],
             "downtime_minutes": [60.0, 30.0, 8.0, 2.0],
         }
     )
@@ -236,8 +236,8 @@ def test_the_page_names_the_component_commitments_in_one_sentence():
     html = proposal_page(offer, commitments).data
     assert (
         "To deliver 99.95% end to end, each part of the service is held to its share of the "
-        "downtime allowed: Database 99.97%, Network 99.985% and CDN 99.996% (and 1 smaller "
-        "part)." in html
+        "downtime allowed: Database 99.97%, Network 99.985% and CDN &lt;b&gt; 99.996% (and 1 "
+        "smaller part)." in html
     )
     assert "each part of the service" not in proposal_page(offer).data  # no component data
     appendix = appendix_html(offer, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), [], None,
