@@ -209,9 +209,8 @@ def test_report_pieces_on_hand_data(source):
     from satmodel.reporting.components import component_commitments, gap_causes, planned_minutes
 
     causes = gap_causes(source, ["c1", "c2"], "2025-03").set_index("customer_id")
-    assert causes.loc["c1", "component_id"] == "net"  # 90 minutes against db's 60
-    assert causes.loc["c2", "component_id"] == "db"
-    assert causes.loc["c2", "share"] == pytest.approx(80 / 90)
+    assert causes.loc["c1", "caused_by"] == "Network, Database"  # 90 minutes against db's 60
+    assert causes.loc["c2", "caused_by"] == "Database, Network"  # 60 + 20 against 10
     down = component_downtime(source, "2025-03", "2025-03")
     assert down.downtime_minutes.sum() == pytest.approx(140 + 100)
     assert len(problem_occurrences(source, "2025-03", "2025-03")) == 3
@@ -247,3 +246,219 @@ def test_demo_components_off_leaves_the_other_tables_alone(tmp_path):
     keys = ["customer_id", "start_ts", "end_ts"]
     kept = inc_off[keys].merge(inc_on[keys].drop_duplicates(), how="left", indicator=True)
     assert (kept["_merge"] == "both").all()
+
+
+def write_planned(folder):
+    """The hand data plus a five-hour planned maintenance on db for c2 (not downtime)."""
+    write(folder)
+    frame = pd.read_parquet(folder / "incidents.parquet")
+    planned = frame.iloc[[2]].assign(
+        incident_id="i-maint",
+        start_ts=pd.Timestamp("2025-03-12T00:00", tz="UTC"),
+        end_ts=pd.Timestamp("2025-03-12T05:00", tz="UTC"),
+        problem_id=None,
+    )
+    frame = pd.concat([frame, planned], ignore_index=True)
+    frame["planned"] = frame["incident_id"] == "i-maint"
+    frame.to_parquet(folder / "incidents.parquet", index=False)
+    return folder
+
+
+def without_component_ids(folder):
+    """The hand data with no component named on any incident or change."""
+    write(folder, with_components=False)
+    for name in ("incidents", "changes"):
+        frame = pd.read_parquet(folder / f"{name}.parquet")
+        frame["component_id"] = pd.Series([None] * len(frame), dtype=object)
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    return folder
+
+
+def report_of(source, month="2025-03", ids=None):
+    """What the component pieces of the report read from ReportData."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(source=source, month=month, ids=ids)
+
+
+def test_gap_causes_list_every_component_largest_first(source):
+    from satmodel.reporting.components import gap_causes
+
+    causes = gap_causes(source, ["c2", "c1", "c9"], "2025-03")
+    assert causes["customer_id"].tolist() == ["c2", "c1", "c9"]  # the order asked
+    assert causes["caused_by"].tolist() == ["Database, Network", "Network, Database", ""]
+    # each component's union per customer, summed: c1 60 + 90, c2 (60 + 20) + 10, c9 none
+    assert causes["downtime_minutes"].tolist() == pytest.approx([90, 150, 0])
+    assert gap_causes(source, ["c1"], "2025-04")["caused_by"].tolist() == [""]  # ghost: quarantined
+
+
+def test_gap_causes_map_the_source_ids_like_the_panel(source):
+    from satmodel.reporting.components import gap_causes
+
+    causes = gap_causes(source, ["alias-c1", "c2"], "2025-03", ids=lambda s: "alias-" + s)
+    assert causes["caused_by"].tolist() == ["Network, Database", ""]  # c2 is not a panel id
+
+
+def test_gap_table_gains_caused_by_for_availability_misses_only(source, tmp_path):
+    from satmodel.reporting.components import with_gap_causes
+
+    gaps = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c2"],
+            "misses": [2, 1],
+            "missed": ["availability, latency", "latency"],
+        }
+    )
+    shown = with_gap_causes(gaps, report_of(source))
+    assert shown.columns.tolist() == [*gaps.columns, "caused_by"]
+    assert shown["caused_by"].tolist() == ["Network, Database", ""]
+    plain = open_source(without_component_ids(tmp_path / "plain"))
+    quarantine(plain)
+    assert with_gap_causes(gaps, report_of(plain)).columns.tolist() == gaps.columns.tolist()
+
+
+def test_component_scorecard_by_hand(tmp_path):
+    from satmodel.reporting import component_scorecard
+
+    planned = open_source(write_planned(tmp_path / "data"))
+    quarantine(planned)
+    card = component_scorecard(report_of(planned)).set_index("component")
+    assert card.index.tolist() == ["Database", "Network"]  # most incidents first
+    db, net = card.loc["Database"], card.loc["Network"]
+    # changes: x0 db failed (c1, c2 incidents on db two hours later), x1 net failed (the next
+    # net incident 15 days later), x2 db ok
+    assert (db.changes, db.failed_changes, db.failed_changes_with_incident) == (2, 1, 1)
+    assert (net.changes, net.failed_changes, net.failed_changes_with_incident) == (1, 1, 0)
+    assert db.change_failure_pct == pytest.approx(50) and net.change_failure_pct == 100
+    # MTTR: db 60, 60 and 20 minutes (the five-hour maintenance left out), net 90 and 10
+    assert db.incidents == 3 and db.mttr_hours == pytest.approx((60 + 60 + 20) / 3 / 60)
+    assert net.incidents == 2 and net.mttr_hours == pytest.approx((90 + 10) / 2 / 60)
+    plain = open_source(without_component_ids(tmp_path / "plain"))
+    quarantine(plain)
+    assert component_scorecard(report_of(plain)) is None
+
+
+def test_commitments_name_each_component_and_reject_bad_levels(source):
+    from satmodel.errors import InputError
+    from satmodel.reporting.components import component_commitments
+
+    summary = pd.DataFrame(
+        {"component_id": ["a", "b", "c"], "name": ["Disk", None, "Idle"],
+         "downtime_minutes": [30.0, 10.0, 0.0]}
+    )  # fmt: skip
+    out = component_commitments(summary, 99.95, "2025-02")
+    assert out["name"].tolist() == ["Disk", "b"]  # no downtime: no budget needed
+    # 28 days: 20.16 budget minutes, 3/4 to a, 1/4 to b
+    assert out["availability_pct"].tolist() == pytest.approx([100 - 0.05 * 0.75, 100 - 0.05 / 4])
+    assert out["budget_minutes"].tolist() == pytest.approx([28 * 1440 * 0.0005 * 0.75, 5.04])
+    for bad in (100, 0, -1):
+        with pytest.raises(InputError, match="availability_pct"):
+            component_commitments(summary, bad, "2025-02")
+
+
+def test_summary_components_block_top_three_after_the_core_keys():
+    from types import SimpleNamespace
+
+    from test_report import make_panel
+
+    from satmodel import reporting
+    from satmodel.config import Config
+
+    class Validation:
+        rows = {"customers": 3}
+        rejected = pd.DataFrame(columns=["table_name", "column_name", "reason", "rows", "example"])
+
+    costs = pd.DataFrame(
+        {
+            "component_id": ["db", "net", "cdn", "dns", "ghost"],
+            "name": ["Database", None, "CDN", "DNS", None],
+            "csat_points": [0.3, 0.2, 0.1, 0.05, np.nan],
+            "csat_points_ci_low": [0.1, 0.0, 0.02, 0.0, np.nan],
+            "csat_points_ci_high": [0.5, 0.4, 0.2, 0.1, np.nan],
+        }
+    )
+    result = SimpleNamespace(components_=costs, months=("2025-02", "2025-02"), month="2025-02")
+    panel = make_panel()
+    data = reporting.ReportData(
+        month="2025-02", window=("2025-01", "2025-02"), source=None,
+        validation=Validation(), config=Config(), panel=panel,
+    )  # fmt: skip
+    models = reporting.ModelSection()
+    summary = reporting.build_summary(
+        data,
+        reporting.headline_kpis(panel, data.month),
+        reporting.slo_attainment(panel, data.config, data.month),
+        reporting.expectation_gaps(panel, data.config, data.month),
+        reporting.data_quality(Validation()),
+        reporting.quarantine_reasons(Validation()),
+        models,
+        reporting.driver_table(models),
+        components=result,
+    )
+    assert list(summary)[-2:] == ["status", "components"]
+    block = summary["components"]
+    assert block["first_month"] == block["last_month"] == "2025-02"
+    assert block["top"] == [
+        {
+            "component_id": "db",
+            "name": "Database",
+            "csat_points": 0.3,
+            "ci_low": 0.1,
+            "ci_high": 0.5,
+        },
+        {"component_id": "net", "name": "net", "csat_points": 0.2, "ci_low": 0.0, "ci_high": 0.4},
+        {"component_id": "cdn", "name": "CDN", "csat_points": 0.1, "ci_low": 0.02, "ci_high": 0.2},
+    ]
+
+
+@pytest.mark.slow
+def test_demo_report_shows_components_in_gaps_scorecard_and_summary(tmp_path_factory):
+    import duckdb
+    from test_notebooks import demo_data, demo_report
+
+    folder = demo_report(tmp_path_factory)
+    with duckdb.connect(str(demo_data(tmp_path_factory)), read_only=True) as con:
+        names = {row[0] for row in con.execute("SELECT name FROM components").fetchall()}
+    summary = json.loads((folder / "summary.json").read_text())
+    top = summary["components"]["top"]
+    assert len(top) == 3 and {row["name"] for row in top} <= names
+    points = [row["csat_points"] for row in top]
+    assert points == sorted(points, reverse=True)
+    assert all(row["ci_low"] <= row["csat_points"] <= row["ci_high"] for row in top)
+    worst = summary["gaps"]["worst"]
+    missed = [row for row in worst if "availability" in row["missed"]]
+    assert missed and all(row["caused_by"] for row in missed)
+    assert all(set(row["caused_by"].split(", ")) <= names for row in missed)
+    assert all(row["caused_by"] == "" for row in worst if row not in missed)
+    html = (folder / "report.html").read_text()
+    for shown in ("Caused by", "Operations per component", "Failed changes followed by an"):
+        assert shown in html
+
+
+@pytest.mark.slow
+def test_demo_proposal_names_the_component_commitments(tmp_path_factory):
+    from test_notebooks import demo_data
+
+    from satmodel.calendar import days_in_month
+    from satmodel.jobs import ProposalRequest, run_proposal
+
+    folder = run_proposal(
+        ProposalRequest(
+            segment="enterprise",
+            csat_target=4.3,
+            data=demo_data(tmp_path_factory),
+            out=tmp_path_factory.mktemp("proposals"),
+            parameters={"n_sim": 100},
+            progress=False,
+        )
+    )
+    summary = json.loads((folder / "summary.json").read_text())
+    level = summary["recommendation"]["levels"]["availability_pct"]
+    commitments = summary["component_commitments"]
+    assert commitments and all(level <= row["availability_pct"] < 100 for row in commitments)
+    budget = days_in_month(summary["month"]) * 1440 * (100 - level) / 100
+    assert sum(row["budget_minutes"] for row in commitments) == pytest.approx(budget, rel=1e-4)
+    html = (folder / "proposal.html").read_text()
+    assert "end to end, each part of the service is held to its share" in html
+    assert commitments[0]["name"] in html
+    assert "Component commitments" in (folder / "proposal_appendix.html").read_text()

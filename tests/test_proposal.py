@@ -211,3 +211,42 @@ def test_segment_names_are_escaped_in_the_html(tmp_path_factory, tmp_path):
     assert EVIL not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert not re.search(r"<script>\s*alert", html)
+
+
+def test_the_page_names_the_component_commitments_in_one_sentence():
+    from datetime import date
+
+    import pandas as pd
+
+    from satmodel.reporting.components import component_commitments
+    from satmodel.reporting.offer import Offer, ServiceOption
+    from satmodel.reporting.proposal_page import appendix_html, proposal_page
+
+    levels = {"availability_pct": 99.95, "latency_p95_ms": 300.0, "resolution_hours_median": 4.0}
+    gold = ServiceOption(
+        "recommended", "Gold", levels, 1000.0, 4.4, 4.3, 4.5, 80.0, 75.0, 85.0,
+        1.0, 0.5, 1.5, "yes", "-",
+    )  # fmt: skip
+    offer = Offer(
+        "Acme", None, "c1", date(2025, 3, 1), date(2025, 3, 31), "EUR", 4.3, None, levels,
+        levels, 4.2, 4.1, 10, None, gold, None, None,
+    )  # fmt: skip
+    # today's downtime 60 / 30 / 8 / 2: shares of the 0.05% the service may be down
+    summary = pd.DataFrame(
+        {
+            "component_id": ["db", "net", "cdn", "dns"],
+            "name": ["Database", "Network", "CDN <b>", "DNS"],
+            "downtime_minutes": [60.0, 30.0, 8.0, 2.0],
+        }
+    )
+    commitments = component_commitments(summary, 99.95, "2025-03")
+    html = proposal_page(offer, commitments).data
+    assert (
+        "To deliver 99.95% end to end, each part of the service is held to its share of the "
+        "downtime allowed: Database 99.97%, Network 99.985% and CDN &lt;b&gt; 99.996% (and 1 "
+        "smaller part)." in html
+    )
+    assert "each part of the service" not in proposal_page(offer).data  # no component data
+    appendix = appendix_html(offer, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), [], None,
+                             commitments=commitments)  # fmt: skip
+    assert "Component commitments" in appendix and "99.9990" in appendix  # DNS: 2% of 0.05

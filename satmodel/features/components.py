@@ -66,6 +66,21 @@ COMPONENTS_NEED = "component attribution needs it"
 MICROS_PER_DAY = 86_400_000_000
 
 
+def names_components(source, table: str = "incidents") -> bool:
+    """True when the source's ``incidents`` (or ``changes``) table names at least one component.
+
+    Parameters
+    ----------
+    source : satmodel.sources.Source (quarantined).
+    table : ``incidents`` or ``changes``.
+    """
+    if table not in ("incidents", "changes"):
+        raise InputError(f"table {table!r}: expected incidents or changes")
+    if not source.has(table):
+        return False
+    return bool(source.con.execute(f"SELECT count(component_id) FROM {table}").fetchall()[0][0])
+
+
 def _check_key(key: str) -> str:
     if key not in GROUP_KEYS:
         raise InputError(f"key {key!r}: expected one of {', '.join(GROUP_KEYS)}")

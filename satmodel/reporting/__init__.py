@@ -146,6 +146,7 @@ from satmodel.reporting.offer import build_offer, offer_summary
 from satmodel.reporting.operations import (
     OPERATING_COST,
     OPERATIONS,
+    component_scorecard,
     operating_cost,
     operations_monthly,
     operations_scorecard,
@@ -296,6 +297,7 @@ __all__ = [
     "cheapest_plans",
     "check_month",
     "check_proposal_request",
+    "component_scorecard",
     "cross_validation",
     "curve_grid",
     "customer_budget_section",

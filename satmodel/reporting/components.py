@@ -7,10 +7,19 @@ draws and tabulates them.
 
 from __future__ import annotations
 
-import numpy as np
+import math
+from collections.abc import Callable
+
 import pandas as pd
 
-from satmodel.features.components import component_downtime, problem_occurrences
+from satmodel.calendar import add_months, days_in_month
+from satmodel.errors import InputError
+from satmodel.features.components import (
+    component_downtime,
+    component_summary,
+    names_components,
+    problem_occurrences,
+)
 from satmodel.reporting.figures import error_extents, figure_style, new_figure
 
 MINUTES_PER_DAY = 1440.0
@@ -139,58 +148,159 @@ def component_commitments(components: pd.DataFrame, availability_pct: float, mon
 
     The month's downtime budget (``100 - availability_pct`` % of its minutes, per customer)
     is shared among the components in proportion to the downtime each causes today; a
-    component's commitment is the availability that leaves it its share.
+    component's commitment is the availability that leaves it its share. Downtime on two
+    components at once counts once end to end, so components holding their commitments
+    keep the service level.
 
     Parameters
     ----------
-    components : ``ComponentsResult.components_`` (component_id, name, downtime_minutes,
-        customers_affected).
+    components : ``ComponentsResult.components_`` or
+        :func:`~satmodel.features.components.component_summary` (component_id, name,
+        downtime_minutes).
     availability_pct : the recommended service level, e.g. 99.9.
     month : ``YYYY-MM`` (its length sets the minutes).
 
     Returns
     -------
     DataFrame
-        component_id, name, share (of today's downtime), budget_minutes (per customer and
-        month), availability_pct (the commitment); largest share first.
-    """
-    from satmodel.features.months import days_in_month
+        component_id, name (the id where the data names none), share (of today's downtime),
+        budget_minutes (per customer and month), availability_pct (the commitment); largest
+        share first; empty when no component had downtime.
 
+    Raises
+    ------
+    InputError
+        When availability_pct is not a percentage below 100.
+    """
+    level = float(availability_pct)
+    if not 0 < level < 100:
+        raise InputError(
+            f"availability_pct: must be a percentage between 0 and 100, e.g. 99.9; got "
+            f"{availability_pct!r}"
+        )
     minutes = days_in_month(month) * MINUTES_PER_DAY
-    budget = minutes * (100.0 - float(availability_pct)) / 100.0
-    frame = components.loc[components["downtime_minutes"] > 0].copy()
+    budget = minutes * (100.0 - level) / 100.0
+    frame = components.loc[components["downtime_minutes"] > 0]
     share = frame["downtime_minutes"] / frame["downtime_minutes"].sum()
+    names = frame["name"] if "name" in frame else pd.Series(None, index=frame.index)
     out = pd.DataFrame(
         {
             "component_id": frame["component_id"],
-            "name": frame.get("name", frame["component_id"]),
+            "name": names.where(names.notna() & (names != ""), frame["component_id"]),
             "share": share,
             "budget_minutes": budget * share,
             "availability_pct": 100.0 * (1.0 - budget * share / minutes),
         }
     )
-    return out.sort_values("share", ascending=False, kind="stable").reset_index(drop=True)
+    out = out.sort_values(["share", "component_id"], ascending=[False, True], kind="stable")
+    return out.reset_index(drop=True)
 
 
-def gap_causes(source, customers: list[str], month: str) -> pd.DataFrame:
-    """Which component caused each customer's downtime in a month (for the gap analysis).
+def proposal_commitments(report, offer, months: int = 12) -> pd.DataFrame | None:
+    """The component commitments behind a proposal's recommended availability, or None.
+
+    Today's downtime shares come from the ``months`` months up to the proposal's month.
+
+    Parameters
+    ----------
+    report : :class:`satmodel.reporting.data.ReportData`
+    offer : :class:`satmodel.reporting.offer.Offer`
+    months : months of downtime the shares are taken from.
+
+    Returns
+    -------
+    DataFrame or None
+        :func:`component_commitments`; None without a recommendation, when the incidents
+        name no component or no component had downtime.
+    """
+    chosen = offer.recommended
+    if chosen is None or not names_components(report.source):
+        return None
+    level = float(chosen.levels["availability_pct"])
+    if not math.isfinite(level) or level >= 100:
+        return None
+    first = max(add_months(report.month, -months + 1), report.window[0])
+    summary = component_summary(report.source, first, report.month)
+    commitments = component_commitments(summary, level, report.month)
+    return commitments if len(commitments) else None
+
+
+def component_names(source) -> pd.Series:
+    """Component name by component_id (empty without a components table)."""
+    if not source.has("components"):
+        return pd.Series(dtype=object)
+    known = source.frame("components")
+    names = known["name"].where(known["name"].notna(), known["component_id"])
+    return pd.Series(names.astype(str).to_numpy(), index=known["component_id"].astype(str))
+
+
+def gap_causes(
+    source,
+    customers: list[str],
+    month: str,
+    ids: Callable[[pd.Series], pd.Series] | None = None,
+) -> pd.DataFrame:
+    """The components whose downtime hit each customer in a month (for the gap analysis).
+
+    Parameters
+    ----------
+    source : satmodel.sources.Source, with an incidents table.
+    customers : the customer ids asked about, as the report shows them.
+    month : ``YYYY-MM``.
+    ids : maps the source's customer ids to the report's (a pseudonymised report); None:
+        the report shows the source's ids.
 
     Returns
     -------
     DataFrame
-        customer_id, component_id (the component with the most downtime; null without
-        any), downtime_minutes (on it), share (of the customer's component downtime).
+        customer_id (in the order asked), caused_by (the components' names, most downtime
+        first, comma-separated; empty when none), downtime_minutes (the customer's downtime
+        on components, each component's union summed; 0 when none).
     """
     down = component_downtime(source, month, month)
-    down = down[down["customer_id"].isin([str(c) for c in customers])]
-    totals = down.groupby("customer_id")["downtime_minutes"].sum()
-    worst = down.drop_duplicates("customer_id").set_index("customer_id")
-    out = pd.DataFrame({"customer_id": [str(c) for c in customers]})
-    out["component_id"] = out["customer_id"].map(worst["component_id"])
-    out["downtime_minutes"] = out["customer_id"].map(worst["downtime_minutes"]).fillna(0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["share"] = (out["downtime_minutes"] / out["customer_id"].map(totals)).astype(float)
+    if ids is not None:
+        down = down.assign(customer_id=ids(down["customer_id"]).astype(str).to_numpy())
+    wanted = [str(c) for c in customers]
+    down = down.loc[down["customer_id"].isin(wanted)]
+    names = down["component_id"].map(component_names(source))
+    down = down.assign(name=names.where(names.notna(), down["component_id"]))
+    down = down.sort_values(
+        ["customer_id", "downtime_minutes", "component_id"],
+        ascending=[True, False, True],
+        kind="stable",
+    )
+    by_customer = down.groupby("customer_id", sort=False)
+    out = pd.DataFrame({"customer_id": wanted})
+    named = by_customer["name"].agg(", ".join).to_dict()
+    out["caused_by"] = [named.get(c, "") for c in wanted]
+    minutes = out["customer_id"].map(by_customer["downtime_minutes"].sum())
+    out["downtime_minutes"] = minutes.astype(float).fillna(0.0)
     return out
+
+
+def with_gap_causes(gaps: pd.DataFrame, report) -> pd.DataFrame:
+    """``gaps`` with a ``caused_by`` column: the components behind each availability miss.
+
+    Parameters
+    ----------
+    gaps : :func:`satmodel.reporting.expectation_gaps` of the report's month.
+    report : :class:`satmodel.reporting.data.ReportData` (its ``ids`` map the source's
+        customer ids the way the panel's are).
+
+    Returns
+    -------
+    DataFrame
+        ``gaps`` unchanged when the incidents name no component; else with caused_by (the
+        components' names, most downtime that month first; empty for a customer whose
+        availability was not missed).
+    """
+    if "missed" not in gaps or not names_components(report.source):
+        return gaps
+    causes = gap_causes(report.source, list(gaps["customer_id"]), report.month, report.ids)
+    caused = causes.set_index("customer_id")["caused_by"]
+    availability = gaps["missed"].str.split(", ").map(lambda names: "availability" in names)
+    shown = gaps["customer_id"].astype(str).map(caused).fillna("")
+    return gaps.assign(caused_by=shown.where(availability.astype(bool), ""))
 
 
 def components_section(report, enabled: bool = True):
@@ -211,10 +321,7 @@ def components_section(report, enabled: bool = True):
     from satmodel.insights.components import component_costs
 
     source = report.source
-    if not enabled or report.responses is None or not source.has("incidents"):
-        return None
-    named = source.con.execute("SELECT count(component_id) FROM incidents").fetchall()[0][0]
-    if not named:
+    if not enabled or report.responses is None or not names_components(source):
         return None
     return component_costs(
         source, report.panel, report.responses, month=report.month, ids=report.ids

@@ -151,6 +151,17 @@ LABELS: dict[str, str] = {
     "threshold": "Threshold",
     "ok": "OK",
     "note": "Note",
+    "component": "Component",
+    "component_id": "Component id",
+    "name": "Name",
+    "caused_by": "Caused by",
+    "changes": "Changes",
+    "failed_changes": "Failed changes",
+    "change_failure_pct": "Change failure rate (%)",
+    "failed_changes_with_incident": "Failed changes followed by an incident",
+    "incidents": "Incidents",
+    "mttr_hours": "Time to restore (MTTR, h)",
+    "downtime_share_pct": "Share of today's downtime (%)",
 }
 
 

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from satmodel.calendar import add_months, days_in_month, month_name
+from satmodel.features.components import component_summary, names_components
 from satmodel.features.telemetry import operations_by_month
 from satmodel.reporting.data import ReportData
 from satmodel.reporting.figures import figure_style, new_figure, trend_panel
@@ -178,6 +179,52 @@ def operations_section(data: ReportData, months: int = 12) -> tuple[pd.DataFrame
     served = data.panel.groupby(data.panel["month"].astype(str))["customer_id"].nunique()
     monthly = with_operating_cost(monthly, operating_cost(data), served)
     return monthly, operations_scorecard(monthly, data.month)
+
+
+def component_scorecard(data: ReportData) -> pd.DataFrame | None:
+    """The month's delivery and recovery per IT component, or None without components.
+
+    - **change failure rate**: failed changes / all changes of the component in the month;
+    - **failed changes followed by an incident**: those with an incident on the same component
+      within ``[thresholds] change_incident_window_hours`` after them;
+    - **MTTR**: mean duration of the component's incidents during the month, in hours
+      (planned maintenance left out, as in the downtime).
+
+    Parameters
+    ----------
+    data : the report's data.
+
+    Returns
+    -------
+    DataFrame or None
+        One row per component with a change or an incident in the month, most incidents
+        first: component, changes, failed_changes, change_failure_pct,
+        failed_changes_with_incident, incidents, mttr_hours (NaN where there is nothing to
+        measure). None when neither incidents nor changes name a component.
+    """
+    source = data.source
+    if not source.has("incidents") or not (
+        names_components(source) or names_components(source, "changes")
+    ):
+        return None
+    summary = component_summary(source, data.month, data.month)
+    active = summary.loc[(summary["changes"] > 0) | (summary["incidents"] > 0)]
+    named = active["name"].where(active["name"].notna(), active["component_id"])
+    out = pd.DataFrame(
+        {
+            "component": named.astype(str),
+            "changes": active["changes"],
+            "failed_changes": active["failed_changes"],
+            "change_failure_pct": 100.0 * active["change_failure_rate"],
+            "failed_changes_with_incident": active["failed_changes_with_incident"],
+            "incidents": active["incidents"],
+            "mttr_hours": active["mttr_hours"],
+        }
+    )
+    out = out.sort_values(
+        ["incidents", "changes", "component"], ascending=[False, False, True], kind="stable"
+    )
+    return out.reset_index(drop=True)
 
 
 def plot_operations(monthly: pd.DataFrame, month: str, months: int = 12):

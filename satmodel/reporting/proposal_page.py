@@ -93,7 +93,9 @@ def _level(lever: str, value: float) -> str:
     if not math.isfinite(value):
         return "not stated"
     if lever == "availability_pct":
-        digits = 3 if value >= 99.99 else 2  # beyond four nines the third decimal matters
+        allowed = 100.0 - value
+        # two significant digits of the downtime allowed: 99.95%, 99.995%, never 100% for less
+        digits = max(2, math.ceil(-math.log10(allowed)) + 1) if allowed > 0 else 0
         return f"{value:.{digits}f}".rstrip("0").rstrip(".") + "%"
     if lever == "latency_p95_ms":
         return f"{value:,.0f} ms"
@@ -163,14 +165,14 @@ def _service_table(offer: Offer) -> str:
     )
 
 
-def _recommendation(offer: Offer) -> str:
+def _recommendation(offer: Offer, commitments: pd.DataFrame | None = None) -> str:
     chosen = offer.recommended
     if chosen is None:
         return (
             "<div class='offer'><h2>Our recommendation</h2><p>We cannot estimate the effect "
             "of a service change for you yet; your account team will contact you.</p></div>"
         )
-    commitments = ", ".join(
+    promised = ", ".join(
         f"{MEASURES[lever].split(' (')[0].lower()} {_level(lever, chosen.levels[lever])}"
         for lever in TIER_LEVERS
     )
@@ -189,12 +191,32 @@ def _recommendation(offer: Offer) -> str:
         f"<div class='offer'><h2>Our recommendation: {_text(chosen.tier)}</h2>"
         f"<div class='price'>{_price(chosen, offer.currency)} "
         "<span>per month on top of your current service</span></div>"
-        f"<p>We commit to {commitments}. We expect an average satisfaction score of "
+        f"<p>We commit to {promised}. We expect an average satisfaction score of "
         f"<b>{_range(chosen.csat, chosen.csat_low, chosen.csat_high, 2)}</b>, "
         f"{_range(chosen.satisfied_pct, chosen.satisfied_low, chosen.satisfied_high, 0, '%')} "
         "of answers scoring 4 or 5, and "
         f"{_range(chosen.complaints, chosen.complaints_low, chosen.complaints_high, 1)} "
-        f"complaints per 1,000 users a month (95% ranges in brackets). {verdict}</p></div>"
+        f"complaints per 1,000 users a month (95% ranges in brackets). {verdict}</p>"
+        f"{_parts_line(chosen, commitments)}</div>"
+    )
+
+
+def _parts_line(chosen: ServiceOption, commitments: pd.DataFrame | None, top: int = 3) -> str:
+    """One sentence: the availability the main parts of the service must hold ('' without)."""
+    if commitments is None or commitments.empty:
+        return ""
+    shown = commitments.head(top)
+    parts = [
+        f"{_text(name)} {_level('availability_pct', value)}"
+        for name, value in zip(shown["name"], shown["availability_pct"], strict=True)
+    ]
+    listed = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+    rest = len(commitments) - len(shown)
+    others = f" (and {rest} smaller part{'s' if rest > 1 else ''})" if rest else ""
+    return (
+        f"<p>To deliver {_level('availability_pct', chosen.levels['availability_pct'])} end "
+        "to end, each part of the service is held to its share of the downtime allowed: "
+        f"{listed}{others}.</p>"
     )
 
 
@@ -237,8 +259,15 @@ def _method(offer: Offer) -> str:
     )
 
 
-def proposal_page(offer: Offer):
-    """The customer's one-page proposal, as IPython HTML (see the module docstring)."""
+def proposal_page(offer: Offer, commitments: pd.DataFrame | None = None):
+    """The customer's one-page proposal, as IPython HTML (see the module docstring).
+
+    Parameters
+    ----------
+    offer : the offer.
+    commitments : :func:`satmodel.reporting.components.proposal_commitments`: the
+        availability each part of the service must hold (one sentence); None: left out.
+    """
     from IPython.display import HTML
 
     body = (
@@ -251,7 +280,7 @@ def proposal_page(offer: Offer):
         "what it costs and what it is expected to bring.</p>"
         "<h2>Your service today, what you expect, what we recommend</h2>"
         + _service_table(offer)
-        + _recommendation(offer)
+        + _recommendation(offer, commitments)
         + _alternatives(offer)
         + _method(offer)
         + f"<footer>This offer is valid until {_day(offer.valid_until)}. Prices are per "
@@ -291,13 +320,16 @@ def appendix_html(
     notes: list[str],
     figure=None,
     loyalty: LoyaltyOutlook | None = None,
+    commitments: pd.DataFrame | None = None,
 ) -> str:
     """The account team's appendix: every tier, the required levels, the cheapest plan, notes.
 
     A self-contained HTML page (the figure embedded as a data URI, nothing loaded from
     elsewhere); technical terms allowed, it does not go to the customer. With ``loyalty``
     (:func:`~satmodel.reporting.proposal_nps.loyalty_outlook`) and NPS answers, a section on
-    how likely the customers are to recommend us now and with each tier.
+    how likely the customers are to recommend us now and with each tier. With
+    ``commitments`` (:func:`satmodel.reporting.components.proposal_commitments`) it also
+    lists every component's availability commitment.
     """
     from satmodel.reporting.proposal import tier_view
 
@@ -321,12 +353,24 @@ def appendix_html(
             f"<img src='data:image/png;base64,{_figure_png(figure)}' "
             "alt='Predicted CSAT and complaints per tier with 95% intervals and the targets'>"
         )
-    for frame, caption in (
-        (tier_view(predictions), "Predictions per tier (95% intervals in brackets)"),
-        (requirements, "Required level of each measure per tier (inverse solver)"),
-        (plans, "Cheapest plan per target"),
-    ):
-        shown = show(frame, caption=caption, precision=2, key=caption.split()[0].lower())
+    tables = [
+        (tier_view(predictions), "Predictions per tier (95% intervals in brackets)", 2),
+        (requirements, "Required level of each measure per tier (inverse solver)", 2),
+        (plans, "Cheapest plan per target", 2),
+    ]
+    if commitments is not None:
+        tables.append(
+            (
+                commitments.assign(downtime_share_pct=100 * commitments["share"]).drop(
+                    columns="share"
+                ),
+                "Component commitments for the recommended availability (downtime budget "
+                "shared by each component's downtime today)",
+                4,  # commitments differ in the third and fourth decimal
+            )
+        )
+    for frame, caption, digits in tables:
+        shown = show(frame, caption=caption, precision=digits, key=caption.split()[0].lower())
         parts.append(
             shown.to_html() if hasattr(shown, "to_html") else f"<p>{_text(caption)}: none.</p>"
         )

@@ -94,12 +94,14 @@ def proposal_summary(
     requirements: pd.DataFrame,
     plans: pd.DataFrame,
     models: ModelSection,
+    commitments: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The machine-readable proposal (``summary.json``).
 
     Keys: schema_version, kind (``proposal``), month, data_window, segment, customer,
     csat_target, complaint_target, recommended_tier, tiers (predictions per tier),
-    requirements, plans, notes, warnings.
+    requirements, plans, then component_commitments (when ``commitments``, see
+    :func:`satmodel.reporting.components.proposal_commitments`, is given), notes, warnings.
     """
     summary = {
         "schema_version": SUMMARY_SCHEMA_VERSION,
@@ -114,6 +116,7 @@ def proposal_summary(
         "tiers": records(predictions),
         "requirements": records(requirements),
         "plans": records(plans),
+        **({"component_commitments": records(commitments)} if commitments is not None else {}),
         "notes": list(data.notes) + list(models.notes),
         "warnings": list(models.warnings),
     }
@@ -163,13 +166,14 @@ def build_summary(
     alerts: pd.DataFrame | None = None,
     trust: dict | None = None,
     value=None,
+    components=None,
 ) -> dict[str, Any]:
     """The machine-readable summary of a report (``summary.json``).
 
     Keys, in this order: schema_version, month, data_window, kpis, service_levels, gaps,
     drivers, targets, data_quality, notes, warnings, status (:func:`report_status`), then
-    (when given) error_budgets, burn_alerts, trust, value, driver_importance, driver_drift,
-    burn_rate, operations and diagnostics. Floats are rounded to 6 decimals and NaN is
+    (when given) error_budgets, burn_alerts, trust, value, components, driver_importance,
+    driver_drift, burn_rate, operations and diagnostics. Floats are rounded to 6 decimals and NaN is
     written as null, so the same data always gives the same file.
 
     Parameters
@@ -190,6 +194,8 @@ def build_summary(
         sensitivity, at_risk_backtest).
     value : :func:`value_section` (``value``: revenue at risk with its interval, the best
         lever, nps_score; see :func:`value_summary`).
+    components : :func:`components_section`'s result (``components``: see
+        :func:`components_block`).
 
     Returns
     -------
@@ -290,6 +296,8 @@ def build_summary(
         summary["trust"] = trust
     if value is not None:
         summary["value"] = value_summary(value)
+    if components is not None:
+        summary["components"] = components_block(components)
     if importance_block is not None:
         summary["driver_importance"] = importance_block
     if drift_block is not None:
@@ -310,6 +318,22 @@ def build_summary(
             "rows": records(diagnostics),
         }
     return json_ready(summary)
+
+
+def components_block(result, top: int = 3) -> dict[str, Any]:
+    """``components``: first_month, last_month, and the ``top`` components by the CSAT points
+    their downtime cost (component_id, name, csat_points, ci_low, ci_high), largest first."""
+    frame = result.components_.dropna(subset=["csat_points"]).head(top)
+    rows = pd.DataFrame(
+        {
+            "component_id": frame["component_id"],
+            "name": frame["name"].where(frame["name"].notna(), frame["component_id"]),
+            "csat_points": frame["csat_points"],
+            "ci_low": frame["csat_points_ci_low"],
+            "ci_high": frame["csat_points_ci_high"],
+        }
+    )
+    return {"first_month": result.months[0], "last_month": result.months[1], "top": records(rows)}
 
 
 def budget_block(customers: pd.DataFrame, segments: pd.DataFrame) -> dict[str, Any]:
