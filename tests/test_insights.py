@@ -20,6 +20,7 @@ from satmodel.demo import true_outcome, true_required_level
 from satmodel.errors import InputError
 from satmodel.insights import (
     MINUTES_PER_MONTH,
+    OutcomeModel,
     calibrate_apdex,
     cheapest_plan,
     current_profile,
@@ -277,6 +278,24 @@ def test_frontier_gaps_plan_nowcast(demo):
     assert now["csat_expected"].notna().all()
     assert (now["surveyed"] == (now["csat_n"] > 0)).all()
     assert (now["top2_ci_low"] <= now["top2_probability"]).all()
+
+
+def test_scenario_grid_equals_one_scenario_at_a_time(demo):
+    model = OutcomeModel(demo["models"], "csat_mean", panel=demo["panel"])
+    held = model.predictable(current_profile(demo["panel"], segment="smb"))
+    theta = model.draws(5, np.random.default_rng(3))
+    per_row = np.linspace(50.0, 400.0, len(held))
+    grid = [
+        {"availability_pct": 99.9, "latency_p95_ms": 200.0},
+        {"availability_pct": 100.0, "latency_p95_ms": per_row},
+    ]
+    mixed = [{"availability_pct": 99.0}, {"latency_p95_ms": 80.0}, {}]
+    for scenarios in (grid, mixed):
+        together = model.scenario_means(held, scenarios, theta)
+        alone = np.vstack([model.scenario_means(held, [s], theta) for s in scenarios])
+        np.testing.assert_allclose(together, alone, rtol=1e-12)
+    # the levers change the outcome: the comparison is not between equal rows
+    assert not np.allclose(together[0], together[1])
 
 
 PLAN_LEVERS = ("availability_pct", "latency_p95_ms")

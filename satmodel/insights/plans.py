@@ -77,6 +77,7 @@ _MAX_NINES = 6.0
 # that the grid search stays fast
 _ASSURANCE_DRAWS = 200
 _GRID_PER_LEVER = {1: 200, 2: 40, 3: 14, 4: 8}
+_GRID_BATCH = 128
 
 
 def resolve_costs(costs=None, config=None) -> dict[str, float]:
@@ -178,7 +179,7 @@ class PlanResult:
     total_cost_ : float
         Monthly cost of the plan (NaN when infeasible).
     feasible_ : bool
-        Whether the levers' best levels together reach the target.
+        Whether the levers' best levels together reach the target (with the assurance).
     predicted_, predicted_ci_ : float, (float, float)
         The outcome predicted at the plan and its simulation interval.
     assurance : float or None
@@ -310,18 +311,23 @@ def cheapest_plan(
     axes = [np.linspace(b, c, n_per) for b, c in zip(u_best, u_cur, strict=True)]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(specs))
     grid_levels = np.array([levels_of(u) for u in mesh])
-    grid_values = assured_at(grid_levels)
-    ok = sign * (grid_values - target) >= 0
+    at_best, at_current = assured_at(np.array([levels_of(u_best), levels_of(u_cur)]))
     notes = []
-    feasible = bool(ok.any())
+    feasible = bool(sign * (at_best - target) >= 0)
     if not feasible:
         plan_levels = np.full(len(specs), np.nan)
         total = float("nan")
     else:
-        grid_cost = cost_of(grid_levels)
-        start = mesh[np.flatnonzero(ok)[np.argmin(grid_cost[ok])]]
+        # the cheapest grid point that reaches the target, evaluated in order of cost: with
+        # many parameter draws the model, not the search, is what costs time
+        order = np.argsort(cost_of(grid_levels), kind="stable")
+        for batch in np.array_split(order, max(1, len(order) // _GRID_BATCH)):
+            ok = sign * (assured_at(grid_levels[batch]) - target) >= 0
+            if ok.any():
+                start = mesh[batch[np.argmax(ok)]]
+                break
         scale = max(float(cost_of(levels_of(u_best)[None, :])[0]), 1.0)
-        spread = float(np.ptp(grid_values)) or 1.0
+        spread = abs(float(at_best - at_current)) or 1.0
 
         def objective(u):
             return float(cost_of(levels_of(u)[None, :])[0]) / scale
@@ -412,28 +418,43 @@ def _tradeoff(
     first, second = specs[0], specs[1]
     u_first = np.linspace(u_first_worst, u_best[0], n)
     u_second = np.linspace(u_best[1], u_cur[1], 400)
+
+    def levels_at(index: np.ndarray) -> np.ndarray:
+        u = np.tile(u_cur, (n, 1))
+        u[:, 0] = u_first
+        u[:, 1] = u_second[index]
+        return np.array([levels_of(x) for x in u])
+
+    def reaches(index: np.ndarray) -> np.ndarray:
+        return sign * (assured_at(levels_at(index)) - target) >= 0
+
+    # the least demanding second-lever level that still reaches the target: the outcome is
+    # monotone in the lever, so a bisection over the 400 levels (best first) finds the last
+    # one that does, for every first-lever level at once
+    last = len(u_second) - 1
+    feasible = reaches(np.zeros(n, dtype=int))
+    lo = np.zeros(n, dtype=int)
+    hi = np.full(n, last)
+    lo = np.where(reaches(hi), last, lo)
+    while np.any(hi - lo > 1):
+        mid = (lo + hi) // 2
+        ok = reaches(mid)
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    levels = levels_at(lo)
     rows = []
-    for uf in u_first:
-        u = np.tile(u_cur, (len(u_second), 1))
-        u[:, 0] = uf
-        u[:, 1] = u_second
-        levels = np.array([levels_of(x) for x in u])
-        vals = assured_at(levels)
-        ok = sign * (vals - target) >= 0
-        level_first = float(levels[0, 0])
-        row = {first.name: level_first, f"required_{second.name}": np.nan, "feasible": False}
-        if ok[0]:
-            # the least demanding second-lever level that still reaches the target
-            fail = np.flatnonzero(~ok)
-            idx = (fail[0] - 1) if len(fail) else len(ok) - 1
-            row[f"required_{second.name}"] = float(levels[idx, 1])
-            row["feasible"] = True
+    for i in range(n):
+        level_first = float(levels[i, 0])
+        required = float(levels[i, 1]) if feasible[i] else np.nan
         c1 = float(lever_cost(first.name, level_first, current[0], costs))
-        c2 = (
-            float(lever_cost(second.name, row[f"required_{second.name}"], current[1], costs))
-            if row["feasible"]
-            else np.nan
+        c2 = float(lever_cost(second.name, required, current[1], costs)) if feasible[i] else np.nan
+        rows.append(
+            {
+                first.name: level_first,
+                f"required_{second.name}": required,
+                "feasible": bool(feasible[i]),
+                f"cost_{first.name}": c1,
+                f"cost_{second.name}": c2,
+                "total_cost": c1 + c2,
+            }
         )
-        row.update({f"cost_{first.name}": c1, f"cost_{second.name}": c2, "total_cost": c1 + c2})
-        rows.append(row)
     return pd.DataFrame(rows)
