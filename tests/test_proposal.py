@@ -143,7 +143,10 @@ def test_proposal_for_a_segment_writes_the_four_files(tmp_path_factory, capsys):
     assert manifest["parameters"]["assurance"] == 0.9
     assert {row["assurance"] for row in summary["plans"]} == {0.9}
     for row in summary["plans"]:
-        assert 0 <= row["probability"] <= 1 or row["probability"] is None
+        if row["feasible"]:  # 500 simulations: binomial noise about 0.015
+            assert row["probability"] >= 0.9 - 0.05
+        else:
+            assert row["probability"] is None and row["planned"] is None
     # the recommendation and what the customer reports now
     assert summary["currency"] == "EUR"
     current = summary["tiers"][0]
@@ -163,6 +166,7 @@ def test_proposal_for_a_segment_writes_the_four_files(tmp_path_factory, capsys):
     appendix = (folder / "proposal_appendix.html").read_text()
     assert "Predictions per tier" in appendix and "Required level" in appendix
     assert "not for the customer" in appendix and external_references(appendix) == []
+    assert "4.3 with 90 % confidence" in appendix  # the plan's sentence, feasible or not
     assert appendix.count("data:image/png;base64,") == 1
     # proposal.csv: rounded numbers, empty cells where nothing applies
     rows = (folder / "proposal.csv").read_text(encoding="utf-8-sig").splitlines()
@@ -252,3 +256,7 @@ def test_plan_sentence_says_the_confidence_and_the_limits():
     assert "reaches 4.3 on the central estimate (in 52 % of the simulations)" in point
     assert "max seen 99.97 %): an extrapolation" in point
     assert plan_sentence(_plans(0.8, 0.83), "complaints") == ""
+    infeasible = _plans(0.9, float("nan")).assign(feasible=False)
+    assert plan_sentence(infeasible) == (
+        "No combination of the service levels reaches the CSAT target of 4.3 with 90 % confidence."
+    )

@@ -609,11 +609,18 @@ def plan_sentence(plans: pd.DataFrame, target_of: str = "CSAT") -> str:
 
     E.g. "The cheapest way to the CSAT target: availability 99.95 %, p95 latency 250 ms,
     resolution time 8 hours, about 45,000 a month; it reaches 4.3 with 80 % confidence (in
-    83 % of the simulations)." Each level carries its :func:`level_caveat`.
+    83 % of the simulations)." Each level carries its :func:`level_caveat`. A plan that no
+    combination of levels achieves says so, with the confidence asked for.
     """
     plan = plans.loc[plans["target_of"] == target_of] if len(plans) else plans
-    if not len(plan) or not bool(plan["feasible"].iloc[0]):
+    if not len(plan):
         return ""
+    if not bool(plan["feasible"].iloc[0]):
+        first = plan.iloc[0]
+        return (
+            f"No combination of the service levels reaches the {target_of} target of "
+            f"{first['target']:g} {_confidence(first['assurance'], math.nan)}."
+        )
     parts = ", ".join(
         f"{r.lever} {r.planned:,.4g} {r.unit}{r.caveat}" for r in plan.itertuples(index=False)
     )
