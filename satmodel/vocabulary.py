@@ -35,6 +35,8 @@ __all__ = [
 # A 30.44-day month: the length the levers' downtime <-> availability link uses.
 MINUTES_PER_MONTH = 30.44 * 24 * 60
 DEFAULT_SATISFIED_CUTOFF = 4
+# probability with which a cost-aware plan must reach its target over the models' uncertainty
+DEFAULT_ASSURANCE = 0.8
 EXPECTED_COLUMNS = (
     "expected_availability_pct",
     "expected_latency_p95_ms",

@@ -20,6 +20,7 @@ from satmodel.demo import true_outcome, true_required_level
 from satmodel.errors import InputError
 from satmodel.insights import (
     MINUTES_PER_MONTH,
+    OutcomeModel,
     calibrate_apdex,
     cheapest_plan,
     current_profile,
@@ -256,7 +257,9 @@ def test_frontier_gaps_plan_nowcast(demo):
     assert list(cust["risk_rank"]) == list(range(1, len(cust) + 1))
     assert set(gaps.segments_["segment"]) == set(panel["segment"].unique())
 
-    plan = cheapest_plan(models, panel, "csat_top2_rate", 0.9, segment="smb", n_sim=200)
+    plan = cheapest_plan(
+        models, panel, "csat_top2_rate", 0.9, segment="smb", n_sim=200, assurance=None
+    )
     assert plan.feasible_
     assert plan.predicted_ == pytest.approx(0.9, abs=2e-3)
     assert plan.total_cost_ == pytest.approx(plan.plan_["cost"].sum())
@@ -275,6 +278,69 @@ def test_frontier_gaps_plan_nowcast(demo):
     assert now["csat_expected"].notna().all()
     assert (now["surveyed"] == (now["csat_n"] > 0)).all()
     assert (now["top2_ci_low"] <= now["top2_probability"]).all()
+
+
+def test_scenario_grid_equals_one_scenario_at_a_time(demo):
+    model = OutcomeModel(demo["models"], "csat_mean", panel=demo["panel"])
+    held = model.predictable(current_profile(demo["panel"], segment="smb"))
+    theta = model.draws(5, np.random.default_rng(3))
+    per_row = np.linspace(50.0, 400.0, len(held))
+    grid = [
+        {"availability_pct": 99.9, "latency_p95_ms": 200.0},
+        {"availability_pct": 100.0, "latency_p95_ms": per_row},
+    ]
+    mixed = [{"availability_pct": 99.0}, {"latency_p95_ms": 80.0}, {}]
+    for scenarios in (grid, mixed):
+        together = model.scenario_means(held, scenarios, theta)
+        alone = np.vstack([model.scenario_means(held, [s], theta) for s in scenarios])
+        np.testing.assert_allclose(together, alone, rtol=1e-12)
+    # the levers change the outcome: the comparison is not between equal rows
+    assert not np.allclose(together[0], together[1])
+
+
+PLAN_LEVERS = ("availability_pct", "latency_p95_ms")
+
+
+def _plan(demo, outcome, target, assurance, segment="smb"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cheapest_plan(
+            demo["models"], demo["panel"], outcome, target, levers=PLAN_LEVERS,
+            segment=segment, n_sim=400, assurance=assurance, n_tradeoff=0,
+        )  # fmt: skip
+
+
+def test_assured_plan_reaches_its_target_with_the_asked_probability(demo):
+    point = _plan(demo, "csat_top2_rate", 0.9, None)
+    assured = _plan(demo, "csat_top2_rate", 0.9, 0.8)
+    safer = _plan(demo, "csat_top2_rate", 0.9, 0.95)
+    assert point.feasible_ and assured.feasible_
+    assert point.assurance is None and assured.assurance == 0.8
+    # the point estimate's plan is a coin flip; 400 fresh draws: binomial noise about 0.02
+    assert 0.3 <= point.probability_ <= 0.7
+    assert assured.probability_ >= 0.8 - 0.06
+    assert assured.total_cost_ >= point.total_cost_ - 1e-6
+    assert assured.predicted_ > 0.9  # the point estimate clears the floor with a margin
+    if safer.feasible_:
+        assert safer.probability_ >= 0.95 - 0.04
+        assert safer.total_cost_ >= assured.total_cost_ - 1e-6
+
+
+def test_assured_plan_under_a_complaint_ceiling(demo):
+    now = _plan(demo, "complaint_rate_per_1k", 1e6, None).predicted_  # nothing to change
+    target = 0.9 * now
+    point = _plan(demo, "complaint_rate_per_1k", target, None)
+    assured = _plan(demo, "complaint_rate_per_1k", target, 0.8)
+    assert point.feasible_ and assured.feasible_
+    assert assured.probability_ >= 0.8 - 0.06
+    assert assured.predicted_ < target  # a ceiling: the point estimate sits below it
+    assert assured.total_cost_ >= point.total_cost_ - 1e-6
+
+
+@pytest.mark.parametrize("assurance", [0, 1, 1.5, -0.2, True, "0.8", float("nan")])
+def test_bad_assurance_is_an_input_error(demo, assurance):
+    with pytest.raises(InputError, match="assurance: must be a probability between 0 and 1"):
+        cheapest_plan(demo["models"], demo["panel"], "csat_mean", 4.3, assurance=assurance)
 
 
 def test_apdex_calibration(demo):

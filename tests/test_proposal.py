@@ -58,6 +58,10 @@ def cli(*argv: str) -> int:
         (["--segment", "smb", "--csat-target", "4", "--tiers", "Gold 99.9/300"], "--tiers"),
         (["--segment", "smb", "--csat-target", "4", "--month", "2025-13"], "YYYY-MM"),
         (["--segment", "smb", "--csat-target", "4", "--month", "2030-01"], "outside the data"),
+        (
+            ["--segment", "smb", "--csat-target", "4", "--assurance", "1.5"],
+            "assurance: must be a probability between 0 and 1",
+        ),
     ],
 )
 def test_bad_request_exits_2_with_one_clear_line(argv, message, data, tmp_path, capsys):
@@ -108,6 +112,8 @@ def test_proposal_for_a_segment_writes_the_four_files(tmp_path_factory, capsys):
         "4.3",
         "--complaint-target",
         "2",
+        "--assurance",
+        "0.9",
     )
     assert code == 0, capsys.readouterr().err
     folder = out / "enterprise-csat4.3-complaints2"
@@ -133,6 +139,14 @@ def test_proposal_for_a_segment_writes_the_four_files(tmp_path_factory, capsys):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["status"] == "ok" and manifest["proposal"] == folder.name
     assert manifest["parameters"]["segment"] == "enterprise"
+    # --assurance reaches the notebook and its plans
+    assert manifest["parameters"]["assurance"] == 0.9
+    assert {row["assurance"] for row in summary["plans"]} == {0.9}
+    for row in summary["plans"]:
+        if row["feasible"]:  # 500 simulations: binomial noise about 0.015
+            assert row["probability"] >= 0.9 - 0.05
+        else:
+            assert row["probability"] is None and row["planned"] is None
     # the recommendation and what the customer reports now
     assert summary["currency"] == "EUR"
     current = summary["tiers"][0]
@@ -152,6 +166,7 @@ def test_proposal_for_a_segment_writes_the_four_files(tmp_path_factory, capsys):
     appendix = (folder / "proposal_appendix.html").read_text()
     assert "Predictions per tier" in appendix and "Required level" in appendix
     assert "not for the customer" in appendix and external_references(appendix) == []
+    assert "4.3 with 90 % confidence" in appendix  # the plan's sentence, feasible or not
     assert appendix.count("data:image/png;base64,") == 1
     # how likely the customers are to recommend us: now (answers) and with the tier (model),
     # on the appendix only (the customer's page keeps to one page)
@@ -250,3 +265,44 @@ def test_the_page_names_the_component_commitments_in_one_sentence():
     appendix = appendix_html(offer, pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), [], None,
                              commitments=commitments)  # fmt: skip
     assert "Component commitments" in appendix and "99.9990" in appendix  # DNS: 2% of 0.05
+
+
+def _plans(assurance: float, probability: float, availability: float = 100.0):
+    import pandas as pd
+
+    from satmodel.reporting.labels import level_caveat
+
+    return pd.DataFrame(
+        {
+            "target_of": ["CSAT", "CSAT"],
+            "target": [4.3, 4.3],
+            "lever": ["availability", "p95 latency"],
+            "unit": ["%", "ms"],
+            "planned": [availability, 250.0],
+            "caveat": [
+                level_caveat("availability_pct", availability, (97.0, 99.97)),
+                level_caveat("latency_p95_ms", 250.0, (80.0, 900.0)),
+            ],
+            "total_cost": [45_000.0, 45_000.0],
+            "feasible": [True, True],
+            "assurance": [assurance, assurance],
+            "probability": [probability, probability],
+        }
+    )
+
+
+def test_plan_sentence_says_the_confidence_and_the_limits():
+    from satmodel.reporting import plan_sentence
+
+    sentence = plan_sentence(_plans(0.8, 0.83))
+    assert "reaches 4.3 with 80 % confidence (in 83 % of the simulations)" in sentence
+    assert "availability 100 % (at the physical limit of 100 %: no service" in sentence
+    assert "p95 latency 250 ms," in sentence and "45,000 a month" in sentence
+    point = plan_sentence(_plans(float("nan"), 0.52, availability=99.99))
+    assert "reaches 4.3 on the central estimate (in 52 % of the simulations)" in point
+    assert "max seen 99.97 %): an extrapolation" in point
+    assert plan_sentence(_plans(0.8, 0.83), "complaints") == ""
+    infeasible = _plans(0.9, float("nan")).assign(feasible=False)
+    assert plan_sentence(infeasible) == (
+        "No combination of the service levels reaches the CSAT target of 4.3 with 90 % confidence."
+    )

@@ -369,3 +369,35 @@ def test_every_exported_image_gets_an_alt_text():
     outputs = html_notebook(nb).cells[1].outputs
     alts = [o.metadata["image/png"]["alt"] for o in outputs]
     assert alts == ["CSAT by tier", "Chart of the section Response curves"]
+
+
+@pytest.mark.parametrize(
+    ("lever", "level", "observed", "expected"),
+    [
+        ("availability_pct", 100.0, (97.0, 99.97), "at the physical limit of 100 %"),
+        ("resolution_hours_median", 0.0, (1.0, 48.0), "at the physical limit of 0 hours"),
+        ("availability_pct", 99.99, (97.0, 99.97), "beyond anything observed (max seen 99.97 %)"),
+        ("latency_p95_ms", 40.0, (80.0, 900.0), "beyond anything observed (min seen 80 ms)"),
+    ],
+)
+def test_level_caveat_names_physical_limits_and_extrapolation(lever, level, observed, expected):
+    caveat = reporting.level_caveat(lever, level, observed)
+    assert caveat.startswith(" (") and caveat.endswith(")")
+    assert expected in caveat
+    limit = "at the physical limit" in expected
+    assert ("no service can promise this" in caveat) is limit
+    assert ("an extrapolation" in caveat) is not limit
+
+
+@pytest.mark.parametrize(
+    ("lever", "level", "observed"),
+    [
+        ("availability_pct", 99.9, (97.0, 99.97)),
+        ("latency_p95_ms", 300.0, (80.0, 900.0)),
+        ("availability_pct", 99.99, None),  # nothing known about the data: no claim
+        ("availability_pct", math.nan, (97.0, 99.97)),
+        ("apdex", 0.9, (0.5, 0.8)),  # not a lever
+    ],
+)
+def test_level_caveat_is_empty_inside_the_data(lever, level, observed):
+    assert reporting.level_caveat(lever, level, observed) == ""

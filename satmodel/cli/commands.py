@@ -206,8 +206,14 @@ def cmd_targets(args: argparse.Namespace) -> int:
         )
     _check_target(args.outcome, args.target)
     from satmodel.insights import solve_target
-    from satmodel.insights.scenarios import check_customer, check_lever, check_segment
+    from satmodel.insights.scenarios import (
+        check_customer,
+        check_lever,
+        check_segment,
+        observed_range,
+    )
     from satmodel.models import fit_default_models
+    from satmodel.reporting.labels import level_caveat
 
     book = _workbook(args.data)
     panel = book.panel_
@@ -267,7 +273,7 @@ def cmd_targets(args: argparse.Namespace) -> int:
             file=stream,
         )
     else:
-        note = " (extrapolated beyond the observed range)" if result.extrapolated else ""
+        note = level_caveat(args.lever, result.required, observed_range(LEVERS[args.lever], panel))
         print(
             f"{args.outcome} {result.direction} {args.target:g} for {who}: {args.lever} "
             f"{result.required:.4g} {result.unit} (95% CI {result.ci_low:.4g}..{result.ci_high:.4g}; "
@@ -421,6 +427,7 @@ def cmd_proposal(args: argparse.Namespace) -> int:
         out=args.out,
         month=args.month,
         tiers=args.tiers,
+        assurance=args.assurance,
         progress=not args.quiet,
         wait=args.wait,
         allow_outside=allow_outside(args),

@@ -19,6 +19,7 @@ from satmodel.cli.commands import (
     cmd_value,
 )
 from satmodel.hints import did_you_mean
+from satmodel.vocabulary import DEFAULT_ASSURANCE
 
 SRC_HELP = (
     "a DuckDB file, a folder of <table>.parquet/.csv files, or a satmodel.toml "
@@ -368,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         "level (availability, p95 latency, resolution time) a CSAT target needs, per tier, "
         "with its cost",
         "satmodel proposal --segment enterprise --csat-target 4.3 --complaint-target 2 "
-        "--out reports/proposals",
+        "--assurance 0.9 --out reports/proposals",
     )
     who = proposal.add_mutually_exclusive_group(required=True)
     who.add_argument("--segment", help="the customer segment the proposal is for")
@@ -385,6 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="Y",
         help="at most Y complaints per 1,000 active users per month (optional)",
+    )
+    proposal.add_argument(
+        "--assurance",
+        type=float,
+        default=DEFAULT_ASSURANCE,
+        metavar="P",
+        help="the cheapest plan must reach each target with probability P (between 0 and 1) "
+        f"over the models' uncertainty, e.g. 0.9 (default: {DEFAULT_ASSURANCE:g})",
     )
     proposal.add_argument("--data", default=None, help=SRC_HELP)
     proposal.add_argument(

@@ -18,6 +18,13 @@ more. The plan minimises the total cost subject to the target (the point estimat
 average outcome over the held real customer-months of the segment or customer, each lever
 set in every one of them; ``current`` is the lever's median over them) with SLSQP, started from the cheapest feasible point of a
 coarse grid over the levers' ranges (current level to best physical level).
+
+Assurance: the point estimate reaches a target only about half the time. With ``assurance``
+*p* the plan must reach it in a share *p* of the parameter uncertainty: over a fixed, seeded
+set of parameter draws, the (1 - *p*) quantile of the outcome must be at least a floor
+(``csat_mean``, ``csat_top2_rate``), the *p* quantile at most a ceiling
+(``complaint_rate_per_1k``). The grid, the SLSQP constraint and the trade-off table all use
+that assured value; ``assurance=None`` uses the point estimate.
 """
 
 from __future__ import annotations
@@ -40,10 +47,13 @@ from satmodel.insights.scenarios import (
     lever_bounds,
 )
 from satmodel.insights.targets import from_unit, to_unit
+from satmodel.vocabulary import DEFAULT_ASSURANCE
 
 __all__ = [
+    "DEFAULT_ASSURANCE",
     "DEFAULT_COSTS",
     "PlanResult",
+    "check_assurance",
     "cheapest_plan",
     "cost_curve",
     "lever_cost",
@@ -63,7 +73,11 @@ _COST_KEY = {
     "error_rate": "error_rate_per_0_1pp",
 }
 _MAX_NINES = 6.0
+# parameter draws behind the assured value: enough for a stable 5-20 % quantile, few enough
+# that the grid search stays fast
+_ASSURANCE_DRAWS = 200
 _GRID_PER_LEVER = {1: 200, 2: 40, 3: 14, 4: 8}
+_GRID_BATCH = 128
 
 
 def resolve_costs(costs=None, config=None) -> dict[str, float]:
@@ -89,6 +103,22 @@ def resolve_costs(costs=None, config=None) -> dict[str, float]:
                 raise InputError(f"costs.{key}: must be a number >= 0, got {value!r}")
             out[key] = float(value)
     return out
+
+
+def check_assurance(assurance):
+    """Validate an assurance level: None (the point estimate) or a probability in (0, 1)."""
+    if assurance is None:
+        return None
+    if (
+        isinstance(assurance, bool)
+        or not isinstance(assurance, int | float | np.floating)
+        or not 0 < assurance < 1
+    ):
+        raise InputError(
+            f"assurance: must be a probability between 0 and 1 (exclusive), e.g. 0.8, "
+            f"got {assurance!r}"
+        )
+    return float(assurance)
 
 
 def _nines(a):
@@ -149,9 +179,14 @@ class PlanResult:
     total_cost_ : float
         Monthly cost of the plan (NaN when infeasible).
     feasible_ : bool
-        Whether the levers' best levels together reach the target.
+        Whether the levers' best levels together reach the target (with the assurance).
     predicted_, predicted_ci_ : float, (float, float)
         The outcome predicted at the plan and its simulation interval.
+    assurance : float or None
+        The required probability of reaching the target (None: the point estimate).
+    probability_ : float
+        Share of the interval's parameter draws in which the plan reaches the target (NaN
+        when infeasible or without draws).
     tradeoff_ : DataFrame
         For a grid of the first lever's levels (from the panel's 1st-percentile level, or
         today's if worse, to the best physical level): the second lever's required level
@@ -168,6 +203,8 @@ class PlanResult:
     predicted_ci_: tuple
     tradeoff_: pd.DataFrame
     costs: dict
+    assurance: float | None = None
+    probability_: float = float("nan")
     notes_: list = field(default_factory=list)
 
 
@@ -189,6 +226,7 @@ def cheapest_plan(
     seed: int | None = 0,
     month: str | None = None,
     satisfied_cutoff: int | None = None,
+    assurance: float | None = DEFAULT_ASSURANCE,
 ) -> PlanResult:
     """The cheapest lever levels that reach an outcome target.
 
@@ -206,6 +244,9 @@ def cheapest_plan(
     n_sim, ci, seed : interval of the predicted outcome at the plan.
     n_tradeoff : int
         Levels of the first lever in the trade-off table.
+    assurance : float or None
+        Probability (0 < p < 1) with which the plan must reach the target over the parameter
+        uncertainty (see the module notes); None: at the point estimate.
 
     Returns
     -------
@@ -213,6 +254,7 @@ def cheapest_plan(
     """
     outcome = check_outcome(outcome)
     ci = check_ci(ci)
+    assurance = check_assurance(assurance)
     target = float(target)
     costs = resolve_costs(costs, config)
     specs = [check_lever(name, panel) for name in levers]
@@ -243,10 +285,21 @@ def cheapest_plan(
     def levels_of(u):
         return np.array([from_unit(s, ui) for s, ui in zip(specs, u, strict=True)], dtype=float)
 
-    def outcome_at(level_rows: np.ndarray, theta=None) -> np.ndarray:
+    def outcome_at(level_rows: np.ndarray, theta: np.ndarray) -> np.ndarray:
         scenarios = [{s.name: float(row[i]) for i, s in enumerate(specs)} for row in level_rows]
-        theta = model.theta[None, :] if theta is None else theta
         return model.scenario_means(held, scenarios, theta)
+
+    if assurance is None:
+        assured_theta, level_q = model.theta[None, :], None
+    else:
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+        assured_theta = model.draws(_ASSURANCE_DRAWS, rng)[1:]
+        level_q = 1.0 - assurance if sign > 0 else assurance
+
+    def assured_at(level_rows: np.ndarray) -> np.ndarray:
+        """The value held against the target: point estimate or quantile over the draws."""
+        values = outcome_at(level_rows, assured_theta)
+        return values[:, 0] if level_q is None else np.quantile(values, level_q, axis=1)
 
     def cost_of(level_rows: np.ndarray) -> np.ndarray:
         return sum(
@@ -258,24 +311,29 @@ def cheapest_plan(
     axes = [np.linspace(b, c, n_per) for b, c in zip(u_best, u_cur, strict=True)]
     mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(specs))
     grid_levels = np.array([levels_of(u) for u in mesh])
-    grid_values = outcome_at(grid_levels)[:, 0]
-    ok = sign * (grid_values - target) >= 0
+    at_best, at_current = assured_at(np.array([levels_of(u_best), levels_of(u_cur)]))
     notes = []
-    feasible = bool(ok.any())
+    feasible = bool(sign * (at_best - target) >= 0)
     if not feasible:
         plan_levels = np.full(len(specs), np.nan)
         total = float("nan")
     else:
-        grid_cost = cost_of(grid_levels)
-        start = mesh[np.flatnonzero(ok)[np.argmin(grid_cost[ok])]]
+        # the cheapest grid point that reaches the target, evaluated in order of cost: with
+        # many parameter draws the model, not the search, is what costs time
+        order = np.argsort(cost_of(grid_levels), kind="stable")
+        for batch in np.array_split(order, max(1, len(order) // _GRID_BATCH)):
+            ok = sign * (assured_at(grid_levels[batch]) - target) >= 0
+            if ok.any():
+                start = mesh[batch[np.argmax(ok)]]
+                break
         scale = max(float(cost_of(levels_of(u_best)[None, :])[0]), 1.0)
-        spread = float(np.ptp(grid_values)) or 1.0
+        spread = abs(float(at_best - at_current)) or 1.0
 
         def objective(u):
             return float(cost_of(levels_of(u)[None, :])[0]) / scale
 
         def constraint(u):
-            return sign * (float(outcome_at(levels_of(u)[None, :])[0, 0]) - target) / spread
+            return sign * (float(assured_at(levels_of(u)[None, :])[0]) - target) / spread
 
         res = optimize.minimize(
             objective,
@@ -295,11 +353,14 @@ def cheapest_plan(
         plan_levels = levels_of(u_plan)
         total = float(cost_of(plan_levels[None, :])[0])
     predicted = ci_pair = (float("nan"), float("nan"))
+    probability = float("nan")
     if feasible:
         theta = model.draws(int(n_sim), np.random.default_rng(seed))
         vals = outcome_at(plan_levels[None, :], theta)[0]
         predicted = float(vals[0])
-        ci_pair = tuple(float(v) for v in interval(vals[1:], ci)) if n_sim > 0 else ci_pair
+        if n_sim > 0:
+            ci_pair = tuple(float(v) for v in interval(vals[1:], ci))
+            probability = float(np.mean(sign * (vals[1:] - target) >= 0))
     plan = pd.DataFrame(
         {
             "lever": [s.name for s in specs],
@@ -328,7 +389,7 @@ def cheapest_plan(
             u_first_worst,
             current,
             levels_of,
-            outcome_at,
+            assured_at,
             costs,
             sign,
             target,
@@ -344,39 +405,56 @@ def cheapest_plan(
         predicted_ci_=ci_pair,
         tradeoff_=tradeoff,
         costs=costs,
+        assurance=assurance,
+        probability_=probability,
         notes_=notes,
     )
 
 
 def _tradeoff(
-    specs, u_best, u_cur, u_first_worst, current, levels_of, outcome_at, costs, sign, target, n
+    specs, u_best, u_cur, u_first_worst, current, levels_of, assured_at, costs, sign, target, n
 ):
     """Required second lever for a grid of the first (others at their current level)."""
     first, second = specs[0], specs[1]
     u_first = np.linspace(u_first_worst, u_best[0], n)
     u_second = np.linspace(u_best[1], u_cur[1], 400)
+
+    def levels_at(index: np.ndarray) -> np.ndarray:
+        u = np.tile(u_cur, (n, 1))
+        u[:, 0] = u_first
+        u[:, 1] = u_second[index]
+        return np.array([levels_of(x) for x in u])
+
+    def reaches(index: np.ndarray) -> np.ndarray:
+        return sign * (assured_at(levels_at(index)) - target) >= 0
+
+    # the least demanding second-lever level that still reaches the target: the outcome is
+    # monotone in the lever, so a bisection over the 400 levels (best first) finds the last
+    # one that does, for every first-lever level at once
+    last = len(u_second) - 1
+    feasible = reaches(np.zeros(n, dtype=int))
+    lo = np.zeros(n, dtype=int)
+    hi = np.full(n, last)
+    lo = np.where(reaches(hi), last, lo)
+    while np.any(hi - lo > 1):
+        mid = (lo + hi) // 2
+        ok = reaches(mid)
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    levels = levels_at(lo)
     rows = []
-    for uf in u_first:
-        u = np.tile(u_cur, (len(u_second), 1))
-        u[:, 0] = uf
-        u[:, 1] = u_second
-        levels = np.array([levels_of(x) for x in u])
-        vals = outcome_at(levels)[:, 0]
-        ok = sign * (vals - target) >= 0
-        level_first = float(levels[0, 0])
-        row = {first.name: level_first, f"required_{second.name}": np.nan, "feasible": False}
-        if ok[0]:
-            # the least demanding second-lever level that still reaches the target
-            fail = np.flatnonzero(~ok)
-            idx = (fail[0] - 1) if len(fail) else len(ok) - 1
-            row[f"required_{second.name}"] = float(levels[idx, 1])
-            row["feasible"] = True
+    for i in range(n):
+        level_first = float(levels[i, 0])
+        required = float(levels[i, 1]) if feasible[i] else np.nan
         c1 = float(lever_cost(first.name, level_first, current[0], costs))
-        c2 = (
-            float(lever_cost(second.name, row[f"required_{second.name}"], current[1], costs))
-            if row["feasible"]
-            else np.nan
+        c2 = float(lever_cost(second.name, required, current[1], costs)) if feasible[i] else np.nan
+        rows.append(
+            {
+                first.name: level_first,
+                f"required_{second.name}": required,
+                "feasible": bool(feasible[i]),
+                f"cost_{first.name}": c1,
+                f"cost_{second.name}": c2,
+                "total_cost": c1 + c2,
+            }
         )
-        row.update({f"cost_{first.name}": c1, f"cost_{second.name}": c2, "total_cost": c1 + c2})
-        rows.append(row)
     return pd.DataFrame(rows)

@@ -466,10 +466,29 @@ class OutcomeModel:
         out = []
         for start in range(0, len(scenarios), per_chunk):
             chunk = scenarios[start : start + per_chunk]
-            frame = pd.concat([set_levers(rows, levels) for levels in chunk], ignore_index=True)
-            values = self.evaluate(self.design(frame), theta).reshape(len(chunk), n_rows, -1)
+            values = self.evaluate(self.design(_scenario_frame(rows, chunk)), theta)
+            values = values.reshape(len(chunk), n_rows, -1)
             out.append(np.einsum("grs,r->gs", values, weights))
         return np.concatenate(out, axis=0)
+
+
+def _scenario_frame(rows: pd.DataFrame, scenarios: list[dict]) -> pd.DataFrame:
+    """``rows`` once per scenario, each copy with its scenario's levers set.
+
+    Scenarios that all set the same levers (a grid) are set in one call on the repeated
+    rows: copying the frame once per scenario costs more than the model.
+    """
+    if len({frozenset(levels) for levels in scenarios}) != 1:
+        return pd.concat([set_levers(rows, levels) for levels in scenarios], ignore_index=True)
+    n_rows = len(rows)
+    repeated = rows.iloc[np.tile(np.arange(n_rows), len(scenarios))].reset_index(drop=True)
+    levels = {
+        column: np.concatenate(
+            [np.broadcast_to(np.asarray(s[column], dtype=float), (n_rows,)) for s in scenarios]
+        )
+        for column in scenarios[0]
+    }
+    return set_levers(repeated, levels)
 
 
 def weighted(values: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from satmodel.jobs.inputs import inspect_source, resolve_data
 from satmodel.jobs.parameters import check_parameters, check_text
 from satmodel.jobs.runner import Job, run_job
 from satmodel.resources import notebook_path
+from satmodel.vocabulary import DEFAULT_ASSURANCE
 
 PROPOSAL_NOTEBOOK_NAME = "03_expectation_to_support.ipynb"
 
@@ -48,6 +49,8 @@ class ProposalRequest:
     month : the last month of data used (default: the last complete month).
     tiers : the candidate service tiers, e.g. ``"Bronze 99.5/800/24; Gold 99.95/300/4"``;
         None for the default tiers.
+    assurance : the probability (0 < p < 1) with which the cheapest plan must reach each
+        target (default 0.8); the notebook parameter ``assurance``.
     progress, wait, notebook, parameters, timeout, now, allow_outside : as for
         :class:`~satmodel.jobs.report.ReportRequest`.
     pseudonymise : as for ``ReportRequest``; a customer's proposal is then named, titled and
@@ -62,6 +65,7 @@ class ProposalRequest:
     out: str | os.PathLike = "reports/proposals"
     month: str | None = None
     tiers: str | None = None
+    assurance: float = DEFAULT_ASSURANCE
     progress: bool = True
     wait: bool = False
     notebook: str | os.PathLike | None = None
@@ -138,11 +142,12 @@ def run_proposal(request: ProposalRequest) -> Path:
     ------
     InputError
         For an unknown segment or customer (naming valid ones), a target outside its range, a
-        malformed month or tier list, a missing source, a table-level fault or an unusable
+        malformed month or tier list, an assurance outside (0, 1), a missing source, a table-level fault or an unusable
         out folder (CLI exit 2), before any kernel starts.
     ReportBusyError, ReportError
         As for :func:`satmodel.jobs.report.run_report`.
     """
+    from satmodel.insights.plans import check_assurance
     from satmodel.reporting import check_month, last_complete_month, parse_tiers
 
     began = time.perf_counter()
@@ -160,6 +165,9 @@ def run_proposal(request: ProposalRequest) -> Path:
         check_month(request.month, "--month")
     if request.tiers is not None:
         parse_tiers(request.tiers)
+    assurance = check_assurance(request.assurance)
+    if assurance is None:
+        raise InputError("--assurance: give a probability between 0 and 1, e.g. 0.8")
     roots = confine(request.data, request.out, request.allow_outside)
     notebook = (
         Path(request.notebook).resolve()
@@ -206,6 +214,7 @@ def run_proposal(request: ProposalRequest) -> Path:
             "customer": customer or "",
             "csat_target": csat,
             "complaint_target": float(complaints) if complaints is not None else 0.0,
+            "assurance": assurance,
             "month": month,
         },
         parameters=extra,

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from satmodel.errors import InputError, SatmodelError
+from satmodel.insights.scenarios import observed_range
 from satmodel.reporting.data import ReportData
 from satmodel.reporting.drivers import ModelSection
 from satmodel.reporting.figures import (
@@ -23,11 +24,12 @@ from satmodel.reporting.figures import (
 from satmodel.reporting.labels import (
     IMPORTANCE_NAMES,
     LEVER_NAMES,
+    level_caveat,
     md_escape,
     plot_label,
 )
 from satmodel.reporting.trust import within_csat_model
-from satmodel.vocabulary import OUTCOME_METRICS
+from satmodel.vocabulary import LEVERS, OUTCOME_METRICS
 
 TARGET_LEVERS = ("latency_p95_ms", "availability_pct")
 DEFAULT_CSAT_TARGETS = "4.2"
@@ -227,11 +229,13 @@ def segment_targets(
     -------
     DataFrame
         segment, csat_target, current_csat, met_now, lever, unit, direction, current_level,
-        required, ci_low, ci_high, feasible, extrapolated; empty without models or insights.
+        required, ci_low, ci_high, feasible, extrapolated, caveat (what the sentence
+        recommending ``required`` must add: :func:`~satmodel.reporting.labels.level_caveat`);
+        empty without models or insights.
     """
     columns = ["segment", "csat_target", "current_csat", "met_now", "lever", "unit"]
     columns += ["direction", "current_level", "required", "ci_low", "ci_high", "feasible"]
-    columns += ["extrapolated"]
+    columns += ["extrapolated", "caveat"]
     from satmodel.insights.targets import solve_target
 
     if not {"csat", "complaints"} & set(models.results):
@@ -276,6 +280,11 @@ def segment_targets(
                     "ci_high": math.nan if result.ci_high is None else result.ci_high,
                     "feasible": bool(result.feasible),
                     "extrapolated": bool(result.extrapolated),
+                    "caveat": level_caveat(
+                        lever, result.required, observed_range(LEVERS[lever], data.panel)
+                    )
+                    if result.feasible
+                    else "",
                 }
             )
     return pd.DataFrame(rows, columns=columns)
@@ -297,8 +306,7 @@ def targets_text(targets: pd.DataFrame):
                 parts.append(f"no {r.lever} alone reaches it")
                 continue
             level = f"{r.required:,.3f}" if r.unit == "%" else f"{r.required:,.0f}"
-            flag = " (beyond the levels seen in the data)" if r.extrapolated else ""
-            parts.append(f"{r.lever} {r.direction} {level} {r.unit}{flag}")
+            parts.append(f"{r.lever} {r.direction} {level} {r.unit}{r.caveat}")
         lines.append(
             f"- **{md_escape(segment)}** ({status} its target of {first['csat_target']:.2f} "
             f"now, at {first['current_csat']:.2f}): " + "; ".join(parts) + "."

@@ -8,10 +8,11 @@ its medium, so it is always shown as text, never as markup or maths.
 from __future__ import annotations
 
 import html
+import math
 import re
 from typing import Any, Literal
 
-from satmodel.vocabulary import DRIVERS, driver_label
+from satmodel.vocabulary import DRIVERS, LEVERS, driver_label
 
 # Display labels: tidy column name -> what a manager reads in the report.
 LABELS: dict[str, str] = {
@@ -180,6 +181,60 @@ LEVER_NAMES = {
     "error_rate": ("error rate", "share of requests", "at most"),
     "downtime_minutes": ("downtime", "minutes / month", "at most"),
 }
+
+
+# a level this close to a physical limit (in the lever's unit) is at it: 99.9999 % is not
+_AT_LIMIT = 1e-9
+
+
+def _amount(value: float, unit: str) -> str:
+    return f"{value:,.6g}" + (" %" if unit == "%" else f" {unit}")
+
+
+def level_caveat(lever: str, level: float, observed: tuple[float, float] | None = None) -> str:
+    """What a recommendation of ``level`` must admit: at a physical limit, or beyond the data.
+
+    Parameters
+    ----------
+    lever : str
+        Panel column of the lever, e.g. ``availability_pct``.
+    level : float
+        The recommended level.
+    observed : (float, float), optional
+        The lowest and highest level of the lever in the panel.
+
+    Returns
+    -------
+    str
+        ``" (at the physical limit of 100 %: no service can promise this)"``, ``" (beyond
+        anything observed (max seen 99.97 %): an extrapolation)"`` or ``""``, to append to
+        the sentence that recommends the level.
+
+    Examples
+    --------
+    >>> level_caveat("availability_pct", 100.0)
+    ' (at the physical limit of 100 %: no service can promise this)'
+    >>> level_caveat("latency_p95_ms", 40.0, (80.0, 900.0))
+    ' (beyond anything observed (min seen 80 ms): an extrapolation)'
+    """
+    spec = LEVERS.get(lever)
+    if spec is None or level is None or not math.isfinite(level):
+        return ""
+    limit = spec.high if spec.better == "higher" else spec.low
+    if limit is not None and abs(level - limit) <= _AT_LIMIT * max(1.0, abs(limit)):
+        return (
+            f" (at the physical limit of {_amount(limit, spec.unit)}: no service can promise this)"
+        )
+    if observed is None or not all(math.isfinite(v) for v in observed):
+        return ""
+    low, high = observed
+    if level > high:
+        return (
+            f" (beyond anything observed (max seen {_amount(high, spec.unit)}): an extrapolation)"
+        )
+    if level < low:
+        return f" (beyond anything observed (min seen {_amount(low, spec.unit)}): an extrapolation)"
+    return ""
 
 
 # Segment names that are not spelt as their identifier reads (the rest: see segment_label).

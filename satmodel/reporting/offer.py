@@ -20,7 +20,12 @@ import pandas as pd
 from satmodel.config import DEFAULT_CURRENCY
 from satmodel.reporting.data import ReportData
 from satmodel.reporting.labels import segment_label
-from satmodel.reporting.proposal import TIER_LEVERS, ProposalRequest, recommended_tier
+from satmodel.reporting.proposal import (
+    TIER_LEVERS,
+    ProposalRequest,
+    observed_levels,
+    recommended_tier,
+)
 
 VALIDITY_DAYS = 30
 EXPECTED_COLUMNS = {
@@ -90,6 +95,8 @@ class Offer:
     recommended : the recommended option (None without predictions).
     cheaper, safer : the alternatives (None when there is none).
     customers, months : how many customers and months the estimates learned from.
+    observed : lever -> the lowest and highest level in the data (for
+        :func:`~satmodel.reporting.labels.level_caveat`).
     """
 
     addressee: str
@@ -112,6 +119,7 @@ class Offer:
     customers: int = 0
     months: int = 0
     notes: list[str] = field(default_factory=list)
+    observed: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 def round_price(value: float) -> float:
@@ -271,6 +279,7 @@ def build_offer(
         safer=service_option(safer, "safer") if safer is not None else None,
         customers=int(data.panel["customer_id"].nunique()),
         months=int(data.panel["month"].nunique()),
+        observed=observed_levels(data),
     )
 
 

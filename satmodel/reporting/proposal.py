@@ -14,6 +14,8 @@ from satmodel.calendar import month_name
 from satmodel.errors import InputError, SatmodelError
 from satmodel.features.telemetry import customer_values
 from satmodel.hints import did_you_mean
+from satmodel.insights.plans import DEFAULT_ASSURANCE, check_assurance
+from satmodel.insights.scenarios import observed_range
 from satmodel.reporting.data import ReportData
 from satmodel.reporting.drivers import ModelSection
 from satmodel.reporting.figures import (
@@ -25,7 +27,8 @@ from satmodel.reporting.figures import (
     figure_style,
     new_figure,
 )
-from satmodel.reporting.labels import LEVER_NAMES, md_escape, plot_label
+from satmodel.reporting.labels import LEVER_NAMES, level_caveat, md_escape, plot_label
+from satmodel.vocabulary import LEVERS
 
 DEFAULT_TIERS = "Bronze 99.5/800/24; Silver 99.9/500/8; Gold 99.95/300/4"
 TIER_COLUMNS = ["tier", "availability_pct", "latency_p95_ms", "resolution_hours_median"]
@@ -169,6 +172,15 @@ def proposal_slug(
 TIER_LEVERS = ("availability_pct", "latency_p95_ms", "resolution_hours_median")
 
 
+def observed_levels(data: ReportData) -> dict[str, tuple[float, float]]:
+    """The lowest and highest level of each tier lever in the panel."""
+    return {
+        lever: observed_range(LEVERS[lever], data.panel)
+        for lever in TIER_LEVERS
+        if lever in data.panel
+    }
+
+
 @dataclass
 class ProposalRequest:
     """Who a proposal is for and what they expect.
@@ -179,6 +191,8 @@ class ProposalRequest:
     csat_target : the mean CSAT (1-5) expected.
     complaint_target : at most this many complaints per 1,000 users a month; None for none.
     tiers : the candidate tiers (:func:`parse_tiers`).
+    assurance : the probability with which the cheapest plan must reach each target (None:
+        at the point estimate).
     """
 
     segment: str | None
@@ -186,6 +200,7 @@ class ProposalRequest:
     csat_target: float
     complaint_target: float | None
     tiers: pd.DataFrame
+    assurance: float | None = DEFAULT_ASSURANCE
 
     @property
     def subject(self) -> str:
@@ -200,14 +215,17 @@ def proposal_request(
     csat_target: float = 4.2,
     complaint_target: float = 0.0,
     tiers: str = "",
+    assurance: float | None = DEFAULT_ASSURANCE,
 ) -> ProposalRequest:
     """Check and hold a proposal's parameters (empty strings and a 0 complaint target: none).
 
     Raises
     ------
     InputError
-        For an unknown segment or customer (naming valid ones), bad targets or tiers.
+        For an unknown segment or customer (naming valid ones), bad targets or tiers, an
+        assurance outside (0, 1).
     """
+    assurance = check_assurance(assurance)
     complaint = float(complaint_target) if complaint_target else None
     if data.pseudonymised and customer:
         # the customer is named by its pseudonym: check it against the (pseudonymised) panel
@@ -230,6 +248,7 @@ def proposal_request(
         csat_target=float(csat_target),
         complaint_target=complaint,
         tiers=parse_tiers(tiers),
+        assurance=assurance,
     )
 
 
@@ -494,19 +513,25 @@ def cheapest_plans(
 ) -> pd.DataFrame:
     """The cheapest service levels that reach each target (:func:`insights.plans.cheapest_plan`).
 
+    Each plan reaches its target with probability ``request.assurance`` over the models'
+    uncertainty; ``probability`` is the share of the simulations in which it does.
+
     Returns
     -------
     DataFrame
-        target_of, lever, unit, current, planned, change, cost, total_cost, feasible,
-        predicted, predicted_ci_low, predicted_ci_high.
+        target_of, target, lever, unit, current, planned, caveat (:func:`level_caveat` of the
+        planned level), change, cost, total_cost, feasible, assurance, probability, predicted,
+        predicted_ci_low, predicted_ci_high.
     """
-    columns = ["target_of", "lever", "unit", "current", "planned", "change", "cost"]
-    columns += ["total_cost", "feasible", "predicted", "predicted_ci_low", "predicted_ci_high"]
+    columns = ["target_of", "target", "lever", "unit", "current", "planned", "caveat"]
+    columns += ["change", "cost", "total_cost", "feasible", "assurance", "probability"]
+    columns += ["predicted", "predicted_ci_low", "predicted_ci_high"]
     from satmodel.insights.plans import cheapest_plan
 
     if not models.results:
         return pd.DataFrame(columns=columns)
     levers = tuple(lever for lever in TIER_LEVERS if lever in data.panel)
+    observed = observed_levels(data)
     goals = [("CSAT", "csat_mean", request.csat_target)]
     if request.complaint_target is not None and "complaints" in models.results:
         goals.append(("complaints", "complaint_rate_per_1k", request.complaint_target))
@@ -525,15 +550,23 @@ def cheapest_plans(
                     customer=request.customer,
                     config=data.config,
                     n_sim=n_sim,
+                    assurance=request.assurance,
                 )
         except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
             data.notes.append(f"cheapest plan for the {label} target: not found ({exc})")
             continue
         table = plan.plan_.copy()
+        table["caveat"] = [
+            level_caveat(x, level, observed.get(x))
+            for x, level in zip(table["lever"], table["planned"], strict=True)
+        ]
         table["lever"] = [LEVER_NAMES.get(x, (x,))[0] for x in table["lever"]]
         table.insert(0, "target_of", label)
+        table.insert(1, "target", float(target))
         table["total_cost"] = plan.total_cost_
         table["feasible"] = bool(plan.feasible_)
+        table["assurance"] = math.nan if plan.assurance is None else plan.assurance
+        table["probability"] = plan.probability_
         table["predicted"] = plan.predicted_
         table["predicted_ci_low"], table["predicted_ci_high"] = plan.predicted_ci_
         frames.append(table)
@@ -559,14 +592,62 @@ def recommended_tier(predictions: pd.DataFrame) -> str | None:
     return None
 
 
+def _confidence(assurance: float, probability: float) -> str:
+    """``with 80 % confidence (in 83 % of the simulations)``; the point estimate without."""
+    sure = (
+        f"with {100 * assurance:.0f} % confidence"
+        if math.isfinite(assurance)
+        else "on the central estimate"
+    )
+    if math.isfinite(probability):
+        sure += f" (in {100 * probability:.0f} % of the simulations)"
+    return sure
+
+
+def plan_sentence(plans: pd.DataFrame, target_of: str = "CSAT") -> str:
+    """The cheapest plan to one target in a sentence, or ``""`` when there is none.
+
+    E.g. "The cheapest way to the CSAT target: availability 99.95 %, p95 latency 250 ms,
+    resolution time 8 hours, about 45,000 a month; it reaches 4.3 with 80 % confidence (in
+    83 % of the simulations)." Each level carries its :func:`level_caveat`. A plan that no
+    combination of levels achieves says so, with the confidence asked for.
+    """
+    plan = plans.loc[plans["target_of"] == target_of] if len(plans) else plans
+    if not len(plan):
+        return ""
+    if not bool(plan["feasible"].iloc[0]):
+        first = plan.iloc[0]
+        return (
+            f"No combination of the service levels reaches the {target_of} target of "
+            f"{first['target']:g} {_confidence(first['assurance'], math.nan)}."
+        )
+    parts = ", ".join(
+        f"{r.lever} {r.planned:,.4g} {r.unit}{r.caveat}" for r in plan.itertuples(index=False)
+    )
+    first = plan.iloc[0]
+    return (
+        f"The cheapest way to the {target_of} target: {parts}, about "
+        f"{first['total_cost']:,.0f} a month; it reaches {first['target']:g} "
+        f"{_confidence(first['assurance'], first['probability'])}."
+    )
+
+
 def proposal_text(
-    request: ProposalRequest, predictions: pd.DataFrame, plans: pd.DataFrame | None = None
+    request: ProposalRequest,
+    predictions: pd.DataFrame,
+    plans: pd.DataFrame | None = None,
+    observed: dict[str, tuple[float, float]] | None = None,
 ):
-    """The proposal's answer in a few sentences, as IPython Markdown."""
+    """The proposal's answer in a few sentences, as IPython Markdown.
+
+    ``observed`` (:func:`observed_levels`) lets the recommended tier's levels say when they
+    lie beyond the data.
+    """
     from IPython.display import Markdown
 
     if predictions.empty:
         return Markdown("No prediction is possible (the models could not be fitted).")
+    observed = observed or {}
     current = predictions.iloc[0]
     lines = [
         f"**Today** {md_escape(request.subject)} is predicted at a CSAT of "
@@ -594,22 +675,18 @@ def proposal_text(
             if math.isfinite(row["monthly_cost"])
             else ""
         )
+        levels = ", ".join(
+            f"{LEVER_NAMES[lever][0]} {row[lever]:g} {LEVERS[lever].unit}"
+            + level_caveat(lever, row[lever], observed.get(lever))
+            for lever in TIER_LEVERS
+        )
         lines.append(
-            f"**Recommended tier: {md_escape(chosen)}** (availability "
-            f"{row['availability_pct']:g}%, p95 latency {row['latency_p95_ms']:g} ms, median "
-            f"resolution {row['resolution_hours_median']:g} h): predicted CSAT "
+            f"**Recommended tier: {md_escape(chosen)}** ({levels}): predicted CSAT "
             f"{row['csat_mean']:.2f}, meeting the target {sure}{cost}."
         )
-    if plans is not None and len(plans):
-        csat_plan = plans.loc[plans["target_of"] == "CSAT"]
-        if len(csat_plan) and bool(csat_plan["feasible"].iloc[0]):
-            parts = ", ".join(
-                f"{r.lever} {r.planned:,.4g} {r.unit}" for r in csat_plan.itertuples(index=False)
-            )
-            lines.append(
-                f"The cheapest way to the CSAT target found by the planner: {parts}, "
-                f"about {csat_plan['total_cost'].iloc[0]:,.0f} a month."
-            )
+    sentence = plan_sentence(plans) if plans is not None else ""
+    if sentence:
+        lines.append(sentence)
     return Markdown("\n\n".join(lines))
 
 

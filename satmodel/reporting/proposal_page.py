@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from satmodel.reporting.display import show
-from satmodel.reporting.labels import escape_label
+from satmodel.reporting.labels import escape_label, level_caveat
 from satmodel.reporting.offer import Offer, ServiceOption
-from satmodel.reporting.proposal import TIER_LEVERS
+from satmodel.reporting.proposal import TIER_LEVERS, plan_sentence
 from satmodel.reporting.proposal_nps import LoyaltyOutlook, loyalty_text
 
 APPENDIX_NAME = "proposal_appendix.html"
@@ -174,6 +174,7 @@ def _recommendation(offer: Offer, commitments: pd.DataFrame | None = None) -> st
         )
     promised = ", ".join(
         f"{MEASURES[lever].split(' (')[0].lower()} {_level(lever, chosen.levels[lever])}"
+        + level_caveat(lever, chosen.levels[lever], offer.observed.get(lever))
         for lever in TIER_LEVERS
     )
     if chosen.meets_targets:
@@ -353,6 +354,9 @@ def appendix_html(
             f"<img src='data:image/png;base64,{_figure_png(figure)}' "
             "alt='Predicted CSAT and complaints per tier with 95% intervals and the targets'>"
         )
+    targets = dict.fromkeys(plans["target_of"]) if "target_of" in plans else {}
+    sentences = (plan_sentence(plans, target_of) for target_of in targets)
+    parts += [f"<p>{_text(sentence)}</p>" for sentence in sentences if sentence]
     tables = [
         (tier_view(predictions), "Predictions per tier (95% intervals in brackets)", 2),
         (requirements, "Required level of each measure per tier (inverse solver)", 2),

@@ -17,7 +17,8 @@ import pandas as pd
 from satmodel.calendar import add_months, month_name
 from satmodel.errors import InputError, SatmodelError
 from satmodel.insights.loyalty import fit_churn_model, require_churn, retention_curves
-from satmodel.insights.plans import cheapest_plan
+from satmodel.insights.plans import DEFAULT_ASSURANCE, cheapest_plan
+from satmodel.insights.scenarios import observed_range
 from satmodel.insights.value import LEVER_STEPS, ValueResult, revenue_at_risk
 from satmodel.reporting.data import ALL_SEGMENTS, ReportData
 from satmodel.reporting.drivers import ModelSection
@@ -34,7 +35,14 @@ from satmodel.reporting.figures import (
     palette,
 )
 from satmodel.reporting.insight_sections import parse_csat_targets
-from satmodel.reporting.labels import LEVER_NAMES, MAX_TEXT_CHARS, md_escape, plot_label
+from satmodel.reporting.labels import (
+    LEVER_NAMES,
+    MAX_TEXT_CHARS,
+    level_caveat,
+    md_escape,
+    plot_label,
+)
+from satmodel.vocabulary import LEVERS
 
 VALUE_LEFT_OUT = (
     "What service quality is worth: left out, the data has no contracts table (each "
@@ -42,7 +50,8 @@ VALUE_LEFT_OUT = (
 )
 """The one line the section shows without contracts."""
 
-PLAN_COLUMNS = ["plan", "lever", "current", "planned", "change", "cost", "revenue_retained"]
+PLAN_COLUMNS = ["plan", "lever", "current", "planned", "caveat", "change", "cost"]
+PLAN_COLUMNS += ["revenue_retained"]
 
 
 @dataclass
@@ -163,8 +172,10 @@ def plan_comparison(
     Returns
     -------
     DataFrame
-        plan (``best return`` or ``cheapest to CSAT <target>``), lever, current, planned,
-        change, cost (per month), revenue_retained (per month, the best-return plan's
+        plan (``best return`` or ``cheapest to CSAT <target>``, reached with
+        :data:`~satmodel.insights.plans.DEFAULT_ASSURANCE` confidence), lever, current,
+        planned, caveat (:func:`~satmodel.reporting.labels.level_caveat` of the planned
+        level), change, cost (per month), revenue_retained (per month, the best-return plan's
         total on its first row). A plan not found adds a line to ``notes``.
     """
     rows = []
@@ -198,6 +209,7 @@ def plan_comparison(
                     levers=levers,
                     config=data.config,
                     n_sim=200,
+                    assurance=DEFAULT_ASSURANCE,
                 )
         except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
             notes.append(f"cheapest plan to the CSAT target: not found ({exc})")
@@ -218,6 +230,11 @@ def plan_comparison(
                                 "lever": LEVER_NAMES.get(row["lever"], (row["lever"],))[0],
                                 "current": row["current"],
                                 "planned": row["planned"],
+                                "caveat": level_caveat(
+                                    row["lever"],
+                                    row["planned"],
+                                    observed_range(LEVERS[row["lever"]], data.panel),
+                                ),
                                 "change": row["change"],
                                 "cost": row["cost"],
                                 "revenue_retained": np.nan,
@@ -314,9 +331,13 @@ def value_text(section: ValueSection):
         lines.append("**Best return**: no single step of service improvement pays back its cost.")
     cheapest = section.plans.loc[section.plans["plan"].str.startswith("cheapest")]
     if len(cheapest) and cheapest["cost"].sum() > 0:
+        levels = ", ".join(
+            f"{r.lever} to {r.planned:,.4g}{r.caveat}" for r in cheapest.itertuples(index=False)
+        )
         lines.append(
-            f"**Cheapest way to CSAT {section.csat_target:g}** over all customers: improve "
-            f"{', '.join(cheapest['lever'])}, for {cheapest['cost'].sum():,.0f} a month."
+            f"**Cheapest way to CSAT {section.csat_target:g}** over all customers (reached with "
+            f"{100 * DEFAULT_ASSURANCE:.0f} % confidence): improve {levels}, for "
+            f"{cheapest['cost'].sum():,.0f} a month."
         )
     elif len(cheapest):
         lines.append(
