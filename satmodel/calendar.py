@@ -68,9 +68,15 @@ def month_range(first: str, last: str) -> list[str]:
     return [add_months(first, i) for i in range(max(count, 0))]
 
 
-def minutes_in_month(month: str) -> int:
-    """Number of minutes in a calendar month."""
-    return calendar.monthrange(int(month[:4]), int(month[5:7]))[1] * 24 * 60
+def minutes_in_month(month: str, timezone: str = "UTC") -> int:
+    """Number of minutes in a calendar month in ``timezone`` (default UTC).
+
+    A month with a daylight-saving change is an hour shorter or longer than its days.
+    """
+    if timezone == "UTC":  # the common case, mapped over whole panels: no timestamps
+        return calendar.monthrange(int(month[:4]), int(month[5:7]))[1] * 24 * 60
+    span = month_start(add_months(month, 1), timezone) - month_start(month, timezone)
+    return int(span.total_seconds()) // 60
 
 
 def month_name(month: str) -> str:

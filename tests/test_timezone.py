@@ -7,7 +7,9 @@ Asia/Shanghai to November. Expected values are counted by hand from the tables b
 
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_tables
@@ -16,6 +18,16 @@ from satmodel import features
 from satmodel.calendar import minutes_in_month
 from satmodel.errors import InputError
 from satmodel.features import build_panel, build_responses, downtime_intervals, engines, months
+from satmodel.features.components import (
+    component_downtime,
+    component_summary,
+    downtime_total,
+    downtime_without,
+    problem_summary,
+)
+from satmodel.features.telemetry import operations_by_month
+from satmodel.insights.components import counterfactual
+from satmodel.reporting import component_scorecard
 from satmodel.reporting.data import load_report_data
 from satmodel.sources import open_source
 from satmodel.validation import quarantine
@@ -209,3 +221,114 @@ def test_features_months_checks_months_like_calendar():
         months.check_month("２０２６-10")  # full-width digits are no month
     assert months.days_in_month("2028-02") == 29
     assert months.month_index("2026-10") - months.month_index("2025-10") == 12
+
+
+# Components in local months: incident a (db) starts 2025-02-28T20:00Z, 04:00 on 1 March in
+# Shanghai; b (net) runs 23:00..01:00 Shanghai time (15:00..17:00Z), 60 minutes in each local
+# month, starting in February; d (net) runs 23:00..02:00 UTC across the UTC month end (all of
+# it 1 March in Shanghai); c (db) is an hour on 10 March; p is a planned five hours on db (not
+# downtime). Change x0 (failed, db) at 03:00 on 1 March Shanghai, an hour before a.
+COMPONENT_WORLD = {
+    "customers": CUSTOMERS,
+    "usage": usage(["2025-02", "2025-03"]),
+    "components": "component_id,name,kind\ndb,Database,database\nnet,Network,network\n",
+    "incidents": (
+        "incident_id,customer_id,start_ts,end_ts,severity,component_id,problem_id,planned\n"
+        "a,c1,2025-02-28T20:00:00Z,2025-02-28T22:00:00Z,1,db,P1,\n"
+        "b,c1,2025-02-28T15:00:00Z,2025-02-28T17:00:00Z,2,net,,\n"
+        "d,c1,2025-02-28T23:00:00Z,2025-03-01T02:00:00Z,2,net,,\n"
+        "c,c1,2025-03-10T10:00:00Z,2025-03-10T11:00:00Z,2,db,P1,\n"
+        "p,c1,2025-03-12T00:00:00Z,2025-03-12T05:00:00Z,3,db,,true\n"
+    ),
+    "changes": "change_id,customer_id,ts,failed,component_id\nx0,,2025-02-28T19:00:00Z,true,db\n",
+    "surveys": "response_id,customer_id,ts,csat,nps\nr1,c1,2025-03-15T00:00:00Z,4,8\n",
+}
+# by hand, per month: downtime minutes and (incidents starting, MTTR hours) per component
+COMPONENT_EXPECTED = {
+    "UTC": {
+        "2025-02": ({"db": 120.0, "net": 180.0}, {"db": (1, 2.0), "net": (2, 2.5)}),
+        "2025-03": ({"db": 60.0, "net": 120.0}, {"db": (1, 1.0), "net": (0, None)}),
+    },
+    SHANGHAI: {
+        "2025-02": ({"db": 0.0, "net": 60.0}, {"db": (0, None), "net": (1, 2.0)}),
+        "2025-03": ({"db": 180.0, "net": 240.0}, {"db": (2, 1.5), "net": (1, 3.0)}),
+    },
+}
+
+
+@pytest.mark.parametrize("zone", ["UTC", SHANGHAI])
+def test_component_months_follow_the_calendar_zone(tmp_path, zone):
+    source = open_source(world(tmp_path, zone, COMPONENT_WORLD))
+    quarantine(source)
+    panel = build_panel(source).set_index("month")
+    for month, (down, stats) in COMPONENT_EXPECTED[zone].items():
+        summary = component_summary(source, month, month).set_index("component_id")
+        assert summary["downtime_minutes"].to_dict() == pytest.approx(down), month
+        for component, (count, mttr) in stats.items():
+            assert summary.loc[component, "incidents"] == count, (month, component)
+            if mttr is None:
+                assert np.isnan(summary.loc[component, "mttr_hours"]), (month, component)
+            else:
+                assert summary.loc[component, "mttr_hours"] == pytest.approx(mttr)
+        # the same customer-month as the panel's: its downtime and its incidents
+        assert downtime_total(source, month, month) == panel.loc[month, "downtime_minutes"]
+        assert summary["incidents"].sum() == panel.loc[month, "incidents"]
+        per_customer = component_downtime(source, month, month)
+        assert set(per_customer["month"]) <= {month}
+        assert per_customer["downtime_minutes"].sum() == pytest.approx(sum(down.values()))
+    march = "2025-03"
+    db = component_summary(source, march, march).set_index("component_id").loc["db"]
+    in_march = zone == SHANGHAI  # x0 is on 1 March in Shanghai, 28 February in UTC
+    assert (db.changes, db.failed_changes_with_incident) == (int(in_march), int(in_march))
+    problems = problem_summary(source, march, march).set_index("problem_id")
+    assert problems.loc["P1", "incidents"] == (2 if in_march else 1)
+    left = downtime_without(source, "component_id", march, march).set_index("component_id")
+    assert list(left["month"]) == [march] * len(left)
+    # without db, net's March minutes are left; without net, db's (none overlap)
+    expected = COMPONENT_EXPECTED[zone][march][0]
+    assert left["downtime_minutes"].to_dict() == {"db": expected["net"], "net": expected["db"]}
+
+
+@pytest.mark.parametrize("zone", ["UTC", SHANGHAI])
+def test_scorecard_mttr_is_the_panels(tmp_path, zone):
+    """One MTTR: the operations scorecard's per component and the panel's, by start month,
+    planned maintenance left out."""
+    source = open_source(world(tmp_path, zone, COMPONENT_WORLD))
+    quarantine(source)
+    panel = build_panel(source).set_index("month")
+    operations = operations_by_month(source, "2025-02", "2025-03").set_index("month")
+    for month, (_, stats) in COMPONENT_EXPECTED[zone].items():
+        card = component_scorecard(SimpleNamespace(source=source, month=month, ids=None))
+        card = card.set_index("component")
+        started = {c: s for c, s in stats.items() if s[0]}
+        names = {"db": "Database", "net": "Network"}
+        # an incident only running into the month neither counts nor lists its component
+        assert sorted(card.index) == sorted(names[c] for c in started), month
+        for component, (count, mttr) in started.items():
+            row_ = card.loc[names[component]]
+            assert (row_["incidents"], row_["mttr_hours"]) == (count, pytest.approx(mttr))
+        # one customer: the mean over the components' incidents is the panel's MTTR
+        hours = sum(n * h for n, h in started.values()) / sum(n for n, _ in started.values())
+        assert panel.loc[month, "mttr_hours"] == pytest.approx(hours)
+        assert operations.loc[month, "mttr_hours"] == pytest.approx(hours)
+
+
+def test_counterfactual_availability_uses_the_local_month_minutes(tmp_path):
+    """Berlin's March 2025 has an hour less (daylight saving from the 30th): the panel and
+    the component counterfactual both divide by its 44,580 minutes."""
+    berlin = "Europe/Berlin"
+    source = open_source(world(tmp_path, berlin, COMPONENT_WORLD))
+    quarantine(source)
+    panel = build_panel(source)
+    minutes = 31 * 1440 - 60
+    assert minutes_in_month("2025-03", berlin) == minutes
+    march = panel.loc[panel["month"] == "2025-03"]
+    assert march["downtime_minutes"].tolist() == [240.0]  # c and d: a and b are February
+    assert march["availability_pct"].tolist() == pytest.approx([100 * (1 - 240 / minutes)])
+    same = counterfactual(panel, march[["customer_id", "month", "downtime_minutes"]], berlin)
+    assert same.loc[march.index, "availability_pct"].tolist() == march["availability_pct"].tolist()
+    left = pd.DataFrame({"customer_id": ["c1"], "month": ["2025-03"], "downtime_minutes": [30.0]})
+    rows = counterfactual(panel, left, berlin)
+    assert rows.loc[march.index, "availability_pct"].tolist() == pytest.approx(
+        [100 * (1 - 30 / minutes)]
+    )

@@ -7,7 +7,9 @@ customer's incident intervals, planned maintenance left out when ``[thresholds]
 exclude_planned`` (the default). A component's ``downtime_minutes`` is the union of its own
 incidents per customer, summed over customers; the same minute on two components counts once
 in each of them but once only in :func:`downtime_total`. ``outage_minutes`` is the wall-clock
-union: minutes during which the component was down for anybody.
+union: minutes during which the component was down for anybody. Months are those of the
+source's ``[calendar] timezone``, as the panel's; ``incidents`` and ``mttr_hours`` count the
+incidents starting in the months (the panel's rule), downtime every minute inside them.
 """
 
 from __future__ import annotations
@@ -94,21 +96,30 @@ def _window(first: str, last: str) -> tuple[str, str]:
     return first, last
 
 
-def _bounds(first: str, last: str):
-    """ibis UTC timestamps of the start of ``first`` and the end of ``last``."""
+def _bounds(source, first: str, last: str):
+    """ibis UTC timestamps of the start of ``first`` and the end of ``last``, months of the
+    source's ``[calendar] timezone``."""
     import ibis
 
-    lo, hi = month_bounds(first)[0], month_bounds(last)[1]
+    zone = source.config.calendar.timezone
+    lo, hi = month_bounds(first, zone)[0], month_bounds(last, zone)[1]
     return ibis.literal(lo, "timestamp('UTC')"), ibis.literal(hi, "timestamp('UTC')")
 
 
+def _months(source, first: str, last: str):
+    """ibis table of the months (month, m_start, m_end) in the source's calendar zone."""
+    return memtable(months_frame(first, last, source.config.calendar.timezone))
+
+
 def _incidents(source, first: str, last: str):
-    """ibis table of the clean incidents counted as downtime that share time with the months."""
+    """ibis table of the clean incidents counted as downtime that share time with the months,
+    with ``_started``: the incident starts in them."""
     require_table(source, "incidents", COMPONENTS_NEED)
     _, tables = duckdb_tables(source)
     incidents = counted_incidents(tables["incidents"], source.config.thresholds)
-    lo, hi = _bounds(first, last)
-    return incidents.filter(incidents.start_ts < hi, incidents.end_ts > lo)
+    lo, hi = _bounds(source, first, last)
+    inside = incidents.filter(incidents.start_ts < hi, incidents.end_ts > lo)
+    return inside.mutate(_started=inside.start_ts >= lo)
 
 
 def _grouped_downtime(incidents, months, key: str):
@@ -133,7 +144,7 @@ def downtime_total(source, first: str, last: str) -> float:
     """Customer-minutes of downtime in the months: the union over every incident, whatever
     its component (the sum of the panel's ``downtime_minutes``)."""
     first, last = _window(first, last)
-    months = memtable(months_frame(first, last))
+    months = _months(source, first, last)
     with quiet():
         incidents = _incidents(source, first, last)
         pieces = clip_intervals(downtime_islands(incidents), months, "month")
@@ -157,7 +168,7 @@ def failed_change_links(source, first: str, last: str) -> pd.DataFrame:
     first, last = _window(first, last)
     require_table(source, "changes", COMPONENTS_NEED)
     window_us = int(source.config.thresholds.change_incident_window_hours * 3600 * 1e6)
-    lo, hi = _bounds(first, last)
+    lo, hi = _bounds(source, first, last)
     unix_micros, _ = udfs()
     with quiet():
         _, tables = duckdb_tables(source)
@@ -203,7 +214,7 @@ def failed_change_links(source, first: str, last: str) -> pd.DataFrame:
 
 
 def _component_changes(source, first: str, last: str) -> pd.DataFrame:
-    lo, hi = _bounds(first, last)
+    lo, hi = _bounds(source, first, last)
     with quiet():
         _, tables = duckdb_tables(source)
         changes = tables["changes"]
@@ -223,12 +234,14 @@ def _component_changes(source, first: str, last: str) -> pd.DataFrame:
 
 
 def _incident_stats(incidents, key: str):
+    """Per group: incidents starting in the months and their mean hours (the panel's
+    ``incidents`` and ``mttr_hours``), customers with downtime in them."""
     hours = (epoch(incidents.end_ts) - epoch(incidents.start_ts)) / SECONDS_PER_HOUR
     with_key = incidents.filter(incidents[key].notnull()).mutate(_hours=hours)
     return with_key.group_by(key).aggregate(
-        incidents=with_key.count(),
+        incidents=with_key.count(where=with_key._started),
         customers_affected=with_key.customer_id.nunique(),
-        mttr_hours=with_key._hours.mean(),
+        mttr_hours=with_key._hours.mean(where=with_key._started),
     )
 
 
@@ -245,8 +258,10 @@ def component_summary(source, first: str, last: str) -> pd.DataFrame:
     DataFrame
         The columns of :data:`COMPONENT_COLUMNS`, one row per component of the
         ``components`` table (and per component id the incidents name when there is none),
-        sorted by downtime_minutes, largest first. Counts are 0 and rates NaN where there is
-        nothing to count; changes columns are 0 without a changes table.
+        sorted by downtime_minutes, largest first. ``incidents`` and ``mttr_hours`` are of
+        the incidents starting in the months, ``customers_affected`` the customers with
+        downtime in them. Counts are 0 and rates NaN where there is nothing to count; changes
+        columns are 0 without a changes table.
 
     Raises
     ------
@@ -254,7 +269,7 @@ def component_summary(source, first: str, last: str) -> pd.DataFrame:
         When a month is not ``YYYY-MM`` or the source has no incidents table.
     """
     first, last = _window(first, last)
-    months = memtable(months_frame(first, last))
+    months = _months(source, first, last)
     with quiet():
         incidents = _incidents(source, first, last)
         stats = to_pandas(_incident_stats(incidents, "component_id"))
@@ -299,7 +314,7 @@ def problem_summary(source, first: str, last: str) -> pd.DataFrame:
         sorted by downtime_minutes, largest first.
     """
     first, last = _window(first, last)
-    months = memtable(months_frame(first, last))
+    months = _months(source, first, last)
     with quiet():
         incidents = _incidents(source, first, last)
         stats = to_pandas(_incident_stats(incidents, "problem_id").drop("mttr_hours"))
@@ -363,7 +378,7 @@ def downtime_without(source, key: str, first: str, last: str) -> pd.DataFrame:
     """
     key = _check_key(key)
     first, last = _window(first, last)
-    months = memtable(months_frame(first, last))
+    months = _months(source, first, last)
     with quiet():
         incidents = _incidents(source, first, last)
         own = incidents.filter(incidents[key].notnull())
@@ -438,7 +453,7 @@ def component_downtime(source, first: str, last: str) -> pd.DataFrame:
         sorted by customer_id, month, downtime_minutes (largest first).
     """
     first, last = _window(first, last)
-    months = memtable(months_frame(first, last))
+    months = _months(source, first, last)
     by = ("component_id", "customer_id")
     with quiet():
         incidents = _incidents(source, first, last)

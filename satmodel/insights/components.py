@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from satmodel.calendar import minutes_in_month
 from satmodel.errors import InputError
 from satmodel.features.components import (
     component_summary,
@@ -27,7 +28,7 @@ from satmodel.features.components import (
     downtime_without,
     problem_summary,
 )
-from satmodel.features.months import check_month, days_in_month, month_index, month_name
+from satmodel.features.months import check_month, month_index, month_name
 from satmodel.models import default_formulas, fit
 
 WITHIN = "customer_id"
@@ -114,7 +115,7 @@ def _outcome(result, X: np.ndarray, theta: np.ndarray, offset: np.ndarray) -> np
     return np.exp(eta + offset[:, None])
 
 
-def counterfactual(panel: pd.DataFrame, left: pd.DataFrame) -> pd.DataFrame:
+def counterfactual(panel: pd.DataFrame, left: pd.DataFrame, timezone: str = "UTC") -> pd.DataFrame:
     """The panel rows a group's downtime touches, with the downtime that is left.
 
     Parameters
@@ -122,6 +123,7 @@ def counterfactual(panel: pd.DataFrame, left: pd.DataFrame) -> pd.DataFrame:
     panel : the service panel.
     left : customer_id, month, downtime_minutes (what is left) for the customer-months the
         group's incidents shared time with.
+    timezone : the panel's ``[calendar] timezone``, whose month lengths availability uses.
 
     Returns
     -------
@@ -138,7 +140,7 @@ def counterfactual(panel: pd.DataFrame, left: pd.DataFrame) -> pd.DataFrame:
         return months.astype(str).map(lambda m: month_name(month_index(m) + step))
 
     def availability(down: pd.Series, months: pd.Series) -> pd.Series:
-        minutes = months.astype(str).map(lambda m: days_in_month(m) * 1440.0).astype(float)
+        minutes = months.astype(str).map(lambda m: minutes_in_month(m, timezone)).astype(float)
         return 100.0 * (1.0 - down / minutes)
 
     new = pd.Series(
@@ -270,12 +272,13 @@ def attribute(
         # complaints it causes: now minus without, per month (sign flipped below)
         evaluated["complaints_per_month"] = (model, -float(n_months))
     left = downtime_without(source, key, first, last)
+    zone = source.config.calendar.timezone
     if ids is not None:
         left = left.assign(customer_id=ids(left["customer_id"]))
     alpha = (1 - ci) / 2
     out = []
     for group, lost in left.groupby(key, sort=True):
-        changed = counterfactual(panel, lost).loc[lambda d, i=inside: i.loc[d.index]]
+        changed = counterfactual(panel, lost, zone).loc[lambda d, i=inside: i.loc[d.index]]
         record = {key: group}
         for name in ("csat_points", "complaints_per_month"):
             if name not in evaluated:

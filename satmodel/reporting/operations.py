@@ -187,8 +187,8 @@ def component_scorecard(data: ReportData) -> pd.DataFrame | None:
     - **change failure rate**: failed changes / all changes of the component in the month;
     - **failed changes followed by an incident**: those with an incident on the same component
       within ``[thresholds] change_incident_window_hours`` after them;
-    - **MTTR**: mean duration of the component's incidents during the month, in hours
-      (planned maintenance left out, as in the downtime).
+    - **MTTR**: mean duration of the component's incidents starting in the month, in hours
+      (the panel's ``mttr_hours``; planned maintenance left out, as in the downtime).
 
     Parameters
     ----------
