@@ -17,6 +17,7 @@ Usage::
 
     python bench/bench_report.py                      # data/satmodel.duckdb, or a fresh demo
     python bench/bench_report.py --data data/satmodel.duckdb --month 2026-10 --repeat 2
+    python bench/bench_report.py --quick              # one run of each (the default data)
 """
 
 from __future__ import annotations
@@ -106,9 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="data source (default: data/satmodel.duckdb or a new demo)")
     parser.add_argument("--month", help="month to report (default: the last complete month)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each (median reported)")
+    parser.add_argument("--quick", action="store_true", help="one run of each (run_all.py --quick)")
     parser.add_argument("--direct", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.repeat = 1
     if args.direct:
         run_direct(args.data, args.month, args.out)
         return 0

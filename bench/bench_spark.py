@@ -1,6 +1,6 @@
 """Benchmark the service panel on DuckDB and on Spark ``local[2]``, side by side.
 
-Usage: ``python bench/bench_spark.py [--rows N | --quick | --full] [--master local[2]]``
+Usage: ``python bench/bench_spark.py [--rows N | --quick | --full] [--repeats 3] [--master local[2]]``
 
 Data: N request rows (default 2,000,000, also with ``--quick``; 20,000,000 with ``--full``),
 the seeded data of :mod:`bench_features` (500 customers, 24 months), written once as a lake:
@@ -13,7 +13,9 @@ from that process's ``getrusage``; Spark's executors and JVM are counted with th
   written beside the data), build_panel on the cluster; the JVM start is timed apart
   (``spark_start``).
 
-Prints seconds, peak RSS and the Spark / DuckDB ratios, and checks that both panels agree.
+The engines run in turn, ``--repeats`` rounds (default 3, 1 with ``--quick``); medians. Prints
+seconds, peak RSS and the Spark / DuckDB ratios (indicative on a shared machine), and checks
+that both panels agree.
 Exit code 0 when they agree (Spark is not expected to beat DuckDB on one machine: it is the
 scale-out path), 1 otherwise.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="2M rows (the default)")
     parser.add_argument("--full", action="store_true", help="20M rows")
+    parser.add_argument("--repeats", type=int, default=None, help="rounds (3; --quick: 1)")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--data", default=None, help="folder to keep the data in")
     parser.add_argument("--one", choices=ENGINES, help=argparse.SUPPRESS)
@@ -120,11 +124,20 @@ def main(argv: list[str] | None = None) -> int:
         flat = generate(base / f"flat-{rows}", rows)
         lake = make_lake(flat, base / f"lake-{rows}")
         print(f"{rows:,} requests in {lake} ({args.master} for Spark)")
-        results = {}
-        for engine in ENGINES:
-            results[engine] = measure(
-                engine, lake, args.master, Path(scratch) / f"{engine}.parquet"
-            )
+        repeats = args.repeats or (1 if args.quick else 3)
+        runs = {engine: [] for engine in ENGINES}
+        for _ in range(repeats):
+            for engine in ENGINES:
+                out = Path(scratch) / f"{engine}.parquet"
+                runs[engine].append(measure(engine, lake, args.master, out))
+        results = {
+            engine: {
+                step: statistics.median(run[step] for run in runs[engine])
+                for step in runs[engine][0]
+            }
+            for engine in ENGINES
+        }
+        print(f"medians of {repeats} interleaved runs each (indicative: the machine is shared)")
         print(f"{'step':<12} {'duckdb':>10} {'spark':>10} {'ratio':>8}")
         for step in ("validate", "panel", "total", "peak_mib"):
             duck, spark = results["duckdb"][step], results["spark"][step]

@@ -134,11 +134,16 @@ def test_within_fit_predicts_with_each_groups_own_persistent_part():
         result.predict(data.head(2).assign(customer_id="new"))
 
 
-def test_collapsed_and_uncollapsed_within_fits_agree():
+@pytest.mark.parametrize("cluster", [None, "account"])
+def test_collapsed_and_uncollapsed_within_fits_agree(cluster):
     data = confounded_panel("ordinal", groups=60, months=5)
+    # two customers per account: clusters coarser than the within groups
+    data["account"] = "a" + (data["customer_id"].str[1:].astype(int) // 2).astype(str)
     data = pd.concat([data] * 3, ignore_index=True)  # repeated responses collapse
-    collapsed = fit(data, "y ~ x", "ordinal", within="customer_id")
-    plain = fit(data, "y ~ x", "ordinal", within="customer_id", collapse=False)
+    collapsed = fit(data, "y ~ x", "ordinal", within="customer_id", cluster=cluster)
+    plain = fit(data, "y ~ x", "ordinal", within="customer_id", cluster=cluster, collapse=False)
+    assert collapsed.n_clusters_ == (60 if cluster is None else 30)
+    assert len(collapsed.within_.means) == 60
     pd.testing.assert_frame_equal(collapsed.coefficients_, plain.coefficients_, atol=1e-8)
     pd.testing.assert_frame_equal(collapsed.mundlak_terms_, plain.mundlak_terms_, atol=1e-8)
 

@@ -233,7 +233,11 @@ def prepare(
                 f"(e.g. {_example(expo[bad])})"
             )
     cluster_values = data.loc[keep, cluster].to_numpy() if cluster is not None else None
-    within_values = data.loc[keep, within].to_numpy() if within is not None else None
+    # a within fit clusters by its own column by default: convert and group by it once
+    same_column = within == cluster
+    within_values = None
+    if within is not None and not same_column:
+        within_values = data.loc[keep, within].to_numpy()
     n_rows = len(frame)
     n_units = np.ones(n_rows)
 
@@ -243,6 +247,8 @@ def prepare(
         if result is not None:
             frame, y, w, expo, (cluster_values, within_values), n_units = result
             collapsed = True
+    if within is not None and same_column:
+        within_values = cluster_values
 
     desc = rhs_desc(formula.rhs_terms, force_intercept=(family == "ordinal"))
     try:
