@@ -420,6 +420,9 @@ def test_model_terms_inside_text_read_as_words():
     assert f"usual {driver('np.log(latency_p95_ms)').label} = 10.7" in shown
     assert f"Proportional odds for {driver('np.log1p(downtime_minutes)').label}" in shown
     assert "Segment: Mid-market 12" in shown
+    assert labels.plain_terms("C(segment)[T.smb] and C(segment)[T.mid_market]") == (
+        "Segment: SMB and Segment: Mid-market"
+    )
     assert labels.plain_terms("no term here: 3 rows") == "no term here: 3 rows"
 
 
@@ -451,7 +454,7 @@ def test_show_puts_identifiers_in_words_and_rounds_expected_counts():
         }
     )
     html = reporting.show(
-        frame, whole=("complaints_avoidable_per_month",), labels={"flagged": "Flagged at risk"}
+        frame, whole=("complaints_avoidable_per_month",), headers={"flagged": "Flagged at risk"}
     ).to_html()
     for internal in ("mid_market", "negbin", "top2", "logit", "np.", "vif:", "min_level_count"):
         assert internal not in html, internal

@@ -71,7 +71,7 @@ def show(
     precision: int = 2,
     key: str = "t",
     empty: str = "Nothing to show.",
-    labels: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
     whole: tuple[str, ...] = (),
 ):
     """A table for the report: readable column labels, no index, numbers rounded.
@@ -89,7 +89,7 @@ def show(
     precision : decimals of other numbers.
     key : a stable id for the table's HTML (keeps the HTML deterministic).
     empty : the sentence shown instead of an empty table.
-    labels : column headers of this table that differ from :data:`LABELS` (where the
+    headers : column headers of this table that differ from :data:`LABELS` (where the
         same column name means something else, e.g. ``flagged`` as a count).
     whole : columns rounded to whole numbers (expected counts: say so in the caption).
 
@@ -107,10 +107,10 @@ def show(
             shown[column] = [v if pd.isna(v) else in_words(v) for v in shown[column]]
     text = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
     numbers = [c for c in shown.columns if c not in text]
-    headers = {**LABELS, **(labels or {})}
-    labels = {}
+    names = {**LABELS, **(headers or {})}
+    labels: dict[str, str] = {}
     for c in shown.columns:
-        label = headers.get(c, c.replace("_", " "))
+        label = names.get(c, c.replace("_", " "))
         labels[c] = label if label not in labels.values() else f"{label} ({c})"
     shown = shown.rename(columns=labels)
     styler = shown.style.set_uuid(key).hide(axis="index")

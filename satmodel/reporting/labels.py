@@ -403,6 +403,8 @@ _TERMS_IN_TEXT = sorted(
 )
 _MODEL_PREFIX = re.compile(r"^(\w+): ")
 _CHECK_IN_TEXT = re.compile(r"\b(vif|proportional_odds):")
+# a level inside free text ends at the first "]", so two levels on one line stay two
+_TREATMENT_IN_TEXT = re.compile(r"C\(\w+\)\[T\.[^\]]+\]")
 
 
 def plain_terms(text: Any) -> str:
@@ -413,7 +415,7 @@ def plain_terms(text: Any) -> str:
     >>> plain_terms("csat: high collinearity (np.log(latency_p95_ms) 11.1)")
     'CSAT score (1-5): high collinearity (p95 latency 11.1)'
     """
-    out = _TREATMENT.sub(lambda m: term_label(m.group(0)), str(text))
+    out = _TREATMENT_IN_TEXT.sub(lambda m: term_label(m.group(0)), str(text))
     for term in _TERMS_IN_TEXT:
         if term in out:
             out = out.replace(term, term_label(term))
