@@ -559,3 +559,21 @@ def test_quadrant_labels_never_overlap():
     for i in range(len(boxes)):
         for j in range(i + 1, len(boxes)):
             assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+
+
+def test_headline_counts_and_their_averages_have_no_decimals():
+    kpis = pd.DataFrame(
+        {
+            "kpi": ["csat_mean", "responses"],
+            "label": ["CSAT, mean score", "Survey responses"],
+            "unit": ["score 1-5", "responses"],
+            "value": [3.7, 99.0],
+            "previous": [3.57, 93.0],
+            "change": [0.13, 6.0],
+            "trailing_mean": [3.63, 92.29],
+            "higher_is_better": [True, None],
+        }
+    )
+    html = reporting.show(kpis).to_html()
+    assert ">92<" in html and "92.29" not in html
+    assert ">3.63<" in html and ">3.70<" in html

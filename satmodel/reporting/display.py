@@ -77,7 +77,8 @@ def show(
     """A table for the report: readable column labels, no index, numbers rounded.
 
     Columns of whole numbers are shown without decimals (in the headline table, which mixes
-    measures by row, every whole number is), p-values as ``<0.001`` when tiny, text is
+    measures by row, every whole number is, and so is every number of a plain count's row,
+    its averages included), p-values as ``<0.001`` when tiny, text is
     left-aligned, missing values are ``-``. Segments, models, model terms and diagnostic
     checks are shown in words (:mod:`satmodel.reporting.labels`), as are the model terms
     inside warnings and notes.
@@ -115,6 +116,12 @@ def show(
     shown = shown.rename(columns=labels)
     styler = shown.style.set_uuid(key).hide(axis="index")
     by_cell = "kpi" in frame.columns
+    # plain counts (responses, complaints, users) and their averages: whole numbers
+    counts = (
+        list(frame.index[frame["higher_is_better"].isna()])
+        if by_cell and "higher_is_better" in frame
+        else []
+    )
     for column in numbers:
         if column == "p_value":
             styler = styler.format(_p_value, subset=[labels[column]])
@@ -123,6 +130,10 @@ def show(
                 lambda v: _number(precision, whole=_whole(pd.Series([v])))(v),
                 subset=[labels[column]],
             )
+            if counts:
+                styler = styler.format(
+                    _number(precision, whole=True), subset=(counts, [labels[column]])
+                )
         else:
             rounded = column in whole or _whole(shown[labels[column]])
             styler = styler.format(_number(precision, whole=rounded), subset=[labels[column]])
