@@ -584,7 +584,7 @@ def _overdispersion_rows(result: FitResult, data: pd.DataFrame, md) -> list[dict
             pearson,
             DISPERSION_THRESHOLD,
             bool(pearson <= DISPERSION_THRESHOLD),
-            f"Pearson chi2 / df under the {result.family} variance",
+            "Pearson chi2 / df under the fitted model's variance",
         )
     )
     return rows

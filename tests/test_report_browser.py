@@ -269,6 +269,107 @@ def test_report_html_renders_offline_in_chromium(browser, tmp_path_factory):
         page.close()
 
 
+# What a manager must never read: model terms, model and family keys, diagnostic check ids,
+# segment identifiers and panel column names (fixed in issue 13; a fall-back header such as
+# "slo availability pct" is caught as well).
+INTERNALS = [
+    r"\bnp\.",
+    r"\bC\(\w+\)",
+    r"\[T\.",
+    r"\bnegbin\b",
+    r"\btop2\b",
+    r"\bordinal\b",
+    r"\blogit\b",
+    r"\bmid_market\b",
+    r"\bvif:",
+    r"\bproportional_odds\b",
+    r"\boverdispersion_lr\b",
+    r"\bmin_level_count\b",
+    r"\bn_obs\b",
+    r"\b\w+_(pct|ms|minutes|median|k3)\b",
+    r"\b(pct|ci low|ci high|rv q)\b",
+]
+# Column headers whose cells are counts: shown without decimals.
+COUNT_HEADERS = {
+    "Customers",
+    "Responses",
+    "Incidents",
+    "Tickets",
+    "Changes",
+    "Failed changes",
+    "Customers affected",
+    "Over budget",
+    "On track",
+    "Will be over at this rate",
+    "Rows read",
+    "Rows quarantined",
+    "Observations",
+    "Complaints / month",
+    "Complaints / month 95% low",
+    "Complaints / month 95% high",
+    "Complaints avoidable / month",
+    "Expectations missed",
+}
+
+
+COUNT_ROWS = {"Survey responses", "Complaints", "Active users"}
+
+
+def visible_internals(text: str) -> list[str]:
+    """The internals (:data:`INTERNALS`) in a page's visible text, with some context."""
+    return [
+        text[max(m.start() - 40, 0) : m.end() + 40]
+        for pattern in INTERNALS
+        for m in re.finditer(pattern, text)
+    ]
+
+
+def test_internals_are_caught():
+    """The check below does see each kind of internal it looks for."""
+    for text in (
+        "np.log1p(downtime_minutes)",
+        "C(segment)[T.smb]",
+        "negbin",
+        "top2",
+        "vif:x",
+        "mid_market",
+        "slo availability pct",
+    ):
+        assert visible_internals(text), text
+    assert visible_internals("Mid-market customers: 3 of 12 (p95 latency, log)") == []
+
+
+def test_report_speaks_a_managers_language(browser, tmp_path_factory):
+    """No visible text of the report holds an internal name, and counts have no decimals."""
+    folder = demo_report(tmp_path_factory)
+    page = open_page(browser, (folder / "report.html").resolve().as_uri())
+    try:
+        text = page.evaluate("document.body.innerText")
+        assert visible_internals(text) == []
+        tables = page.evaluate(
+            "Array.from(document.querySelectorAll('table')).map(t => ["
+            "Array.from(t.querySelectorAll('thead th')).map(th => th.innerText.trim()),"
+            "Array.from(t.querySelectorAll('tbody tr')).map(tr =>"
+            " Array.from(tr.querySelectorAll('td')).map(td => td.innerText.trim()))])"
+        )
+        checked = 0
+        for headers, rows in tables:
+            # the headline table has one measure per row: its counts are whole in every column
+            for row in rows:
+                if row and row[0] in COUNT_ROWS:
+                    checked += 1
+                    assert all(re.fullmatch(r"-?[\d,]+|-", c) for c in row[2:]), row
+            for i, header in enumerate(headers):
+                if header not in COUNT_HEADERS:
+                    continue
+                cells = [row[i] for row in rows if i < len(row)]
+                checked += len(cells)
+                assert all(re.fullmatch(r"-?[\d,]+|-", c) for c in cells), (header, cells)
+        assert checked > 0
+    finally:
+        page.close()
+
+
 def test_a_page_with_a_cdn_script_is_caught(browser, tmp_path):
     """The checks above do see an outside request and a broken image when there is one."""
     bad = tmp_path / "bad.html"

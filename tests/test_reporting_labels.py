@@ -401,3 +401,179 @@ def test_level_caveat_names_physical_limits_and_extrapolation(lever, level, obse
 )
 def test_level_caveat_is_empty_inside_the_data(lever, level, observed):
     assert reporting.level_caveat(lever, level, observed) == ""
+
+
+# --- identifiers in words in tables and notes; ratios; legends and quadrant labels ----------
+
+
+def test_model_terms_inside_text_read_as_words():
+    from satmodel.vocabulary import driver
+
+    line = (
+        "csat: vif:mean(np.log(latency_p95_ms)) = 10.7 (threshold 10); "
+        "proportional_odds:np.log1p(downtime_minutes) = 0.01; C(segment)[T.mid_market] 12"
+    )
+    shown = labels.plain_terms(line)
+    for internal in ("np.", "C(", "[T.", "vif:", "proportional_odds", "csat:", "_"):
+        assert internal not in shown, (internal, shown)
+    assert shown.startswith(labels.model_label("csat") + ": ")
+    assert f"usual {driver('np.log(latency_p95_ms)').label} = 10.7" in shown
+    assert f"Proportional odds for {driver('np.log1p(downtime_minutes)').label}" in shown
+    assert "Segment: Mid-market 12" in shown
+    assert labels.plain_terms("C(segment)[T.smb] and C(segment)[T.mid_market]") == (
+        "Segment: SMB and Segment: Mid-market"
+    )
+    assert labels.plain_terms("no term here: 3 rows") == "no term here: 3 rows"
+
+
+@pytest.mark.parametrize(
+    ("check", "internal"),
+    [
+        ("vif:C(segment)[T.smb]", "C("),
+        ("proportional_odds:np.log(latency_p95_ms)", "np."),
+        ("min_level_count", "_"),
+        ("overdispersion_lr", "_"),
+        ("n_obs", "_"),
+    ],
+)
+def test_diagnostic_checks_read_as_words(check, internal):
+    shown = labels.check_label(check)
+    assert internal not in shown and shown[:1].isupper()
+
+
+def test_show_puts_identifiers_in_words_and_rounds_expected_counts():
+    frame = pd.DataFrame(
+        {
+            "segment": ["mid_market", "enterprise"],
+            "model": ["negbin", "top2"],
+            "family": ["negbin", "logit"],
+            "check": ["vif:np.log(latency_p95_ms)", "min_level_count"],
+            "warnings": ["top2: np.log1p(downtime_minutes) 11.2", "none"],
+            "complaints_avoidable_per_month": [15.93, 2.4],
+            "flagged": [3, 4],
+        }
+    )
+    html = reporting.show(
+        frame, whole=("complaints_avoidable_per_month",), headers={"flagged": "Flagged at risk"}
+    ).to_html()
+    for internal in ("mid_market", "negbin", "top2", "logit", "np.", "vif:", "min_level_count"):
+        assert internal not in html, internal
+    assert "Mid-market" in html and "Enterprise" in html
+    assert ">16<" in html and ">2<" in html and "15.93" not in html
+    assert "Flagged at risk" in html and "Changed?" not in html
+    # without ``whole`` the expected counts keep their decimals
+    assert "15.93" in reporting.show(frame).to_html()
+
+
+def test_drift_view_shows_odds_ratios_with_their_interval():
+    drift = pd.DataFrame(
+        {
+            "model": ["top2", "complaints"],
+            "term": ["np.log(latency_p95_ms)", "C(segment)[T.smb]"],
+            "driver": ["p95 latency", "Segment: SMB"],
+            "estimate": [-0.5, 0.2],
+            "previous_estimate": [-0.3, 0.1],
+            "std_error": [0.1, 0.05],
+            "p_value": [0.004, 0.3],
+            "flagged": [True, False],
+        }
+    )
+    view = reporting.drift_view(drift, {"segment": "enterprise"})
+    z = 1.959963984540054
+    # latency per doubling: odds ratio 2 ** b; the segment against its reference: exp(b)
+    assert view["effect"].tolist() == pytest.approx([2**-0.5, math.exp(0.2)])
+    assert view["previous_effect"].tolist() == pytest.approx([2**-0.3, math.exp(0.1)])
+    assert view["effect_low"].tolist() == pytest.approx(
+        [2 ** (-0.5 - z * 0.1), math.exp(0.2 - z * 0.05)]
+    )
+    assert view["effect_high"].tolist() == pytest.approx(
+        [2 ** (-0.5 + z * 0.1), math.exp(0.2 + z * 0.05)]
+    )
+    assert view["step"].tolist() == ["per doubling", "vs. Enterprise"]
+    assert "estimate" not in view and "coefficient" not in view
+    html = reporting.show(view).to_html()
+    assert "Satisfied share" in html and "top2" not in html
+    text = reporting.drift_text(drift, "2025-02").data
+    assert f"x{2**-0.3:.2f} to x{2**-0.5:.2f} per doubling" in text and "top2" not in text
+
+
+def test_pooled_and_within_effects_are_shown_as_ratios():
+    comparison = pd.DataFrame(
+        {
+            "model": ["csat"],
+            "term": ["error_rate"],
+            "driver": ["error rate"],
+            "pooled_estimate": [-15.0],
+            "pooled_ci_low": [-30.0],
+            "pooled_ci_high": [0.0],
+            "within_estimate": [-25.0],
+            "within_ci_low": [-48.0],
+            "within_ci_high": [-2.0],
+            "ratio": [25 / 15],
+            "reading": ["changes it within a customer"],
+        }
+    )
+    view = reporting.comparison_view(comparison)
+    # the error rate is shown per percentage point: exp(b * 0.01)
+    assert view.loc[0, "pooled_effect"] == pytest.approx(math.exp(-0.15))
+    assert view.loc[0, "within_effect_low"] == pytest.approx(math.exp(-0.48))
+    assert view.loc[0, "within_effect_high"] == pytest.approx(math.exp(-0.02))
+    assert view.loc[0, "step"] == "per +1 percentage point"
+    assert "term" not in view and "ratio" not in view
+
+
+@pytest.mark.parametrize(
+    "name", ["burn", "service_levels", "response_curves", "distributions", "cv"]
+)
+def test_legends_sit_outside_every_axes(name):
+    figure = FIGURES[name]()
+    FigureCanvasAgg(figure).draw()
+    assert [ax for ax in figure.axes if ax.get_legend() is not None] == []
+    assert figure.legends
+    renderer = figure.canvas.get_renderer()
+    for legend in figure.legends:
+        box = legend.get_window_extent(renderer)
+        for ax in figure.axes:
+            if ax.get_visible():
+                assert not box.overlaps(ax.get_window_extent(renderer)), name
+
+
+def test_quadrant_labels_never_overlap():
+    from satmodel.insights.importance import plot_importance_quadrant
+
+    table = importance_result().table_.iloc[:2]
+    # two drivers at the same importance and close performance: their labels must not collide
+    table = table.assign(
+        relative_share=[0.3, 0.3], relative_share_ci_low=0.2, relative_share_ci_high=0.4
+    )
+    figure = plot_importance_quadrant(
+        table.assign(driver=["p95 latency", "downtime minutes"]),
+        performance={"p95 latency": 75.0, "downtime minutes": 87.0},
+    )
+    FigureCanvasAgg(figure).draw()
+    renderer = figure.canvas.get_renderer()
+    ax = figure.axes[0]
+    texts = [t for t in ax.texts if t.get_text()]
+    assert len(texts) == 4  # two corner labels, two driver names
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            assert not boxes[i].overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+
+
+def test_headline_counts_and_their_averages_have_no_decimals():
+    kpis = pd.DataFrame(
+        {
+            "kpi": ["csat_mean", "responses"],
+            "label": ["CSAT, mean score", "Survey responses"],
+            "unit": ["score 1-5", "responses"],
+            "value": [3.7, 99.0],
+            "previous": [3.57, 93.0],
+            "change": [0.13, 6.0],
+            "trailing_mean": [3.63, 92.29],
+            "higher_is_better": [True, None],
+        }
+    )
+    html = reporting.show(kpis).to_html()
+    assert ">92<" in html and "92.29" not in html
+    assert ">3.63<" in html and ">3.70<" in html

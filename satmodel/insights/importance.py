@@ -701,38 +701,42 @@ def plot_importance_quadrant(
         hi = 100.0 * data["relative_share_ci_high"]
         yerr = [np.clip(imp - lo, 0, None), np.clip(hi - imp, 0, None)]
         ax.errorbar(data["performance"], imp, yerr=yerr, fmt="none", ecolor="grey", zorder=2)
-    for _, row in data.iterrows():
+    y_span = max(float(np.ptp(imp)), 1.0)
+    placed: list[float] = []
+    for (_, row), y in zip(data.iterrows(), imp, strict=True):
+        # labels of points at about the same importance are stacked, one line apart, so
+        # long driver names never run into each other
+        near = sum(abs(y - earlier) < 0.06 * y_span for earlier in placed)
+        placed.append(y)
         ax.annotate(
             row["driver"],
-            (row["performance"], 100.0 * row["relative_share"]),
+            (row["performance"], y),
             textcoords="offset points",
-            xytext=(5, 5),
+            xytext=(5, 5 - 13 * near),
             fontsize=9,
         )
     x_mid, y_mid = float(data["performance"].mean()), float(imp.mean())
     ax.axvline(x_mid, color="grey", linestyle="--", linewidth=1)
     ax.axhline(y_mid, color="grey", linestyle="--", linewidth=1)
-    ax.text(
-        0.02,
-        0.98,
-        "fix first: important, underperforming",
-        transform=ax.transAxes,
-        va="top",
-        fontsize=8,
-        color="firebrick",
-    )
-    ax.text(
-        0.98,
-        0.98,
-        "keep up the good work",
-        transform=ax.transAxes,
-        va="top",
-        ha="right",
-        fontsize=8,
-        color="darkgreen",
-    )
+    # two short lines each, in opposite top corners: they stay apart even on a narrow panel
+    for x, align, text, color in (
+        (0.02, "left", "fix first:\nimportant,\nunderperforming", "firebrick"),
+        (0.98, "right", "keep up\nthe good work", "darkgreen"),
+    ):
+        ax.text(
+            x,
+            0.98,
+            text,
+            transform=ax.transAxes,
+            va="top",
+            ha=align,
+            fontsize=8,
+            color=color,
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
+            zorder=4,
+        )
     label = "R²" if measure == "r2" else "McFadden pseudo-R²"
-    ax.margins(x=0.25, y=0.1)
+    ax.margins(x=0.25, y=0.22)  # headroom for the corner labels
     ax.set_xlabel("Current performance: customers meeting their expectation (%)")
     ax.set_ylabel(f"Importance: share of explained variation ({label}, %)")
     ax.set_title(title or "Driver importance vs current performance")

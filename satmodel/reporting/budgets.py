@@ -18,10 +18,11 @@ from satmodel.reporting.figures import (
     OTHER_COLOR,
     figure_style,
     label_positions,
+    legend_below,
     new_figure,
     palette,
 )
-from satmodel.reporting.labels import md_escape, plot_label
+from satmodel.reporting.labels import md_escape, plot_label, segment_label
 from satmodel.reporting.pseudonyms import with_ids
 
 
@@ -375,7 +376,7 @@ def budgets_text(segments: pd.DataFrame, month: str):
         text += (
             " ("
             + ", ".join(
-                f"{md_escape(r.segment)}: {r.over_budget:,} of {r.customers:,}"
+                f"{md_escape(segment_label(r.segment))}: {r.over_budget:,} of {r.customers:,}"
                 for r in hit.itertuples(index=False)
             )
             + ")"
@@ -404,7 +405,7 @@ def burn_text(burn: pd.DataFrame, month: str):
     if hot.empty:
         return Markdown(when + "every segment burned its error budget at a sustainable rate.")
     parts = [
-        f"**{md_escape(r.segment)}** at {r.burn_rate:.1f}x ({r.status})"
+        f"**{md_escape(segment_label(r.segment))}** at {r.burn_rate:.1f}x ({r.status})"
         for r in hot.itertuples(index=False)
     ]
     return Markdown(
@@ -437,7 +438,7 @@ def plot_burn(curve: pd.DataFrame, burn: pd.DataFrame, month: str):
             left.plot(
                 group["day"],
                 group["used_pct"],
-                label=plot_label(segment),
+                label=plot_label(segment_label(segment)),
                 color=colors[segment],
                 linewidth=2,
             )
@@ -455,9 +456,8 @@ def plot_burn(curve: pd.DataFrame, burn: pd.DataFrame, month: str):
         left.set_xlabel(f"day of {month_name(month)}", fontsize=9)
         left.set_ylabel("% of the month's error budget used", fontsize=9)
         left.set_title("Error budget used so far (cumulative)", fontsize=11)
-        left.legend(title="segment", fontsize=8, title_fontsize=8, loc="upper left")
         rows = burn.loc[burn["segment"] != ALL_SEGMENTS]
-        y = label_positions(right, [plot_label(s) for s in rows["segment"]])
+        y = label_positions(right, [plot_label(segment_label(s)) for s in rows["segment"]])
         bars = right.barh(
             y,
             rows["burn_rate"],
@@ -478,7 +478,7 @@ def plot_burn(curve: pd.DataFrame, burn: pd.DataFrame, month: str):
             "burn rate (budget used / share of month elapsed; 1 = on budget)", fontsize=9
         )
         right.set_title("Burn rate by segment", fontsize=11)
-        right.legend(fontsize=8, loc="lower right")
+        legend_below(figure, left, right, ncols=6)
         right.invert_yaxis()
         top = np.nanmax(np.r_[rows["burn_rate"], rows["peak_7day_burn_rate"], 1.0])
         right.set_xlim(0, float(top) * 1.2)

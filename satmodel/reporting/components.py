@@ -20,7 +20,7 @@ from satmodel.features.components import (
     names_components,
     problem_occurrences,
 )
-from satmodel.reporting.figures import error_extents, figure_style, new_figure
+from satmodel.reporting.figures import error_extents, figure_style, legend_below, new_figure
 
 MINUTES_PER_DAY = 1440.0
 
@@ -138,8 +138,8 @@ def plot_planned(panel: pd.DataFrame):
         )
         ax.set_ylabel("customer-minutes")
         ax.tick_params(axis="x", rotation=45)
-        ax.legend()
         ax.set_title("Planned vs unplanned minutes")
+        legend_below(figure, ax)
     return figure
 
 

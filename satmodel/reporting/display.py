@@ -8,7 +8,31 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from satmodel.reporting.labels import LABELS, MAX_TEXT_CHARS, escape_label, md_escape
+from satmodel.reporting.labels import (
+    LABELS,
+    MAX_TEXT_CHARS,
+    check_label,
+    escape_label,
+    family_label,
+    md_escape,
+    model_label,
+    plain_terms,
+    segment_label,
+    term_label,
+)
+
+# Columns whose values are identifiers, shown as a manager reads them; free-text columns
+# have the model terms inside them put in words.
+_VALUES_SHOWN_AS = {
+    "segment": segment_label,
+    "model": model_label,
+    "family": family_label,
+    "check": check_label,
+    "term": term_label,
+    "warnings": plain_terms,
+    "note": plain_terms,
+    "reason": plain_terms,
+}
 
 
 def _number(precision: int, whole: bool = False):
@@ -47,12 +71,17 @@ def show(
     precision: int = 2,
     key: str = "t",
     empty: str = "Nothing to show.",
+    headers: dict[str, str] | None = None,
+    whole: tuple[str, ...] = (),
 ):
     """A table for the report: readable column labels, no index, numbers rounded.
 
     Columns of whole numbers are shown without decimals (in the headline table, which mixes
-    measures by row, every whole number is), p-values as ``<0.001`` when tiny, text is
-    left-aligned, missing values are ``-``.
+    measures by row, every whole number is, and so is every number of a plain count's row,
+    its averages included), p-values as ``<0.001`` when tiny, text is
+    left-aligned, missing values are ``-``. Segments, models, model terms and diagnostic
+    checks are shown in words (:mod:`satmodel.reporting.labels`), as are the model terms
+    inside warnings and notes.
 
     Parameters
     ----------
@@ -61,6 +90,9 @@ def show(
     precision : decimals of other numbers.
     key : a stable id for the table's HTML (keeps the HTML deterministic).
     empty : the sentence shown instead of an empty table.
+    headers : column headers of this table that differ from :data:`LABELS` (where the
+        same column name means something else, e.g. ``flagged`` as a count).
+    whole : columns rounded to whole numbers (expected counts: say so in the caption).
 
     Returns
     -------
@@ -71,15 +103,25 @@ def show(
 
         return Markdown(f"**{md_escape(caption, MAX_TEXT_CHARS)}**: {empty}" if caption else empty)
     shown = frame.drop(columns=[c for c in ("kpi", "higher_is_better") if c in frame])
+    for column, in_words in _VALUES_SHOWN_AS.items():
+        if column in shown and not pd.api.types.is_numeric_dtype(shown[column]):
+            shown[column] = [v if pd.isna(v) else in_words(v) for v in shown[column]]
     text = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
     numbers = [c for c in shown.columns if c not in text]
+    names = {**LABELS, **(headers or {})}
     labels: dict[str, str] = {}
     for c in shown.columns:
-        label = LABELS.get(c, c.replace("_", " "))
+        label = names.get(c, c.replace("_", " "))
         labels[c] = label if label not in labels.values() else f"{label} ({c})"
     shown = shown.rename(columns=labels)
     styler = shown.style.set_uuid(key).hide(axis="index")
     by_cell = "kpi" in frame.columns
+    # plain counts (responses, complaints, users) and their averages: whole numbers
+    counts = (
+        list(frame.index[frame["higher_is_better"].isna()])
+        if by_cell and "higher_is_better" in frame
+        else []
+    )
     for column in numbers:
         if column == "p_value":
             styler = styler.format(_p_value, subset=[labels[column]])
@@ -88,10 +130,13 @@ def show(
                 lambda v: _number(precision, whole=_whole(pd.Series([v])))(v),
                 subset=[labels[column]],
             )
+            if counts:
+                styler = styler.format(
+                    _number(precision, whole=True), subset=(counts, [labels[column]])
+                )
         else:
-            styler = styler.format(
-                _number(precision, whole=_whole(shown[labels[column]])), subset=[labels[column]]
-            )
+            rounded = column in whole or _whole(shown[labels[column]])
+            styler = styler.format(_number(precision, whole=rounded), subset=[labels[column]])
     styler = styler.format(_html_text, na_rep="-", subset=[labels[c] for c in text])
     styler = styler.format_index(_html_text, axis=1)
     if text:
@@ -115,4 +160,6 @@ def notes_markdown(*groups: list[str]):
     lines = [line for group in groups for line in group]
     if not lines:
         return Markdown("No warnings.")
-    return Markdown("\n".join(f"- {md_escape(line, MAX_TEXT_CHARS)}" for line in lines))
+    return Markdown(
+        "\n".join(f"- {md_escape(plain_terms(line), MAX_TEXT_CHARS)}" for line in lines)
+    )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from satmodel.calendar import add_months, month_name
 from satmodel.reporting.data import ReportData, up_to_month
 from satmodel.reporting.drivers import ModelSection, describe_driver, fit_models
-from satmodel.reporting.labels import md_escape
+from satmodel.reporting.labels import md_escape, model_label
 
 
 def fit_previous_models(data: ReportData, enabled: bool = True) -> ModelSection:
@@ -113,10 +114,39 @@ def effect_drift(
     return pd.DataFrame(rows, columns=columns)
 
 
-def drift_view(drift: pd.DataFrame) -> pd.DataFrame:
-    """The drift table as a manager reads it: model, driver, before, now, z, p-value, flag."""
-    columns = ["model", "driver", "previous_estimate", "estimate", "z", "p_value", "flagged"]
-    return drift[columns].rename(columns={"estimate": "coefficient"}).reset_index(drop=True)
+def drift_view(drift: pd.DataFrame, references: dict[str, str] | None = None) -> pd.DataFrame:
+    """The drift table as a manager reads it: odds ratios (CSAT and satisfied share) or rate
+    ratios (complaints) last month and this month, for the step each driver is shown for,
+    with this month's 95% interval, the p-value of the change and its flag.
+
+    Parameters
+    ----------
+    drift : the output of :func:`effect_drift`.
+    references : reference level of each categorical variable (``ModelSection.references``),
+        named in the step of its levels.
+
+    Returns
+    -------
+    DataFrame
+        model, driver, step, previous_effect, effect, effect_low, effect_high, p_value,
+        flagged.
+    """
+    from scipy import stats
+
+    z = stats.norm.ppf(0.975)
+    described = [describe_driver(str(t), references) for t in drift["term"]]
+    steps = np.array([d[1] for d in described], dtype=float)
+    estimate = drift["estimate"].to_numpy(float)
+    spread = z * drift["std_error"].to_numpy(float)
+    out = drift[["model", "driver"]].reset_index(drop=True)
+    out["step"] = [d[2] for d in described]
+    out["previous_effect"] = np.exp(drift["previous_estimate"].to_numpy(float) * steps)
+    out["effect"] = np.exp(estimate * steps)
+    out["effect_low"] = np.exp((estimate - spread) * steps)
+    out["effect_high"] = np.exp((estimate + spread) * steps)
+    out["p_value"] = drift["p_value"].to_numpy(float)
+    out["flagged"] = drift["flagged"].to_numpy(bool)
+    return out
 
 
 def drift_text(drift: pd.DataFrame, month: str):
@@ -131,11 +161,14 @@ def drift_text(drift: pd.DataFrame, month: str):
             f"No driver's effect changed significantly with the data of {month_name(month)} "
             f"({len(drift)} coefficients compared at the 1% level)."
         )
-    parts = [
-        f"**{md_escape(r.driver)}** in the {md_escape(r.model)} model "
-        f"({r.previous_estimate:+.3f} to {r.estimate:+.3f})"
-        for r in flagged.itertuples(index=False)
-    ]
+    parts = []
+    for r in flagged.itertuples(index=False):
+        _, step, step_text = describe_driver(str(r.term))
+        parts.append(
+            f"**{md_escape(r.driver)}** in the {md_escape(model_label(r.model))} model "
+            f"(x{math.exp(r.previous_estimate * step):.2f} to x{math.exp(r.estimate * step):.2f} "
+            f"{md_escape(step_text)})"
+        )
     return Markdown(
         f"Adding {month_name(month)} changed these effects more than chance would explain: "
         + "; ".join(parts)

@@ -13,8 +13,8 @@ from satmodel.errors import SatmodelError
 from satmodel.reporting.data import ReportData
 from satmodel.reporting.diagnostics import model_frame
 from satmodel.reporting.drivers import ModelSection
-from satmodel.reporting.figures import MAIN_COLOR, figure_style, new_figure, palette
-from satmodel.reporting.labels import CV_NAMES, plot_label
+from satmodel.reporting.figures import MAIN_COLOR, figure_style, legend_below, new_figure, palette
+from satmodel.reporting.labels import CV_NAMES, plot_label, segment_label
 from satmodel.vocabulary import METRICS, OUTCOME_METRICS
 
 
@@ -66,7 +66,9 @@ def plot_distributions(panel: pd.DataFrame, columns: list[str] | None = None):
         return None
     ncols = 3
     nrows = math.ceil(len(columns) / ncols)
-    frame = panel.assign(segment=panel["segment"].astype(str).map(plot_label))
+    frame = panel.assign(
+        segment=[plot_label(segment_label(s)) for s in panel["segment"].astype(str)]
+    )
     with figure_style():
         figure, axes = new_figure(13, 3.2 * nrows, ncols=ncols, nrows=nrows)
         for ax, column in zip(axes, columns, strict=False):
@@ -97,6 +99,7 @@ def plot_distributions(panel: pd.DataFrame, columns: list[str] | None = None):
             ax.set_ylabel("density", fontsize=8)
         for ax in axes[len(columns) :]:
             ax.set_visible(False)
+        legend_below(figure, *axes, title="segment")
         figure.suptitle("How service and satisfaction vary over customer-months", fontsize=12)
     return figure
 
@@ -322,6 +325,6 @@ def plot_cv(cv: pd.DataFrame):
             ax.set_ylabel(metric.replace("_", " "), fontsize=9)
             ax.set_xlabel("test months (trained on all months before)", fontsize=8)
             ax.tick_params(axis="x", labelsize=7)
-            ax.legend(fontsize=7, title=None)
+        legend_below(figure, *axes)
         figure.suptitle("Out-of-sample error, time-based cross-validation", fontsize=12)
     return figure

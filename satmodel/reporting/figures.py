@@ -114,3 +114,40 @@ def label_positions(ax, labels: list[str], axis: str = "y", fontsize: float | No
         ax.set_xticks(positions)
         ax.set_xticklabels(labels, fontsize=fontsize)
     return positions
+
+
+def legend_below(
+    figure, *axes, handles: list | None = None, title: str | None = None, ncols: int | None = None
+):
+    """One legend for the entries of ``axes`` (or for ``handles``), under the figure's panels:
+    outside every axes, so it never covers data (needs the constrained layout of
+    :func:`new_figure`)."""
+    given = handles or []
+    handles, labels = list(given), [h.get_label() for h in given]
+    for ax in axes:
+        entries = list(zip(*ax.get_legend_handles_labels(), strict=True))
+        drawn = ax.get_legend()
+        if drawn is not None:
+            # seaborn's legends hold handles the axes does not list
+            if not entries:
+                entries = [
+                    (h, t.get_text())
+                    for h, t in zip(drawn.legend_handles, drawn.get_texts(), strict=True)
+                ]
+            drawn.remove()
+        for handle, label in entries:
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if not handles:
+        return None
+    return figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=ncols or min(len(handles), 5),
+        title=title,
+        fontsize=8,
+        title_fontsize=8,
+        frameon=False,
+    )

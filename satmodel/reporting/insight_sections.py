@@ -19,6 +19,7 @@ from satmodel.reporting.figures import (
     error_extents,
     figure_style,
     label_positions,
+    legend_below,
     new_figure,
 )
 from satmodel.reporting.labels import (
@@ -27,6 +28,7 @@ from satmodel.reporting.labels import (
     level_caveat,
     md_escape,
     plot_label,
+    segment_label,
 )
 from satmodel.reporting.trust import within_csat_model
 from satmodel.vocabulary import LEVERS, OUTCOME_METRICS
@@ -153,7 +155,7 @@ def plot_importance(importance, panel: pd.DataFrame):
         )
         left.set_xlabel("% of the explained variation in CSAT (95% interval)", fontsize=9)
         left.set_title(
-            f"Driver importance (model explains {100 * importance.total_:.0f}% of CSAT variation)",
+            f"Importance (the model explains {100 * importance.total_:.0f}% of CSAT)",
             fontsize=11,
         )
         table = importance.table_.assign(
@@ -166,7 +168,7 @@ def plot_importance(importance, panel: pd.DataFrame):
                 table,
                 performance=performance,
                 ax=right,
-                title="Importance vs. how often we meet expectations",
+                title="Importance vs. expectations met",
             )
             right.title.set_fontsize(11)
         except SatmodelError:
@@ -308,7 +310,7 @@ def targets_text(targets: pd.DataFrame):
             level = f"{r.required:,.3f}" if r.unit == "%" else f"{r.required:,.0f}"
             parts.append(f"{r.lever} {r.direction} {level} {r.unit}{r.caveat}")
         lines.append(
-            f"- **{md_escape(segment)}** ({status} its target of {first['csat_target']:.2f} "
+            f"- **{md_escape(segment_label(segment))}** ({status} its target of {first['csat_target']:.2f} "
             f"now, at {first['current_csat']:.2f}): " + "; ".join(parts) + "."
         )
     return Markdown(
@@ -408,6 +410,14 @@ def response_curves(
     return pd.concat(frames, ignore_index=True)
 
 
+def _two_and_five(value: float, _position=None) -> str:
+    """A minor tick label of a log axis: shown at 2 and 5 times a power of ten only."""
+    if value <= 0:
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return f"{value:,.6g}" if round(mantissa) in (2, 5) else ""
+
+
 def plot_response_curves(
     curves: pd.DataFrame, targets: pd.DataFrame | None = None, outcome: str = "csat_mean"
 ):
@@ -440,6 +450,8 @@ def plot_response_curves(
         else pd.Series(dtype=float)
     )
     label_y, unit_y, _ = OUTCOME_METRICS.get(outcome, (outcome, "", False))
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
     with figure_style():
         figure, axes = new_figure(13, 4.2, ncols=len(levers))
         for ax, lever in zip(axes, levers, strict=True):
@@ -452,7 +464,7 @@ def plot_response_curves(
                 significant = bool(rows["significant"].iloc[0])
                 color = palette[segment] if significant else MUTED_COLOR
                 if not significant:
-                    unclear.append(plot_label(segment))
+                    unclear.append(plot_label(segment_label(segment)))
                 # availability is drawn as unavailability (100 - %) on a log axis: the "nines"
                 shift = 100.0 if lever == "availability_pct" else 0.0
                 x = (shift - rows["level"]).abs() if shift else rows["level"]
@@ -470,12 +482,14 @@ def plot_response_curves(
                     ax.axhline(goal[segment], color=color, linestyle=":", linewidth=1)
             ax.set_xscale("log")
             if lever == "availability_pct":
-                from matplotlib.ticker import FixedLocator, FuncFormatter
-
                 ax.invert_xaxis()
                 ax.xaxis.set_major_locator(FixedLocator([10, 1, 0.1, 0.01, 0.001]))
                 ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 - v:g}"))
                 ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+            else:
+                # plain numbers, minor ticks labelled at 2 and 5 only: 2x10^2, 3x10^2... overlap
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.6g}"))
+                ax.xaxis.set_minor_formatter(FuncFormatter(_two_and_five))
             ax.set_xlabel(f"{name} ({unit}, log scale)", fontsize=9)
             ax.set_ylabel(f"predicted {label_y} ({unit_y})", fontsize=9)
             title = f"{label_y} vs. {name}"
@@ -492,12 +506,14 @@ def plot_response_curves(
         from matplotlib.lines import Line2D
 
         # drawn from the palette: a greyed curve in the first panel keeps its segment's colour
-        handles = [Line2D([], [], color=palette[s], label=plot_label(s)) for s in segments]
+        handles = [
+            Line2D([], [], color=palette[s], label=plot_label(segment_label(s))) for s in segments
+        ]
         if not curves["significant"].all():
             handles.append(
                 Line2D([], [], color=MUTED_COLOR, linestyle="--", label="the data cannot tell")
             )
-        axes[0].legend(handles=handles, title="segment (dot: now)", fontsize=8, title_fontsize=8)
+        legend_below(figure, handles=handles, title="segment (dot: now)")
         figure.suptitle(
             "Response curves: predicted satisfaction as one service measure moves\n"
             "(dotted: segment's target; grey, dashed: the change's 95% interval includes none)",
@@ -719,5 +735,7 @@ def at_risk_text(at_risk: pd.DataFrame, probability: float = AT_RISK_PROBABILITY
     if at_risk.empty:
         return Markdown(f"No customer has {rule}.")
     by_segment = at_risk["segment"].value_counts().sort_index()
-    parts = ", ".join(f"{count:,} in {md_escape(name)}" for name, count in by_segment.items())
+    parts = ", ".join(
+        f"{count:,} in {md_escape(segment_label(name))}" for name, count in by_segment.items()
+    )
     return Markdown(f"**{len(at_risk):,} customers** have {rule}: {parts}.")

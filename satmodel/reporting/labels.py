@@ -163,6 +163,61 @@ LABELS: dict[str, str] = {
     "incidents": "Incidents",
     "mttr_hours": "Time to restore (MTTR, h)",
     "downtime_share_pct": "Share of today's downtime (%)",
+    "over_budget": "Over budget",
+    "will_be_over": "Will be over at this rate",
+    "on_track": "On track",
+    "over_budget_pct": "Over budget (%)",
+    "median_budget_used_pct": "Median error budget used (%)",
+    "worst_budget_used_pct": "Worst error budget used (%)",
+    "slo_availability_pct": "Availability SLO (%)",
+    "budget_used_pct": "Error budget used (%)",
+    "projection": "Projection",
+    "alert": "Alert",
+    "severity": "Severity",
+    "burn_rate_threshold": "Burn rate threshold (x)",
+    "long_window": "Long window",
+    "short_window": "Short window",
+    "first_fired": "First fired",
+    "hours_firing": "Hours firing",
+    "peak_burn_rate": "Peak burn rate (x)",
+    "kind": "Kind",
+    "service": "Service",
+    "customers_affected": "Customers affected",
+    "outage_minutes": "Outage (min)",
+    "change_failure_rate": "Change failure rate",
+    "csat_points": "CSAT points lost",
+    "csat_points_ci_low": "CSAT points 95% low",
+    "csat_points_ci_high": "CSAT points 95% high",
+    "complaints_per_month": "Complaints / month",
+    "complaints_per_month_ci_low": "Complaints / month 95% low",
+    "complaints_per_month_ci_high": "Complaints / month 95% high",
+    "statistic": "Test statistic",
+    "df": "Degrees of freedom",
+    "verdict": "Verdict",
+    "reading": "Reading",
+    "pooled_effect": "Across customers (x odds or rate)",
+    "pooled_effect_low": "Across: 95% low",
+    "pooled_effect_high": "Across: 95% high",
+    "within_effect": "Within a customer (x odds or rate)",
+    "within_effect_low": "Within: 95% low",
+    "within_effect_high": "Within: 95% high",
+    "previous_effect": "Effect last month",
+    "partial_r2_pct": "Share of CSAT variation it alone explains (partial R², %)",
+    "rv_q_pct": "Hidden factor strength to remove it (robustness value, %)",
+    "rv_qa_pct": "Hidden factor strength to make it insignificant (%)",
+    "benchmark": "Compared with",
+    "bound_estimate_k3": "Estimate left by a factor 3x as strong",
+    "month": "Month",
+    "flagged_in": "Flagged with data up to",
+    "flagged_answered": "Flagged who answered",
+    "flagged_below": "Flagged who scored below target",
+    "precision": "Share of flags that came true",
+    "answered": "Customers who answered",
+    "below": "Customers who scored below target",
+    "base_rate": "Share below target, all who answered",
+    "caveat": "Caveat",
+    "p_below_target": "Chance below target",
+    "expected_responses": "Expected responses",
 }
 
 
@@ -250,7 +305,33 @@ MODEL_NAMES = {
     "negbin": "Complaints (count model)",
 }
 
+# Model families as a manager reads them (the Family column of the models table).
+FAMILY_NAMES = {
+    "ordinal": "ordered scores 1-5",
+    "logit": "satisfied yes/no",
+    "negbin": "counts per user",
+    "poisson": "counts per user",
+    "ols": "average score",
+}
+
+# Diagnostic checks (satmodel.evaluation.diagnostics) in words; the ``vif:`` and
+# ``proportional_odds:`` checks name a model term after the colon.
+CHECK_NAMES = {
+    "converged": "Fit converged",
+    "n_obs": "Observations",
+    "min_level_count": "Smallest outcome group",
+    "separation": "Separation",
+    "collinearity": "Collinearity",
+    "vif:": "Collinearity (variance inflation) of",
+    "overdispersion_lr": "Overdispersion (likelihood-ratio test)",
+    "dispersion": "Dispersion",
+    "proportional_odds": "Proportional odds (Brant test)",
+    "proportional_odds:": "Proportional odds for",
+    "diagnostics": "Diagnostics",
+}
+
 _TREATMENT = re.compile(r"C\((\w+)\)\[T\.(.+)\]")
+_CUSTOMER_MEAN = re.compile(r"mean\((.+)\)")
 
 
 def segment_label(segment: Any) -> str:
@@ -274,6 +355,20 @@ def model_label(model: Any) -> str:
     return MODEL_NAMES.get(str(model), str(model))
 
 
+def family_label(family: Any) -> str:
+    """A model family (``ordinal``, ``negbin``...) in words (:data:`FAMILY_NAMES`)."""
+    return FAMILY_NAMES.get(str(family), str(family))
+
+
+def check_label(check: Any) -> str:
+    """A diagnostic check in words: ``vif:np.log(latency_p95_ms)`` reads ``Collinearity
+    (variance inflation) of p95 latency``; unknown checks are shown as they are."""
+    name, colon, term = str(check).partition(":")
+    if not colon:
+        return CHECK_NAMES.get(name, name)
+    return f"{CHECK_NAMES.get(name + colon, name)} {term_label(term)}"
+
+
 def term_label(term: str, reference: str | None = None) -> str:
     """A model term as a manager reads it, naming the reference level of a category.
 
@@ -294,8 +389,41 @@ def term_label(term: str, reference: str | None = None) -> str:
         if reference is not None:
             against = f" (vs. {segment_label(reference) if variable == 'segment' else reference})"
         return f"{variable.replace('_', ' ').capitalize()}: {shown}{against}"
+    mean = _CUSTOMER_MEAN.fullmatch(str(term))
+    if mean:
+        return f"customer's usual {term_label(mean.group(1), reference)}"
     label = driver_label(str(term))
     return DRIVER_NAMES.get(label, label)
+
+
+# Model terms as they appear inside free text (warnings, notes), longest first so that
+# ``mean(np.log(x))`` is replaced as a whole before ``np.log(x)``.
+_TERMS_IN_TEXT = sorted(
+    [f"mean({d.term})" for d in DRIVERS] + [d.term for d in DRIVERS], key=len, reverse=True
+)
+_MODEL_PREFIX = re.compile(r"^(\w+): ")
+_CHECK_IN_TEXT = re.compile(r"\b(vif|proportional_odds):")
+# a level inside free text ends at the first "]", so two levels on one line stay two
+_TREATMENT_IN_TEXT = re.compile(r"C\(\w+\)\[T\.[^\]]+\]")
+
+
+def plain_terms(text: Any) -> str:
+    """Free text (a warning, a note) with every model term and a leading model key in words.
+
+    Examples
+    --------
+    >>> plain_terms("csat: high collinearity (np.log(latency_p95_ms) 11.1)")
+    'CSAT score (1-5): high collinearity (p95 latency 11.1)'
+    """
+    out = _TREATMENT_IN_TEXT.sub(lambda m: term_label(m.group(0)), str(text))
+    for term in _TERMS_IN_TEXT:
+        if term in out:
+            out = out.replace(term, term_label(term))
+    out = _CHECK_IN_TEXT.sub(lambda m: CHECK_NAMES[m.group(0)] + " ", out)
+    prefix = _MODEL_PREFIX.match(out)
+    if prefix and prefix.group(1) in MODEL_NAMES:
+        out = f"{model_label(prefix.group(1))}: {out[prefix.end() :]}"
+    return out
 
 
 CV_NAMES = {

@@ -15,12 +15,13 @@ from satmodel.reporting.figures import (
     OTHER_COLOR,
     figure_style,
     label_positions,
+    legend_below,
     month_axis,
     new_figure,
     palette,
 )
 from satmodel.reporting.headline import weighted_mean
-from satmodel.reporting.labels import plot_label
+from satmodel.reporting.labels import plot_label, segment_label
 
 
 def _slo_frame(panel: pd.DataFrame, config) -> pd.DataFrame:
@@ -279,15 +280,14 @@ def plot_service_levels(panel: pd.DataFrame, config, month: str, months: int = 1
                 x,
                 group["availability_met_pct"],
                 marker="o",
-                label=plot_label(segment),
+                label=plot_label(segment_label(segment)),
                 color=colors[segment],
             )
         left.set_ylim(-5, 105)
         left.set_ylabel("% of customers meeting the SLO", fontsize=9)
         left.set_title(f"Customers meeting the {target:g}% availability SLO", fontsize=11)
-        left.legend(title="segment", fontsize=8, title_fontsize=8, loc="lower left")
         month_axis(left, shown)
-        y = label_positions(right, [plot_label(s) for s in current["segment"]])
+        y = label_positions(right, [plot_label(segment_label(s)) for s in current["segment"]])
         bars = right.barh(
             y,
             current["error_budget_used_pct"],
@@ -298,6 +298,7 @@ def plot_service_levels(panel: pd.DataFrame, config, month: str, months: int = 1
         right.text(100, -0.6, " budget", color=ALERT_COLOR, fontsize=8, va="bottom")
         right.set_xlabel("% of the month's downtime budget used (100% = SLO just met)", fontsize=9)
         right.set_title(f"Error budget used, {month_name(month)}", fontsize=11)
+        legend_below(figure, left, title="segment")
         right.invert_yaxis()
         right.set_xlim(0, max(110, float(np.nanmax(current["error_budget_used_pct"])) * 1.15))
         figure.suptitle("Service levels by segment", fontsize=12)

@@ -19,7 +19,7 @@ from satmodel.errors import SatmodelError
 from satmodel.reporting.data import ReportData
 from satmodel.reporting.diagnostics import model_frame
 from satmodel.reporting.drivers import ModelSection, describe_driver
-from satmodel.reporting.labels import md_escape
+from satmodel.reporting.labels import md_escape, model_label
 
 WITHIN_COLUMN = "customer_id"
 MUNDLAK_ALPHA = 0.05
@@ -123,6 +123,32 @@ def effect_comparison(pairs: dict[str, tuple]) -> pd.DataFrame:
     return out[COMPARISON_COLUMNS]
 
 
+def comparison_view(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The pooled and within effects as a manager reads them: odds ratios (CSAT and
+    satisfied share) or rate ratios (complaints) for the step each driver is shown for.
+
+    Parameters
+    ----------
+    comparison : the output of :func:`effect_comparison`.
+
+    Returns
+    -------
+    DataFrame
+        model, driver, step, pooled_effect, pooled_effect_low, pooled_effect_high,
+        within_effect, within_effect_low, within_effect_high, reading.
+    """
+    described = [describe_driver(str(t)) for t in comparison["term"]]
+    steps = np.array([d[1] for d in described], dtype=float)
+    out = comparison[["model", "driver"]].reset_index(drop=True)
+    out["step"] = [d[2] for d in described]
+    for side in ("pooled", "within"):
+        for source, suffix in (("estimate", ""), ("ci_low", "_low"), ("ci_high", "_high")):
+            values = comparison[f"{side}_{source}"].to_numpy(float)
+            out[f"{side}_effect{suffix}"] = np.exp(values * steps)
+    out["reading"] = comparison["reading"].to_numpy()
+    return out
+
+
 def brant_failures(diagnosed: pd.DataFrame | None) -> dict[str, list[str]]:
     """Failed proportional-odds (Brant) checks per model, as warning lines."""
     if diagnosed is None or diagnosed.empty:
@@ -185,7 +211,7 @@ def mundlak_text(table: pd.DataFrame):
         return Markdown("Pooled and within-customer effects could not be compared.")
     biased = table.loc[table["verdict"] == "pooled effects biased", "model"].tolist()
     if biased:
-        names = ", ".join(md_escape(m) for m in biased)
+        names = ", ".join(md_escape(model_label(m)) for m in biased)
         return Markdown(
             f"Customers with worse service also differ in other ways ({names}: the test of "
             "pooled against within effects rejects, p < 0.05): the pooled effects are biased; "

@@ -30,6 +30,7 @@ from satmodel.reporting.figures import (
     error_extents,
     figure_style,
     label_positions,
+    legend_below,
     month_axis,
     new_figure,
     palette,
@@ -40,7 +41,9 @@ from satmodel.reporting.labels import (
     MAX_TEXT_CHARS,
     level_caveat,
     md_escape,
+    plain_terms,
     plot_label,
+    segment_label,
 )
 from satmodel.vocabulary import LEVERS
 
@@ -308,7 +311,7 @@ def value_text(section: ValueSection):
     else:
         lines.append("**NPS**: no NPS answers in the surveys this month.")
     if section.left_out:
-        lines.append(md_escape(section.left_out, MAX_TEXT_CHARS) + ".")
+        lines.append(md_escape(plain_terms(section.left_out), MAX_TEXT_CHARS) + ".")
         return Markdown("\n\n".join(lines))
     value = section.value
     share = value.revenue_at_risk / value.monthly_revenue if value.monthly_revenue > 0 else 0.0
@@ -372,12 +375,12 @@ def plot_nps_trend(section: ValueSection):
                 marker="o",
                 color=INK_COLOR if overall else colours[name],
                 linewidth=2.5 if overall else 1.2,
-                label=plot_label(name),
+                label=plot_label(segment_label(name)),
             )
         ax.axhline(0, color=GUIDE_COLOR, linewidth=0.8)
         ax.set_ylabel("NPS (-100 to +100)", fontsize=9)
         month_axis(ax, months)
-        ax.legend(fontsize=8, loc="best")
+        legend_below(figure, ax)
         figure.suptitle(
             f"Net Promoter Score by segment, {len(months)} months to {month_name(section.month)}",
             fontsize=12,
@@ -476,7 +479,7 @@ def plot_retention(section: ValueSection):
             )
         ax.set_xlabel("months since the customer was first seen under contract", fontsize=9)
         ax.set_ylabel("customers still under contract, %", fontsize=9)
-        ax.legend(title="mean availability", fontsize=8, loc="best")
+        legend_below(figure, ax, title="mean availability")
         figure.suptitle(
             "Customers kept over time by availability band (Kaplan-Meier, 95% bands)", fontsize=12
         )
