@@ -131,3 +131,22 @@ def test_value_goes_on_with_the_churn_model_when_csat_cannot_be_fitted(world, tm
     payload = json.loads(out.read_text())
     assert payload["revenue_at_risk_ci_low"] < payload["revenue_at_risk"]
     assert payload["revenue_at_risk"] < payload["revenue_at_risk_ci_high"]
+
+
+def test_value_scores_customers_who_never_answered_a_survey(world, tmp_path, capsys):
+    """The within models were not fitted on them; they keep their own rows' persistent part."""
+    folder = tmp_path / "silent"
+    shutil.copytree(world["folder"], folder)
+    surveys = pd.read_parquet(folder / "surveys.parquet")
+    silent = sorted(surveys["customer_id"].astype(str).unique())[:30]
+    surveys.loc[~surveys["customer_id"].astype(str).isin(silent)].to_parquet(
+        folder / "surveys.parquet"
+    )
+    out = tmp_path / "value.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["value", "--data", str(folder), "--json", str(out)])
+    assert code == 0, capsys.readouterr().err
+    payload = json.loads(out.read_text())
+    retained = [lever["revenue_retained"] for lever in payload["levers"]]
+    assert all(np.isfinite(retained)) and max(retained) > 0

@@ -44,6 +44,7 @@ from satmodel.errors import InputError
 from satmodel.hints import did_you_mean
 from satmodel.models.defaults import check_satisfied_cutoff, satisfied_cutoff_of
 from satmodel.models.likelihoods import cdf_pdf
+from satmodel.models.within import persistent_parts, with_persistent
 from satmodel.vocabulary import (
     DEFAULT_SATISFIED_CUTOFF,
     DRIVERS,
@@ -343,43 +344,10 @@ class OutcomeModel:
             self.top_cut = below - 1
         elif outcome == "csat_mean" or self.family not in ("logit", "negbin", "poisson"):
             raise InputError(f"model {self.family!r} cannot give outcome {outcome!r}")
-        self.persistent = self._persistent_parts(panel)
-
-    def _persistent_parts(self, panel: pd.DataFrame | None) -> pd.DataFrame | None:
-        """Each customer's mean terms: the fit's, else the means of its own panel rows."""
-        within = self.result.within_
-        if within is None:
-            return None
-        table = within.means
-        if panel is None or within.column not in panel.columns:
-            return table
-        ids = panel[within.column].astype(str)
-        unseen = panel.loc[~ids.isin(table.index)].reset_index(drop=True)
-        if unseen.empty:
-            return table
-        base = self.result.design_matrix(unseen.assign(**dict.fromkeys(within.terms, 0.0)))
-        own = base[within.varying].groupby(unseen.loc[base.index, within.column].astype(str))
-        own = own.mean().set_axis(within.terms, axis=1)
-        return pd.concat([table, own])
+        self.persistent = persistent_parts(self.result, panel)
 
     def _with_persistent(self, frame: pd.DataFrame) -> pd.DataFrame:
-        if self.persistent is None:
-            return frame
-        column = self.result.within_.column
-        if column not in frame.columns:
-            raise InputError(
-                f"scenario: column {column!r} is needed (the {self.key} model holds each "
-                f"{column}'s persistent part at its own value)"
-            )
-        ids = frame[column].astype(str)
-        unknown = ~ids.isin(self.persistent.index)
-        if unknown.any():
-            raise InputError(
-                f"scenario: {column} {ids[unknown].iloc[0]!r} is unknown to the {self.key} "
-                "model (not fitted on it and not in the panel)"
-            )
-        means = self.persistent.loc[ids].to_numpy(dtype=float)
-        return frame.assign(**{t: means[:, j] for j, t in enumerate(self.persistent.columns)})
+        return with_persistent(self.result, frame, self.persistent, f"the {self.key}")
 
     def predictable(self, rows: pd.DataFrame) -> pd.DataFrame:
         """The rows the model can predict (every driver present, customer known)."""

@@ -38,6 +38,7 @@ from satmodel.insights.loyalty import fit_churn_model, require_churn
 from satmodel.insights.plans import lever_cost, resolve_costs
 from satmodel.insights.scenarios import LEVERS
 from satmodel.models.results import FitResult, json_number
+from satmodel.models.within import persistent_parts
 
 LEVER_STEPS = {
     "availability_pct": 0.1,
@@ -134,16 +135,30 @@ def _hazards(model, rows, customers, segments, betas) -> np.ndarray:
     return filled.to_numpy()
 
 
+def _model_change(model, rows: pd.DataFrame, moved: pd.DataFrame, column: str) -> pd.Series:
+    """The change of a model's prediction from ``rows`` to ``moved`` (same index).
+
+    Customers a within model was not fitted on (no survey answers) keep the persistent part
+    their own rows show; one without a usable row gets NaN.
+    """
+    parts = persistent_parts(model, rows)
+    if parts is not None:
+        means = parts.reindex(rows[model.within_.column].astype(str)).to_numpy(dtype=float)
+        given = {term: means[:, j] for j, term in enumerate(parts.columns)}
+        rows, moved = rows.assign(**given), moved.assign(**given)
+    return model.predict(moved)[column] - model.predict(rows)[column]
+
+
 def _mediated(rows: pd.DataFrame, moved: pd.DataFrame, outcome_models: dict) -> pd.DataFrame:
     """``moved`` with csat_mean and complaint_rate_per_1k shifted by the models' change."""
     out = moved.copy()
     csat = outcome_models.get("csat")
     if csat is not None and "csat_mean" in out.columns:
-        change = csat.predict(moved)["expected"] - csat.predict(rows)["expected"]
+        change = _model_change(csat, rows, moved, "expected")
         out["csat_mean"] = out["csat_mean"] + change.fillna(0.0)
     complaints = outcome_models.get("complaints")
     if complaints is not None and "complaint_rate_per_1k" in out.columns:
-        change = complaints.predict(moved)["rate"] - complaints.predict(rows)["rate"]
+        change = _model_change(complaints, rows, moved, "rate")
         out["complaint_rate_per_1k"] = np.maximum(
             out["complaint_rate_per_1k"] + 1000.0 * change.fillna(0.0), 0.0
         )

@@ -171,6 +171,68 @@ def add_group_means(
     return X_out, [*columns, *design.terms], design
 
 
+def persistent_parts(result, panel: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Each group's mean terms for a within fit: the fit's, else the means of its own rows.
+
+    A customer the model was not fitted on (e.g. one that never answered a survey) keeps
+    the persistent part its own panel rows show: the Mundlak terms are the group means of
+    the drivers, which its data give as well as anyone's.
+
+    Parameters
+    ----------
+    result : a FitResult.
+    panel : rows holding the groups (and their drivers) to cover; None: the fit's groups only.
+
+    Returns
+    -------
+    DataFrame or None
+        One row per group (index: the group as a string), one column per mean term; None for a
+        fit without ``within``.
+    """
+    within = result.within_
+    if within is None:
+        return None
+    table = within.means
+    if panel is None or within.column not in panel.columns:
+        return table
+    ids = panel[within.column].astype(str)
+    unseen = panel.loc[~ids.isin(table.index)].reset_index(drop=True)
+    if unseen.empty:
+        return table
+    base = result.design_matrix(unseen.assign(**dict.fromkeys(within.terms, 0.0)))
+    own = base[within.varying].groupby(unseen.loc[base.index, within.column].astype(str))
+    return pd.concat([table, own.mean().set_axis(within.terms, axis=1)])
+
+
+def with_persistent(
+    result, frame: pd.DataFrame, parts: pd.DataFrame | None, who: str = "the"
+) -> pd.DataFrame:
+    """``frame`` with the mean-term columns of its groups from ``parts`` (:func:`persistent_parts`).
+
+    Raises
+    ------
+    InputError
+        When ``frame`` lacks the group column, or holds a group ``parts`` does not know.
+    """
+    if parts is None:
+        return frame
+    column = result.within_.column
+    if column not in frame.columns:
+        raise InputError(
+            f"scenario: column {column!r} is needed ({who} model holds each {column}'s "
+            "persistent part at its own value)"
+        )
+    ids = frame[column].astype(str)
+    unknown = ~ids.isin(parts.index)
+    if unknown.any():
+        raise InputError(
+            f"scenario: {column} {ids[unknown].iloc[0]!r} is unknown to {who} model (not "
+            "fitted on it and not in the panel)"
+        )
+    means = parts.loc[ids].to_numpy(dtype=float)
+    return frame.assign(**{t: means[:, j] for j, t in enumerate(parts.columns)})
+
+
 def mundlak_test(estimates: pd.Series, covariance: pd.DataFrame, terms: list[str]) -> dict:
     """Joint Wald test that the mean terms are zero (pooled and within effects agree).
 
