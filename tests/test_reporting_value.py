@@ -222,3 +222,13 @@ def test_operating_cost_from_the_table_else_the_config():
     table = pd.DataFrame({"month": ["2025-02", "2025-01"], "amount": [7.0, 6.0]})
     from_table = reporting.operating_cost(report_data(panel, "2025-02", OpexSource(table), config))
     assert from_table.to_dict() == {"2025-01": 6.0, "2025-02": 7.0}
+
+
+def test_summary_numbers_do_not_carry_last_bit_noise():
+    """Two sums in another order differ in the 16th digit; the summary shows the same bytes."""
+    ratio = float(np.exp(19.605398))
+    noisy = ratio * (1 + 2e-15)
+    assert round(ratio, 6) != round(noisy, 6)  # visible at 6 decimal places
+    assert json_ready({"ratio": ratio}) == json_ready({"ratio": noisy})
+    assert json_ready(0.12345678912) == 0.123457  # 6 places still
+    assert json_ready(123456789.123) == 123456789.1  # 10 significant digits

@@ -124,7 +124,9 @@ def proposal_summary(
 
 
 def json_ready(value: Any) -> Any:
-    """JSON-ready value: numpy scalars to Python, NaN to None, floats rounded to 6 places."""
+    """JSON-ready value: numpy scalars to Python, NaN to None, floats rounded to 6 places and
+    10 significant digits (a large ratio such as exp(19.6) would otherwise show the last-bit
+    noise of parallel sums, and a rerun would not give the same bytes)."""
     if isinstance(value, dict):
         return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -132,7 +134,7 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float):
-        return None if not math.isfinite(value) else round(value, 6)
+        return None if not math.isfinite(value) else round(float(f"{value:.10g}"), 6)
     if value is pd.NA or value is pd.NaT:
         return None
     return value
