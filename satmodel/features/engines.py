@@ -263,6 +263,15 @@ def quiet() -> Iterator[None]:
         yield
 
 
+SESSION_SQL = {
+    "spark.sql.session.timeZone": "UTC",
+    # Parquet nanosecond timestamps arrive as numbers (give units = epoch_ns) instead of
+    # failing the whole read.
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+}
+"""Session settings the Spark engine relies on, on a classic and on a Spark Connect session."""
+
+
 def spark_session(
     memory: str | None = None,
     shuffle_partitions: int | None = None,
@@ -302,7 +311,7 @@ def spark_session(
     if master and remote:
         raise InputError("engine spark: give --spark-master or --spark-remote, not both")
     if remote:
-        return _connect_session(SparkSession, remote)
+        return _connect_session(SparkSession, remote, shuffle_partitions)
     active = SparkSession.getActiveSession()
     if active is not None and master is None:
         return active
@@ -317,11 +326,8 @@ def spark_session(
         "spark.default.parallelism": "1" if master == "local[1]" else None,
         "spark.ui.enabled": "false" if local else None,
         "spark.ui.showConsoleProgress": "false",
-        "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        # Parquet nanosecond timestamps arrive as numbers (give units = epoch_ns) instead of
-        # failing the whole read.
-        "spark.sql.legacy.parquet.nanosAsLong": "true",
+        **SESSION_SQL,
     }
     for key, value in settings.items():
         if value is not None:
@@ -329,8 +335,31 @@ def spark_session(
     return builder.getOrCreate()
 
 
-def _connect_session(session_class, remote: str):
-    """A Spark Connect session on ``remote`` (``sc://host:port``)."""
+def _reachable(remote: str) -> None:
+    """Fail fast when nothing listens at ``remote``.
+
+    The Connect client retries an unreachable server for 10 minutes before it reports it.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(remote)
+    try:
+        host, port = url.hostname, url.port or 15002
+    except ValueError:
+        host = None
+    if not host:
+        raise InputError(f"--spark-remote {remote!r}: expected a Spark Connect URL sc://host:port")
+    try:
+        socket.create_connection((host, port), timeout=10).close()
+    except OSError as exc:
+        raise InputError(
+            f"--spark-remote {remote}: cannot connect (nothing answers at {host}:{port}: {exc})"
+        ) from None
+
+
+def _connect_session(session_class, remote: str, shuffle_partitions: int | None):
+    """A Spark Connect session on ``remote`` (``sc://host:port``), set as the engine needs."""
     if not remote.startswith("sc://"):
         raise InputError(f"--spark-remote {remote!r}: expected a Spark Connect URL sc://host:port")
     try:
@@ -340,12 +369,34 @@ def _connect_session(session_class, remote: str):
             f"--spark-remote {remote}: the Spark Connect client is not installed "
             f"(pip install 'pyspark[connect]'; {str(exc).splitlines()[0]})"
         ) from None
+    _reachable(remote)
     try:
-        return session_class.builder.remote(remote).getOrCreate()
+        session = session_class.builder.remote(remote).getOrCreate()
     except Exception as exc:  # any connection failure of the client is the user's address
         raise InputError(
             f"--spark-remote {remote}: cannot connect ({str(exc).strip().splitlines()[0]})"
         ) from None
+    # A Connect session starts with the server's defaults (its JVM's time zone); ibis sets UTC
+    # only when the panel connects, after the source was read and validated.
+    required = {"spark.sql.session.timeZone": SESSION_SQL["spark.sql.session.timeZone"]}
+    if shuffle_partitions:
+        required["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
+    for key, value in required.items():
+        try:
+            session.conf.set(key, value)
+        except Exception as exc:  # the server refused the setting
+            raise InputError(
+                f"--spark-remote {remote}: the server refuses {key} = {value} "
+                f"({str(exc).strip().splitlines()[0]})"
+            ) from None
+    # Managed servers (Databricks serverless) refuse legacy settings; without this one only a
+    # Parquet nanosecond timestamp fails, with its own message when read.
+    with contextlib.suppress(Exception):
+        session.conf.set(
+            "spark.sql.legacy.parquet.nanosAsLong",
+            SESSION_SQL["spark.sql.legacy.parquet.nanosAsLong"],
+        )
+    return session
 
 
 def memtable(frame: pd.DataFrame):
