@@ -155,6 +155,23 @@ def test_report_notebook_parameters():
     assert inferred["month"]["default"] == '""'  # empty: the last complete month
 
 
+def test_report_contents_list_every_section_in_order():
+    """The table of contents on the first screen names each section, linked to its heading."""
+    nb = nbformat.read(REPORT_NOTEBOOK, as_version=4)
+    headings = [
+        line[3:].strip()
+        for cell in nb.cells
+        if cell.cell_type == "markdown"
+        for line in cell.source.splitlines()
+        if line.startswith("## ")
+    ]
+    toc = next(cell for cell in nb.cells if cell.get("id") == "toc").source
+    listed = re.findall(r"^\d+\. \[(.+)\]\(#(.+)\)$", toc, flags=re.MULTILINE)
+    sections = [h for h in headings if h != "Machine-readable summary"]
+    assert [title for title, _ in listed] == sections
+    assert all(anchor == title.replace(" ", "-") for title, anchor in listed)
+
+
 def test_report_notebook_calls_satmodel_only():
     nb = nbformat.read(REPORT_NOTEBOOK, as_version=4)
     imported = set()

@@ -147,3 +147,15 @@ def test_the_summary_says_when_costs_are_unknown_and_when_nothing_is_to_do():
     empty = reporting.executive_summary(kpis(), reporting.summary_actions(None), "2025-02").data
     assert shown_actions(empty) == []
     assert "Every customer got the service it expects" in empty
+
+
+def test_a_change_too_small_to_show_is_unchanged_not_worse():
+    from satmodel.reporting.headline import change_line
+
+    row = pd.Series(
+        {"kpi": "csat_mean", "label": "CSAT, mean score", "value": 3.88, "change": -0.004,
+         "higher_is_better": True}
+    )  # fmt: skip
+    assert change_line(row, "2026-11") == "**CSAT, mean score**: 3.88, unchanged on October 2026"
+    moved = change_line(row.copy().replace(-0.004, -0.006), "2026-11")
+    assert moved.endswith("down 0.01 on October 2026 (worse)")

@@ -266,7 +266,7 @@ def change_line(row: pd.Series, month: str) -> str:
     text = f"**{row['label']}**: {fmt.format(row['value'])}"
     if pd.isna(row["change"]):
         return text + " (no previous month to compare)"
-    if abs(row["change"]) < 1e-9:
+    if fmt.format(abs(row["change"])) == fmt.format(0.0):  # no change at the precision shown
         return text + f", unchanged on {month_name(add_months(month, -1))}"
     up = row["change"] > 0
     good = up == bool(row["higher_is_better"])
