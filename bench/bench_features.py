@@ -1,7 +1,7 @@
 """Benchmark the service panel's request aggregation against hand-written DuckDB and pandas.
 
 Usage: ``python bench/bench_features.py [--rows N | --quick] [--repeats 3] [--data DIR]
-[--scale [--scale-rows N] [--memory-limit 2GB]]``
+[--scale [--scale-rows N,N,...] [--memory-limit 2GB]]``
 
 Data: N request rows (default 20,000,000; ``--quick`` 2,000,000), seeded, 500 customers over
 24 months (2024-01..2025-12), time-ordered like a log, written as Parquet (row groups of 1M)
@@ -25,9 +25,11 @@ Compared in one run, each measurement in a fresh subprocess (peak RSS from that 
 Targets (PASS/FAIL): satmodel <= 1.25x the DuckDB time, >= 3x faster than pandas, peak RSS
 <= 1.5x DuckDB's. Exit code 0 when every target passes, 1 otherwise.
 
-``--scale`` (instead of the comparison): build_panel on 200M request rows (``--scale-rows``)
-with DuckDB's memory_limit at 2GB (``--memory-limit``) and a temp directory, then the
-hand-written query under the same limit (exact quantiles cannot spill: it runs out of memory).
+``--scale`` (instead of the comparison): the DuckDB scaling curve: build_panel on 10M, 50M and
+200M request rows (``--scale-rows 10000000,50000000,200000000``) with DuckDB's memory_limit at
+2GB (``--memory-limit``) and a temp directory, each size followed by the hand-written query
+under the same limit (exact quantiles cannot spill: it runs out of memory); then seconds per
+10M rows at each size against the smallest (1.00 = linear).
 """
 
 from __future__ import annotations
@@ -355,8 +357,9 @@ def run_comparison(folder: Path, rows: int, repeats: int, label: str = "") -> bo
     return all(ok for *_, ok in checks)
 
 
-def run_scale(folder: Path, rows: int, memory_limit: str) -> bool:
-    """build_panel on ``rows`` requests under a DuckDB memory limit; True when it completes."""
+def run_scale(folder: Path, rows: int, memory_limit: str) -> float | None:
+    """build_panel on ``rows`` requests under a DuckDB memory limit: its seconds, or None when
+    it does not complete."""
     spill = folder / "duckdb_tmp"
     spill.mkdir(exist_ok=True)
     settings = {"memory_limit": memory_limit, "temp_directory": str(spill)}
@@ -368,7 +371,7 @@ def run_scale(folder: Path, rows: int, memory_limit: str) -> bool:
         "print(json.dumps(dict(seconds=s, rows_out=len(out), "
         "peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra)))"
     )
-    completed = False
+    seconds = None
     for fn in ("_satmodel", "_duckdb_sql"):
         done = subprocess.run(
             [
@@ -384,15 +387,35 @@ def run_scale(folder: Path, rows: int, memory_limit: str) -> bool:
         )
         name = fn.strip("_")
         if done.returncode == 0:
-            print(f"  {name:<12} {done.stdout.strip().splitlines()[-1]}")
-            completed = completed or fn == "_satmodel"
+            result = done.stdout.strip().splitlines()[-1]
+            print(f"  {name:<12} {result}")
+            if fn == "_satmodel":
+                seconds = float(json.loads(result)["seconds"])
         else:
             last = [line for line in done.stderr.strip().splitlines() if "Error" in line]
             print(f"  {name:<12} FAILED: {(last or ['?'])[-1][:200]}")
     print(
-        f"{'PASS' if completed else 'FAIL'}  satmodel completes under memory_limit={memory_limit}"
+        f"{'PASS' if seconds is not None else 'FAIL'}  satmodel completes under "
+        f"memory_limit={memory_limit}"
     )
-    return completed
+    return seconds
+
+
+def print_curve(curve: dict[int, float | None]) -> None:
+    """Seconds per 10M rows at each size, against the smallest size (1.00 = linear)."""
+    done = {rows: s for rows, s in curve.items() if s is not None}
+    if not done:
+        return
+    smallest = min(done)
+    unit = done[smallest] / smallest * 1e7
+    print("DuckDB scaling curve (build_panel under the memory limit)")
+    print(f"  {'rows':>13} {'seconds':>9} {'s per 10M':>10} {'vs linear':>10}")
+    for rows, seconds in sorted(curve.items()):
+        if seconds is None:
+            print(f"  {rows:>13,} {'failed':>9}")
+            continue
+        per = seconds / rows * 1e7
+        print(f"  {rows:>13,} {seconds:>9.1f} {per:>10.2f} {per / unit:>9.2f}x")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -404,7 +427,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", action="store_true", help="only the 200M-row run under a memory limit (minutes)"
     )
-    parser.add_argument("--scale-rows", type=int, default=200_000_000)
+    parser.add_argument(
+        "--scale-rows",
+        default="10000000,50000000,200000000",
+        help="comma-separated sizes of the scaling curve",
+    )
     parser.add_argument("--memory-limit", default="2GB")
     parser.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -416,10 +443,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-features-") as scratch:
         base = args.data or Path(scratch)
         if args.scale:
-            t0 = time.perf_counter()
-            big = generate(base / f"requests_{args.scale_rows}", args.scale_rows)
-            print(f"generated/reused scale data in {time.perf_counter() - t0:.1f} s")
-            return 0 if run_scale(big, args.scale_rows, args.memory_limit) else 1
+            curve = {}
+            for size in (int(x) for x in args.scale_rows.split(",")):
+                t0 = time.perf_counter()
+                big = generate(base / f"requests_{size}", size)
+                print(f"generated/reused {size:,} rows in {time.perf_counter() - t0:.1f} s")
+                curve[size] = run_scale(big, size, args.memory_limit)
+            print_curve(curve)
+            return 0 if all(s is not None for s in curve.values()) else 1
         t0 = time.perf_counter()
         folder = generate(base / f"requests_{rows}", rows)
         print(f"generated/reused data in {time.perf_counter() - t0:.1f} s")

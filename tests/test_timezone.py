@@ -332,3 +332,17 @@ def test_counterfactual_availability_uses_the_local_month_minutes(tmp_path):
     assert rows.loc[march.index, "availability_pct"].tolist() == pytest.approx(
         [100 * (1 - 30 / minutes)]
     )
+
+
+def test_value_availability_step_uses_the_local_month_minutes():
+    """+0.1 point of availability in Berlin's March 2025 (44,580 minutes, DST) is 44.58
+    minutes less downtime, not the 44.64 of a UTC month."""
+    from satmodel.insights.value import _step
+
+    rows = pd.DataFrame(
+        {"customer_id": ["a", "b"], "month": ["2025-03", "2025-03"],
+         "availability_pct": [99.0, 100.0], "downtime_minutes": [446.4, 0.0]}
+    )  # fmt: skip
+    moved = _step(rows, ("availability_pct",), "Europe/Berlin")
+    assert moved["downtime_minutes"].tolist() == pytest.approx([446.4 - 44.58, 0.0])
+    assert moved["availability_pct"].tolist() == pytest.approx([99.1, 100.0])

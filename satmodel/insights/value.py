@@ -31,9 +31,10 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from satmodel.calendar import minutes_in_month
 from satmodel.config import DEFAULT_COMPLAINT_COST
 from satmodel.errors import InputError
-from satmodel.features.months import check_month, days_in_month, month_index, month_name
+from satmodel.features.months import check_month, month_index, month_name
 from satmodel.insights.loyalty import fit_churn_model, require_churn
 from satmodel.insights.plans import lever_cost, resolve_costs
 from satmodel.insights.scenarios import LEVERS
@@ -165,7 +166,7 @@ def _mediated(rows: pd.DataFrame, moved: pd.DataFrame, outcome_models: dict) -> 
     return out
 
 
-def _step(rows: pd.DataFrame, levers: tuple[str, ...]) -> pd.DataFrame:
+def _step(rows: pd.DataFrame, levers: tuple[str, ...], timezone: str = "UTC") -> pd.DataFrame:
     """``rows`` with each lever (and its lag) one step better in every month.
 
     Availability moves downtime by the same share of that month's minutes (so a month at
@@ -179,7 +180,7 @@ def _step(rows: pd.DataFrame, levers: tuple[str, ...]) -> pd.DataFrame:
             if column in out.columns:
                 out[column] = np.clip(out[column].astype(float) + step, spec.low, upper)
         if lever == "availability_pct":
-            minutes = rows["month"].astype(str).map(lambda m: days_in_month(m) * 1440.0)
+            minutes = rows["month"].astype(str).map(lambda m: minutes_in_month(m, timezone))
             cut = step / 100.0 * minutes
             for column in ("downtime_minutes", "downtime_minutes_lag1"):
                 if column in out.columns:
@@ -255,8 +256,9 @@ def revenue_at_risk(
     by_segment = _by_segment(now, revenue, segments.reindex(customers).to_numpy(), tail)
     costs = resolve_costs(config=config)
     per_complaint = getattr(config, "per_complaint", DEFAULT_COMPLAINT_COST)
+    timezone = config.calendar.timezone if config is not None else "UTC"
     levers, best = _lever_returns(
-        rows, revenue, total, at_risk, outcome_models or {}, costs, per_complaint, tail
+        rows, revenue, total, at_risk, outcome_models or {}, costs, per_complaint, tail, timezone
     )
     return ValueResult(
         month=month,
@@ -309,14 +311,16 @@ def _complaints_avoided(rows, moved, customers) -> float:
     return float(per_customer.reindex(customers).fillna(0.0).sum())
 
 
-def _lever_returns(rows, revenue, total, at_risk, outcome_models, costs, per_complaint, tail):
+def _lever_returns(
+    rows, revenue, total, at_risk, outcome_models, costs, per_complaint, tail, timezone
+):
     """One row per lever step and the best-return combination of steps."""
     weights = revenue.reindex(rows["customer_id"]).to_numpy()
     available = [lever for lever in LEVER_STEPS if lever in rows.columns]
     results = {}
     for size in range(1, len(available) + 1):
         for combo in itertools.combinations(available, size):
-            moved = _mediated(rows, _step(rows, combo), outcome_models)
+            moved = _mediated(rows, _step(rows, combo, timezone), outcome_models)
             retained = total - at_risk(moved).sum(axis=0)
             avoided = _complaints_avoided(rows, moved, revenue.index)
             cost = 0.0
