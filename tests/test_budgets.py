@@ -324,3 +324,18 @@ def test_summary_blocks_are_json(report_data):
     assert back["burn_alerts"]["customers_ticketed"] == 0
     assert back["burn_alerts"]["fired"][0]["first_fired"] == "2025-03-05T10:09:00+00:00"
     assert [r["long_window_minutes"] for r in back["burn_alerts"]["rules"]] == [60, 360, 4320]
+
+
+def test_budgets_count_the_minutes_of_the_local_month():
+    # Berlin's March 2025 loses an hour to daylight saving: 31 x 1,440 - 60 = 44,580 minutes.
+    # b (the default SLO 99.5%): 0.5% of 44,580 = 222.9 minutes (a UTC March: 223.2).
+    table = reporting.customer_budgets(
+        DAILY, BUDGET_CUSTOMERS, "2025-03", 99.5, timezone="Europe/Berlin"
+    ).set_index("customer_id")
+    assert table.loc["b", "budget_minutes"] == pytest.approx(222.9)
+    utc = reporting.customer_budgets(DAILY, BUDGET_CUSTOMERS, "2025-03", 99.5)
+    assert utc.set_index("customer_id").loc["b", "budget_minutes"] == pytest.approx(223.2)
+    burn = reporting.burn_rates(DAILY, BUDGET_CUSTOMERS, "2025-03", 99.5, timezone="Europe/Berlin")
+    # segment x: a at 99.9% would be 44.58 if the table used expectations; burn_rates pools
+    # the SLO: 2 customers x 222.9
+    assert burn.set_index("segment").loc["x", "budget_minutes"] == pytest.approx(2 * 222.9)

@@ -26,7 +26,8 @@ MONTHS = ["2025-01", "2025-02", "2025-03"]
 CONFIG = SimpleNamespace(
     thresholds=SimpleNamespace(
         slo_availability_pct=99.9, slo_latency_p95_ms=500.0, default_resolution_sla_hours=8.0
-    )
+    ),
+    calendar=SimpleNamespace(timezone="UTC"),
 )
 
 

@@ -32,6 +32,7 @@ def burn_rates(
     month: str,
     slo_pct: float,
     elapsed_days: float | None = None,
+    timezone: str = "UTC",
 ) -> pd.DataFrame:
     """Error budget burn rate per segment: budget consumed against the share of month elapsed.
 
@@ -61,7 +62,7 @@ def burn_rates(
     """
     n_days = days_in_month(month)
     elapsed = float(n_days if elapsed_days is None else min(max(elapsed_days, 0), n_days))
-    per_customer = (1 - slo_pct / 100) * minutes_in_month(month)
+    per_customer = (1 - slo_pct / 100) * minutes_in_month(month, timezone)
     who = customers[["customer_id", "segment"]].drop_duplicates("customer_id")
     who = who.assign(customer_id=who["customer_id"].astype(str), segment=who["segment"].astype(str))
     days = daily.assign(customer_id=daily["customer_id"].astype(str)).merge(who, on="customer_id")
@@ -108,7 +109,11 @@ def burn_rates(
 
 
 def burn_down(
-    daily: pd.DataFrame, customers: pd.DataFrame, month: str, slo_pct: float
+    daily: pd.DataFrame,
+    customers: pd.DataFrame,
+    month: str,
+    slo_pct: float,
+    timezone: str = "UTC",
 ) -> pd.DataFrame:
     """Cumulative error budget used per segment and day (for the burn-down chart).
 
@@ -118,7 +123,7 @@ def burn_down(
         segment, day, used_pct (cumulative % of the month's budget), elapsed_pct.
     """
     n_days = days_in_month(month)
-    per_customer = (1 - slo_pct / 100) * minutes_in_month(month)
+    per_customer = (1 - slo_pct / 100) * minutes_in_month(month, timezone)
     who = customers[["customer_id", "segment"]].drop_duplicates("customer_id").astype(str)
     days = daily.assign(customer_id=daily["customer_id"].astype(str)).merge(who, on="customer_id")
     rows = []
@@ -197,6 +202,7 @@ def customer_budgets(
     month: str,
     slo_pct: float,
     elapsed_days: float | None = None,
+    timezone: str = "UTC",
 ) -> pd.DataFrame:
     """Each customer's error budget of the month: what it may lose, what it lost.
 
@@ -232,7 +238,7 @@ def customer_budgets(
     if not complete:
         days = days.loc[days["day"] <= math.ceil(elapsed)]
     spent = days.groupby("customer_id")["downtime_minutes"].sum()
-    budget = (1 - who["slo_availability_pct"] / 100) * minutes_in_month(month)
+    budget = (1 - who["slo_availability_pct"] / 100) * minutes_in_month(month, timezone)
     downtime = who["customer_id"].map(spent).fillna(0.0).astype(float)
     used = (100 * downtime / budget).where(budget > 0)
     share = elapsed / n_days
@@ -333,9 +339,9 @@ def budget_burn(data: ReportData) -> tuple[pd.DataFrame, pd.DataFrame]:
     if inputs is None:
         return pd.DataFrame(), pd.DataFrame()
     daily, customers, elapsed = inputs
-    slo = data.config.thresholds.slo_availability_pct
-    table = burn_rates(daily, customers, data.month, slo, elapsed)
-    curve = burn_down(daily, customers, data.month, slo)
+    slo, zone = data.config.thresholds.slo_availability_pct, data.config.calendar.timezone
+    table = burn_rates(daily, customers, data.month, slo, elapsed, zone)
+    curve = burn_down(daily, customers, data.month, slo, timezone=zone)
     return table, curve
 
 
@@ -352,8 +358,8 @@ def customer_budget_section(data: ReportData) -> tuple[pd.DataFrame, pd.DataFram
     if inputs is None:
         return pd.DataFrame(columns=CUSTOMER_BUDGET_COLUMNS), pd.DataFrame(columns=SEGMENT_COLUMNS)
     daily, customers, elapsed = inputs
-    slo = data.config.thresholds.slo_availability_pct
-    table = customer_budgets(daily, customers, data.month, slo, elapsed)
+    slo, zone = data.config.thresholds.slo_availability_pct, data.config.calendar.timezone
+    table = customer_budgets(daily, customers, data.month, slo, elapsed, zone)
     return table, segment_budgets(table)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from satmodel.calendar import add_months, days_in_month
+from satmodel.calendar import add_months, minutes_in_month
 from satmodel.errors import InputError
 from satmodel.features.components import (
     component_downtime,
@@ -22,7 +22,6 @@ from satmodel.features.components import (
 )
 from satmodel.reporting.figures import error_extents, figure_style, legend_below, new_figure
 
-MINUTES_PER_DAY = 1440.0
 
 
 def plot_costs(result, top: int = 10):
@@ -143,7 +142,9 @@ def plot_planned(panel: pd.DataFrame):
     return figure
 
 
-def component_commitments(components: pd.DataFrame, availability_pct: float, month: str):
+def component_commitments(
+    components: pd.DataFrame, availability_pct: float, month: str, timezone: str = "UTC"
+):
     """Component-level availability each component must hold for a service level.
 
     The month's downtime budget (``100 - availability_pct`` % of its minutes, per customer)
@@ -159,6 +160,8 @@ def component_commitments(components: pd.DataFrame, availability_pct: float, mon
         downtime_minutes).
     availability_pct : the recommended service level, e.g. 99.9.
     month : ``YYYY-MM`` (its length sets the minutes).
+    timezone : the calendar's time zone (a month with a daylight-saving change is an hour
+        shorter or longer).
 
     Returns
     -------
@@ -178,7 +181,7 @@ def component_commitments(components: pd.DataFrame, availability_pct: float, mon
             f"availability_pct: must be a percentage between 0 and 100, e.g. 99.9; got "
             f"{availability_pct!r}"
         )
-    minutes = days_in_month(month) * MINUTES_PER_DAY
+    minutes = minutes_in_month(month, timezone)
     budget = minutes * (100.0 - level) / 100.0
     frame = components.loc[components["downtime_minutes"] > 0]
     share = frame["downtime_minutes"] / frame["downtime_minutes"].sum()
@@ -221,7 +224,8 @@ def proposal_commitments(report, offer, months: int = 12) -> pd.DataFrame | None
         return None
     first = max(add_months(report.month, -months + 1), report.window[0])
     summary = component_summary(report.source, first, report.month)
-    commitments = component_commitments(summary, level, report.month)
+    zone = report.config.calendar.timezone
+    commitments = component_commitments(summary, level, report.month, zone)
     return commitments if len(commitments) else None
 
 

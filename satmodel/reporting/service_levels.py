@@ -39,13 +39,17 @@ def _slo_frame(panel: pd.DataFrame, config) -> pd.DataFrame:
         }
     )
     if "availability_pct" in panel:
+
+        def minutes(month: str) -> int:
+            return minutes_in_month(month, config.calendar.timezone)
+
         availability = pd.to_numeric(panel["availability_pct"], errors="coerce")
         target = thresholds.slo_availability_pct
-        budget = (1 - target / 100) * frame["month"].map(minutes_in_month)
+        budget = (1 - target / 100) * frame["month"].map(minutes)
         if "downtime_minutes" in panel:
             downtime = pd.to_numeric(panel["downtime_minutes"], errors="coerce")
         else:
-            downtime = (100 - availability) / 100 * frame["month"].map(minutes_in_month)
+            downtime = (100 - availability) / 100 * frame["month"].map(minutes)
         frame["availability_target_pct"] = target
         frame["availability_met"] = (availability >= target).where(availability.notna())
         frame["budget_minutes"] = budget
