@@ -23,7 +23,6 @@ from satmodel.features.components import (
 from satmodel.reporting.figures import error_extents, figure_style, legend_below, new_figure
 
 
-
 def plot_costs(result, top: int = 10):
     """Ranked bars of the CSAT points each component and each problem costs, with intervals.
 
