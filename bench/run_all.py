@@ -6,8 +6,10 @@ Each benchmark runs in its own process with this interpreter, one after the othe
 measure time and memory: never in parallel), its output streamed as it comes. A benchmark's
 exit code is its verdict: 0 every target met, 1 a target missed, anything else a crash.
 ``--quick`` is passed on to every benchmark (smaller data, indicative targets only).
-``bench_spark.py`` (DuckDB vs Spark ``local[2]``, 2M requests; ``--full`` 20M when run alone)
-is one of them; ``--skip-spark`` leaves it out on a machine without Java.
+``bench_spark.py`` (DuckDB vs Spark ``local[2]``, 20M requests; 2M with ``--quick``) is one of
+them; ``--skip-spark`` leaves it out on a machine without Java. Without ``--quick``,
+``bench_features.py`` runs a second time with ``--scale``: the DuckDB scaling curve (10M, 50M,
+200M requests under a 2 GB memory limit; several minutes and about 4 GB of disk).
 
 Exit code: 0 when every benchmark exits 0, else 1.
 """
@@ -22,6 +24,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Extra runs of a benchmark, with their options, in a full (not --quick) run.
+FULL_RUNS = {"bench_features": [["--scale"]]}
 
 
 def find_benchmarks(only: str | None = None) -> list[Path]:
@@ -52,16 +56,22 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    results = []
+    runs = []
     for script in scripts:
-        command = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
-        print(f"\n=== {script.name} ({' '.join(command[1:])})", flush=True)
+        runs.append((script, ["--quick"] if args.quick else []))
+        if not args.quick:
+            runs += [(script, options) for options in FULL_RUNS.get(script.stem, [])]
+    results = []
+    for script, options in runs:
+        command = [sys.executable, str(script), *options]
+        name = " ".join([script.name, *options])
+        print(f"\n=== {name}", flush=True)
         start = time.perf_counter()
         code = subprocess.call(command, cwd=HERE.parent, env=env)
-        results.append((script.name, code, time.perf_counter() - start))
+        results.append((name, code, time.perf_counter() - start))
     print("\n=== summary")
     for name, code, seconds in results:
-        print(f"{verdict(code):<18} {name:<28} {seconds:8.1f} s")
+        print(f"{verdict(code):<18} {name:<36} {seconds:8.1f} s")
     return 0 if all(code == 0 for _, code, _ in results) else 1
 
 

@@ -410,8 +410,18 @@ def _checked_rows(spec: TableSpec, rules: list[_Rule]) -> str:
     if not spec.key and spec.one_open is None:
         return source
     breaks_a_rule = " OR ".join(rule.test for rule in rules) or "FALSE"
+    return f"(SELECT *, {', '.join(rank_columns(spec, f'({breaks_a_rule})'))} FROM {source})"
+
+
+def rank_columns(spec: TableSpec, breaks: str, quote=quote) -> list[str]:
+    """SQL select items ranking the rows of one id (and the open rows of one ``one_open`` key).
+
+    ``breaks`` is a boolean SQL expression, true for a row that breaks a rule: good rows rank
+    first, then the earliest, then by every column (a stable order on any engine). ``quote``
+    quotes an identifier in the engine's dialect (DuckDB's by default).
+    """
     order = ", ".join(
-        [f"({breaks_a_rule})"]
+        [breaks]
         + [quote(c) for c in ([spec.time_column] if spec.time_column else []) + spec.column_names]
     )
     ranks = []
@@ -426,7 +436,7 @@ def _checked_rows(spec: TableSpec, rules: list[_Rule]) -> str:
             f"CASE WHEN {end} IS NULL THEN row_number() OVER (PARTITION BY {key}, {end} IS NULL "
             f"ORDER BY {order}) END AS _satmodel_open_rank"
         )
-    return f"(SELECT *, {', '.join(ranks)} FROM {source})"
+    return ranks
 
 
 def _clean_select(spec: TableSpec) -> str:

@@ -17,7 +17,12 @@ from satmodel.features.months import month_index, month_name
 from satmodel.schema import OUTCOME_TABLES, SERVICE_TABLES, TABLES, TableSpec
 from satmodel.sources.core import TEXT_PREFIX
 from satmodel.sources.spark import SparkSource, literal, quote
-from satmodel.validation import EARLIEST_PLAUSIBLE, TIMESTAMP_RANGE, ValidationReport
+from satmodel.validation import (
+    EARLIEST_PLAUSIBLE,
+    TIMESTAMP_RANGE,
+    ValidationReport,
+    rank_columns,
+)
 
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 
@@ -161,23 +166,7 @@ def _flagged(source: SparkSource, spec: TableSpec, rules: list[SparkRule]):
         return frame
     breaks = " OR ".join(rule.test for rule in rules) or "FALSE"
     frame = frame.selectExpr("*", f"({breaks}) AS _satmodel_breaks")
-    order = ", ".join(
-        ["_satmodel_breaks"]
-        + [quote(c) for c in ([spec.time_column] if spec.time_column else []) + spec.column_names]
-    )
-    ranks = []
-    if spec.key:
-        partition = ", ".join(quote(k) for k in spec.key)
-        ranks.append(
-            f"row_number() OVER (PARTITION BY {partition} ORDER BY {order}) AS _satmodel_rank"
-        )
-    if spec.one_open is not None:
-        key, end = (quote(c) for c in spec.one_open)
-        ranks.append(
-            f"CASE WHEN {end} IS NULL THEN row_number() OVER (PARTITION BY {key}, {end} IS NULL "
-            f"ORDER BY {order}) END AS _satmodel_open_rank"
-        )
-    return frame.selectExpr("*", *ranks)
+    return frame.selectExpr("*", *rank_columns(spec, "_satmodel_breaks", quote))
 
 
 def _quarantine_table(source: SparkSource, spec: TableSpec, window):

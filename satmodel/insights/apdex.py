@@ -18,6 +18,7 @@ import pandas as pd
 
 from satmodel.errors import InputError
 from satmodel.features import apdex_grid, threshold_grid
+from satmodel.plotting import figure_and_axes
 
 __all__ = ["ApdexCalibration", "apdex_by_threshold", "calibrate_apdex"]
 
@@ -94,13 +95,7 @@ class ApdexCalibration:
 
     def plot(self, ax=None, title=None):
         """Profile log-likelihood against T (log axis), best and default T marked."""
-        if ax is None:
-            from matplotlib.figure import Figure
-
-            fig = Figure(figsize=(7.5, 4.5), layout="constrained")
-            ax = fig.add_subplot(1, 1, 1)
-        else:
-            fig = ax.figure
+        fig, ax = figure_and_axes(ax, 7.5, 4.5)
         prof = self.profile_
         ax.plot(prof["t_ms"], prof["log_likelihood"], marker="o", color="tab:blue")
         ax.axvline(

@@ -46,6 +46,7 @@ from satmodel.insights.shapley import (
     shapley_values,
     subset_columns,
 )
+from satmodel.plotting import figure_and_axes
 from satmodel.vocabulary import DRIVERS
 
 __all__ = [
@@ -675,13 +676,7 @@ def plot_importance_quadrant(
     -------
     matplotlib.figure.Figure
     """
-    if ax is None:
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(7.5, 5.5), layout="constrained")
-        ax = fig.add_subplot(1, 1, 1)
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, 7.5, 5.5)
     table = importance.table_ if isinstance(importance, ImportanceResult) else importance
     measure = str(table["measure"].iloc[0]) if "measure" in table else "r2"
     if performance is None:

@@ -136,34 +136,45 @@ def _hazards(model, rows, customers, segments, betas) -> np.ndarray:
     return filled.to_numpy()
 
 
-def _model_change(model, rows: pd.DataFrame, moved: pd.DataFrame, column: str) -> pd.Series:
-    """The change of a model's prediction from ``rows`` to ``moved`` (same index).
+def _anchored(model, rows: pd.DataFrame) -> dict:
+    """The mean-term columns a within model needs for ``rows`` (empty for a pooled model).
 
     Customers a within model was not fitted on (no survey answers) keep the persistent part
     their own rows show; one without a usable row gets NaN.
     """
     parts = persistent_parts(model, rows)
-    if parts is not None:
-        means = parts.reindex(rows[model.within_.column].astype(str)).to_numpy(dtype=float)
-        given = {term: means[:, j] for j, term in enumerate(parts.columns)}
-        rows, moved = rows.assign(**given), moved.assign(**given)
-    return model.predict(moved)[column] - model.predict(rows)[column]
+    if parts is None:
+        return {}
+    means = parts.reindex(rows[model.within_.column].astype(str)).to_numpy(dtype=float)
+    return {term: means[:, j] for j, term in enumerate(parts.columns)}
 
 
-def _mediated(rows: pd.DataFrame, moved: pd.DataFrame, outcome_models: dict) -> pd.DataFrame:
-    """``moved`` with csat_mean and complaint_rate_per_1k shifted by the models' change."""
-    out = moved.copy()
-    csat = outcome_models.get("csat")
-    if csat is not None and "csat_mean" in out.columns:
-        change = _model_change(csat, rows, moved, "expected")
-        out["csat_mean"] = out["csat_mean"] + change.fillna(0.0)
-    complaints = outcome_models.get("complaints")
-    if complaints is not None and "complaint_rate_per_1k" in out.columns:
-        change = _model_change(complaints, rows, moved, "rate")
-        out["complaint_rate_per_1k"] = np.maximum(
-            out["complaint_rate_per_1k"] + 1000.0 * change.fillna(0.0), 0.0
-        )
-    return out
+def _mediator(rows: pd.DataFrame, outcome_models: dict):
+    """A function of moved rows (same index as ``rows``): them with csat_mean and
+    complaint_rate_per_1k shifted by the outcome models' change from ``rows``.
+
+    The persistent parts and the predictions for ``rows`` are computed once, here.
+    """
+    shifts = []
+    for key, target, column, scale in (
+        ("csat", "csat_mean", "expected", 1.0),
+        ("complaints", "complaint_rate_per_1k", "rate", 1000.0),
+    ):
+        model = outcome_models.get(key)
+        if model is None or target not in rows.columns:
+            continue
+        given = _anchored(model, rows)
+        before = model.predict(rows.assign(**given))[column]
+        shifts.append((model, given, before, target, column, scale))
+
+    def mediated(moved: pd.DataFrame) -> pd.DataFrame:
+        out = moved.copy()
+        for model, given, before, target, column, scale in shifts:
+            change = model.predict(moved.assign(**given))[column] - before
+            out[target] = np.maximum(out[target] + scale * change.fillna(0.0), 0.0)
+        return out
+
+    return mediated
 
 
 def _step(rows: pd.DataFrame, levers: tuple[str, ...], timezone: str = "UTC") -> pd.DataFrame:
@@ -317,10 +328,11 @@ def _lever_returns(
     """One row per lever step and the best-return combination of steps."""
     weights = revenue.reindex(rows["customer_id"]).to_numpy()
     available = [lever for lever in LEVER_STEPS if lever in rows.columns]
+    mediated = _mediator(rows, outcome_models)
     results = {}
     for size in range(1, len(available) + 1):
         for combo in itertools.combinations(available, size):
-            moved = _mediated(rows, _step(rows, combo, timezone), outcome_models)
+            moved = mediated(_step(rows, combo, timezone))
             retained = total - at_risk(moved).sum(axis=0)
             avoided = _complaints_avoided(rows, moved, revenue.index)
             cost = 0.0

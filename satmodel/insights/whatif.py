@@ -31,6 +31,7 @@ from satmodel.insights.scenarios import (
     weighted,
 )
 from satmodel.insights.targets import TargetSolver, from_unit, to_unit
+from satmodel.plotting import figure_and_axes
 
 __all__ = [
     "DEFAULT_STEPS",
@@ -264,13 +265,7 @@ def plot_response_curve(curve: pd.DataFrame, target: float | None = None, ax=Non
     -------
     matplotlib.figure.Figure
     """
-    if ax is None:
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(7.5, 4.8), layout="constrained")
-        ax = fig.add_subplot(1, 1, 1)
-    else:
-        fig = ax.figure
+    fig, ax = figure_and_axes(ax, 7.5, 4.8)
     lever = str(curve["lever"].iloc[0])
     outcome = str(curve["outcome"].iloc[0])
     spec = LEVERS.get(lever)

@@ -9,7 +9,6 @@ import duckdb
 
 from satmodel.config import (
     REPEAT_INDEX,
-    UNIT_FACTORS,
     Derived,
     TableMapping,
 )
@@ -44,14 +43,8 @@ def type_name(sql_type: str) -> str:
 
 def _epoch(spec: TableSpec, column: str, expression: str, units: dict[str, str]) -> tuple[str, str]:
     """A timestamp from numbers since 1970 in the unit the config gives (``epoch_ms``...)."""
-    unit = units[column]
-    factors = UNIT_FACTORS["epoch"]
-    if unit not in factors:
-        raise InputError(
-            f"config: tables.{spec.name}.units.{column} = {unit!r} is not a known unit "
-            f"(known: {', '.join(factors)})"
-        )
-    micros = f"CAST(round(TRY_CAST({expression} AS DOUBLE) * {factors[unit]!r}) AS BIGINT)"
+    factor = sql.unit_factor(spec.name, column, units[column], "epoch")
+    micros = f"CAST(round(TRY_CAST({expression} AS DOUBLE) * {factor!r}) AS BIGINT)"
     return f"TRY(make_timestamp({micros}))", "TIMESTAMP"
 
 
@@ -100,13 +93,8 @@ def select_list(
             expression = f"strftime({expression}, '%Y-%m')"
         if column.name in mapping.units and column.kind != "timestamp":
             unit = mapping.units[column.name]
-            factors = UNIT_FACTORS.get(column.unit or "", {})
-            if unit not in factors:
-                raise InputError(
-                    f"config: tables.{spec.name}.units.{column.name} = {unit!r} is not a known unit "
-                    f"(known: {', '.join(factors) or 'none for this column'})"
-                )
-            expression = f"CAST({expression} AS DOUBLE) * {factors[unit]!r}"
+            factor = sql.unit_factor(spec.name, column.name, unit, column.unit or "")
+            expression = f"CAST({expression} AS DOUBLE) * {factor!r}"
         items.append(f"CAST({expression} AS {target_type}) AS {quote(column.name)}")
     return items
 

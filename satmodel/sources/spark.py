@@ -22,7 +22,6 @@ from typing import Any
 
 from satmodel.config import (
     REPEAT_INDEX,
-    UNIT_FACTORS,
     Config,
     Derived,
     TableMapping,
@@ -84,14 +83,8 @@ def compatible(kind: str, spark_type: str) -> bool:
 
 
 def _epoch(spec: TableSpec, column: str, expression: str, units: dict[str, str]) -> str:
-    unit = units[column]
-    factors = UNIT_FACTORS["epoch"]
-    if unit not in factors:
-        raise InputError(
-            f"config: tables.{spec.name}.units.{column} = {unit!r} is not a known unit "
-            f"(known: {', '.join(factors)})"
-        )
-    micros = f"CAST(round(try_cast({expression} AS DOUBLE) * {literal(factors[unit])}) AS BIGINT)"
+    factor = sql.unit_factor(spec.name, column, units[column], "epoch")
+    micros = f"CAST(round(try_cast({expression} AS DOUBLE) * {literal(factor)}) AS BIGINT)"
     return f"timestamp_micros({micros})"
 
 
@@ -138,13 +131,8 @@ def select_list(
             expression = f"date_format({expression}, 'yyyy-MM')"
         if column.name in mapping.units and column.kind != "timestamp":
             unit = mapping.units[column.name]
-            factors = UNIT_FACTORS.get(column.unit or "", {})
-            if unit not in factors:
-                raise InputError(
-                    f"config: tables.{spec.name}.units.{column.name} = {unit!r} is not a known "
-                    f"unit (known: {', '.join(factors) or 'none for this column'})"
-                )
-            expression = f"CAST({expression} AS DOUBLE) * {literal(factors[unit])}"
+            factor = sql.unit_factor(spec.name, column.name, unit, column.unit or "")
+            expression = f"CAST({expression} AS DOUBLE) * {literal(factor)}"
         items.append(f"CAST({expression} AS {target}) AS {name}")
     return items
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from satmodel.config import COMPARISONS, WHERE_TESTS, Derived
+from satmodel.config import COMPARISONS, UNIT_FACTORS, WHERE_TESTS, Derived
 from satmodel.errors import InputError
 
 DIVISORS = {
@@ -40,6 +40,23 @@ class SqlDialect:
     integer_type: str
     month_of: Callable[[str], str]
     seconds_between: Callable[[str, str], str]
+
+
+def unit_factor(table: str, column: str, unit: str, quantity: str) -> float:
+    """The factor from a configured ``unit`` to the canonical unit of ``quantity``.
+
+    Raises
+    ------
+    InputError
+        Naming ``tables.<table>.units.<column>`` and the known units when ``unit`` is unknown.
+    """
+    factors = UNIT_FACTORS.get(quantity, {})
+    if unit not in factors:
+        raise InputError(
+            f"config: tables.{table}.units.{column} = {unit!r} is not a known unit "
+            f"(known: {', '.join(factors) or 'none for this column'})"
+        )
+    return factors[unit]
 
 
 def _part(value: object, dialect: SqlDialect) -> str:

@@ -23,24 +23,19 @@ from pathlib import Path
 import duckdb
 
 from satmodel.errors import InputError
-from satmodel.sources.core import first_error_line, literal, path_literal, quote
+from satmodel.sources.core import (
+    NUMERIC_TYPES,
+    first_error_line,
+    literal,
+    path_literal,
+    quote,
+)
 
 # Optimizers that replace values by footer statistics: folding, count(x) -> count(*),
 # min/max answered from the footer. The check must read the values themselves.
 STATISTICS_OPTIMIZERS = ("statistics_propagation", "partial_aggregate_pushdown")
 # Column types whose footer min/max DuckDB reads and that order like their Parquet statistics.
-CHECKED_TYPES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "FLOAT",
-    "DOUBLE",
+CHECKED_TYPES = NUMERIC_TYPES | {
     "DECIMAL",
     "BOOLEAN",
     "VARCHAR",
@@ -52,7 +47,7 @@ CHECKED_TYPES = (
     "TIMESTAMP_S",
     "TIMESTAMP_MS",
     "TIMESTAMP_NS",
-)
+}
 
 
 def _checked(sql_type: str) -> bool:
