@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -112,11 +113,18 @@ def test_tiny_world_on_the_cluster(tmp_path, spark):
     assert panel.dtypes.equals(expected.dtypes)
 
 
-def test_cli_features_spark_master(tmp_path, spark, capsys):
+def test_cli_features_spark_master(tmp_path, spark, capsys, monkeypatch):
+    """The Spark path gives the hand-computed values and never opens DuckDB."""
     lake = write_lake(tmp_path / "lake", TINY)
     out = tmp_path / "panel.parquet"
     argv = ["features", "--engine", "spark", "--spark-master", CLUSTER]
-    assert main([*argv, "--data", str(lake), "--out", str(out)]) == 0
+
+    def no_duckdb(*args, **kwargs):
+        raise AssertionError("the Spark path opened a DuckDB connection")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(duckdb, "connect", no_duckdb)
+        assert main([*argv, "--data", str(lake), "--out", str(out)]) == 0
     check_tiny(pd.read_parquet(out))
     assert "wrote" in capsys.readouterr().out
 
