@@ -25,6 +25,7 @@ __all__ = [
     "last_complete_month",
     "minutes_in_month",
     "month_abbr",
+    "month_at",
     "month_index",
     "month_name",
     "month_range",
@@ -55,10 +56,14 @@ def month_index(month: str) -> int:
     return int(month[:4]) * 12 + int(month[5:7]) - 1
 
 
+def month_at(index: int) -> str:
+    """The ``YYYY-MM`` month of a :func:`month_index`: ``24321`` -> ``2026-10`` (its inverse)."""
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
 def add_months(month: str, n: int) -> str:
     """The month ``n`` months after ``month`` (``n`` may be negative)."""
-    index = month_index(month) + n
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+    return month_at(month_index(month) + n)
 
 
 def month_range(first: str, last: str) -> list[str]:

@@ -64,7 +64,7 @@ from typing import Any
 
 from satmodel.config_spark import ENGINES, SparkSettings, spark_settings
 from satmodel.errors import InputError
-from satmodel.postgres import redact
+from satmodel.redaction import redact
 from satmodel.schema import TABLES
 
 DEFAULT_DUCKDB = Path("data") / "satmodel.duckdb"

@@ -10,11 +10,11 @@ read. Every identifier is quoted by psycopg; nothing from the config becomes SQL
 from __future__ import annotations
 
 import os
-import re
 from contextlib import suppress
 from dataclasses import dataclass
 
 from satmodel.errors import InputError
+from satmodel.redaction import REDACTED, redact
 
 BATCH_ROWS = 50_000
 
@@ -34,58 +34,6 @@ _TYPES = {
     "timestamp with time zone": ("timestamptz", "timestamptz"),
 }
 _TEXT = ("text", "string")
-
-
-# A password in a query string (?password=..., &sslpassword=...) or a libpq keyword DSN
-# (host=x password=... or password='a b'); quoted values may hold escaped quotes.
-_SECRET_KEYWORDS = r"(?:ssl)?password"
-_QUERY_SECRET = re.compile(rf"([?&]{_SECRET_KEYWORDS}=)[^&#]*", re.IGNORECASE)
-_KEYWORD_SECRET = re.compile(
-    rf"(^|\s)({_SECRET_KEYWORDS}\s*=\s*)('(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE
-)
-_SECRET_PARAMETER = re.compile(rf"{_SECRET_KEYWORDS}=", re.IGNORECASE)
-REDACTED = "***"
-
-
-def redact(url: str) -> str:
-    """``url`` (or a libpq keyword DSN) with every password replaced by ``***``.
-
-    Covers ``postgresql://user:PW@host/db``, ``?password=PW`` / ``&password=PW``,
-    ``sslpassword``, and keyword DSNs such as ``host=x password=PW``.
-    """
-    return _passwords_replaced(str(url), REDACTED)
-
-
-def without_password(url: str) -> str:
-    """``url`` (or a keyword DSN) with its passwords removed, so libpq falls back to
-    ``PGPASSWORD`` (a redacted URL would send ``***`` as the password)."""
-    return _passwords_replaced(str(url), None)
-
-
-def _passwords_replaced(text: str, replacement: str | None) -> str:
-    """``text`` with each password set to ``replacement``, or dropped with its key (None)."""
-    if "://" not in text:
-        if replacement is None:
-            return " ".join(_KEYWORD_SECRET.sub(" ", text).split())
-        return _KEYWORD_SECRET.sub(lambda m: m.group(1) + m.group(2) + replacement, text)
-    scheme, rest = text.split("://", 1)
-    authority_end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    authority, tail = rest[:authority_end], rest[authority_end:]
-    if "@" in authority:
-        userinfo, host = authority.rsplit("@", 1)
-        if ":" in userinfo:
-            user = userinfo.split(":", 1)[0]
-            userinfo = user if replacement is None else f"{user}:{replacement}"
-        authority = f"{userinfo}@{host}"
-    if replacement is not None:
-        return _QUERY_SECRET.sub(
-            lambda m: m.group(1) + replacement, f"{scheme}://{authority}{tail}"
-        )
-    path, _, query = tail.partition("?")
-    query, hash_mark, fragment = query.partition("#")
-    kept = [p for p in query.split("&") if p and not _SECRET_PARAMETER.match(p)]
-    query = f"?{'&'.join(kept)}" if kept else ""
-    return f"{scheme}://{authority}{path}{query}{hash_mark}{fragment}"
 
 
 def _first_line(exc: BaseException) -> str:

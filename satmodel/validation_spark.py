@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from satmodel.calendar import month_at, month_index
 from satmodel.errors import InputError
-from satmodel.features.months import month_index, month_name
 from satmodel.schema import OUTCOME_TABLES, SERVICE_TABLES, TABLES, TableSpec
 from satmodel.sources.core import TEXT_PREFIX
 from satmodel.sources.spark import SparkSource, literal, quote
@@ -141,7 +141,7 @@ def table_rules(
         )
         if window is not None:
             low = _timestamp(f"{window[0]}-01 00:00:00")
-            high = _timestamp(f"{month_name(month_index(window[1]) + 1)}-01 00:00:00")
+            high = _timestamp(f"{month_at(month_index(window[1]) + 1)}-01 00:00:00")
             rules.append(
                 SparkRule(
                     f"{end} < {low} OR {start} >= {high}",

@@ -43,6 +43,10 @@ def test_month_arithmetic():
     assert calendar.add_months("2024-12", 14) == "2026-02"
     assert calendar.month_index("0000-01") == 0
     assert calendar.month_index("0001-02") == 13
+    assert calendar.month_at(24_321) == "2026-10"
+    assert calendar.month_at(0) == "0000-01"
+    for month in ("2024-12", "2025-01", "1999-07"):
+        assert calendar.month_at(calendar.month_index(month)) == month
     assert calendar.days_in_month("2024-02") == 29
     assert calendar.minutes_in_month("2025-02") == 28 * 24 * 60
     assert calendar.month_name("2026-10") == "October 2026"

@@ -9,7 +9,8 @@ import pytest
 from conftest import GOOD_TABLES, write_tables
 
 from satmodel import InputError, load_config, open_source, quarantine
-from satmodel.postgres import PostgresReader, redact, without_password
+from satmodel.postgres import PostgresReader
+from satmodel.redaction import redact, without_password
 
 
 @pytest.mark.parametrize(

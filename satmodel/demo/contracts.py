@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from satmodel.calendar import month_at, month_index
 from satmodel.demo.tables import SEGMENTS
-from satmodel.features.months import month_index, month_name
 
 CSAT_FILL = 4.0
 """csat_mean used by the hazard in months without a survey answer."""
@@ -116,10 +116,10 @@ def make_contracts(
             continue
         start = int(began[i])
         if renewed[i] and renewal_at[i] < start0:
-            rows.append((ids[i], month_name(start), month_name(int(renewal_at[i]) - 1), revenue[i]))
+            rows.append((ids[i], month_at(start), month_at(int(renewal_at[i]) - 1), revenue[i]))
             start = int(renewal_at[i])
-        end = month_name(start0 + int(left_at[i])) if left_at[i] >= 0 else None
-        rows.append((ids[i], month_name(start), end, revenue[i]))
+        end = month_at(start0 + int(left_at[i])) if left_at[i] >= 0 else None
+        rows.append((ids[i], month_at(start), end, revenue[i]))
     contracts = pd.DataFrame(
         rows, columns=["customer_id", "start_month", "end_month", "monthly_revenue"]
     )
@@ -130,7 +130,7 @@ def make_contracts(
 def _revenue_at_risk(frame, truth, active, revenue, ids, last, horizon: int = 12) -> dict:
     """The truth's revenue at risk: today's active customers, the mean true hazard over their
     last RAR_WINDOW months with a csat answer (the months a fitted model can score)."""
-    recent = frame.loc[frame["month"] > month_name(month_index(last) - RAR_WINDOW)]
+    recent = frame.loc[frame["month"] > month_at(month_index(last) - RAR_WINDOW)]
     scored = recent.assign(h=true_hazard(truth, recent, fill=False)).dropna(subset=["h"])
     mean_h = scored.groupby("customer_id")["h"].mean()
     by_segment = scored.groupby("segment")["h"].mean()

@@ -106,7 +106,7 @@ Modules
 =================  =========================================================================
 ``months``         calendar months and periods (UTC bounds in epoch seconds)
 ``expressions``    the per-table ibis aggregates, the one union of incident intervals
-``engines``        clean views, DuckDB request passes, the Spark session, results to pandas
+``engines``        clean views, DuckDB request passes, results to pandas
 ``panel``          grid, joins, lags: :func:`build_panel`, :func:`write_panel`,
                    :func:`build_responses`
 ``telemetry``      aggregates for reports and insights: downtime intervals and per day/hour,
@@ -125,7 +125,6 @@ from satmodel.features.engines import (
     request_passes,
     request_plan,
     require_table,
-    spark_session,
 )
 from satmodel.features.expressions import month_key, prepare_duckdb, request_metrics
 from satmodel.features.panel import (
@@ -150,6 +149,10 @@ from satmodel.features.telemetry import (
     incidents_in_month,
     threshold_grid,
 )
+
+# The Spark engine's session belongs to the source layer; re-exported here, where the notebooks,
+# the benchmarks and the docs have always found it.
+from satmodel.sources.spark import spark_session
 
 __all__ = [
     "COUNT_COLUMNS",

@@ -1,4 +1,6 @@
-"""Running the feature expressions: clean views, DuckDB passes, Spark session, results.
+"""Running the feature expressions: clean views, DuckDB passes, results.
+
+The Spark session comes from the source layer (:func:`satmodel.sources.spark.spark_session`).
 
 Scale: exact quantiles hold every value of a group in memory and DuckDB cannot spill them to
 disk, so when the raw ``requests`` row count says the aggregation would not fit in half of
@@ -11,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import re
 import uuid
 import warnings
@@ -261,142 +262,6 @@ def quiet() -> Iterator[None]:
         warnings.filterwarnings("ignore", message=r"(?s).*[Pp]andas.*", module=r"pyspark(\..*)?")
         warnings.filterwarnings("ignore", message=r"(?s).*future\.infer_string.*")
         yield
-
-
-SESSION_SQL = {
-    "spark.sql.session.timeZone": "UTC",
-    # Parquet nanosecond timestamps arrive as numbers (give units = epoch_ns) instead of
-    # failing the whole read.
-    "spark.sql.legacy.parquet.nanosAsLong": "true",
-}
-"""Session settings the Spark engine relies on, on a classic and on a Spark Connect session."""
-
-
-def spark_session(
-    memory: str | None = None,
-    shuffle_partitions: int | None = None,
-    *,
-    master: str | None = None,
-    remote: str | None = None,
-    executor_memory: str | None = None,
-):
-    """The Spark session of the Spark engine: the active one, or a new one on ``master``.
-
-    Parameters
-    ----------
-    memory : driver memory (only effective when this call starts the JVM; default ``1g``).
-    shuffle_partitions : ``spark.sql.shuffle.partitions`` (default 2 on ``local[...]``, else
-        Spark's own).
-    master : Spark master URL (``local-cluster[2,1,1024]``, ``spark://host:7077``, ``yarn``);
-        default ``local[1]`` unless a session is active or spark-submit set one.
-    remote : Spark Connect URL ``sc://host:port`` (instead of ``master``).
-    executor_memory : ``spark.executor.memory`` (e.g. ``4g``).
-
-    Returns
-    -------
-    pyspark.sql.SparkSession
-
-    Raises
-    ------
-    InputError
-        When pyspark (or, for ``remote``, its Spark Connect client) is not installed, or both
-        ``master`` and ``remote`` are given.
-    """
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise InputError(
-            "engine spark: pyspark is not installed (pip install 'satmodel[spark]')"
-        ) from None
-    if master and remote:
-        raise InputError("engine spark: give --spark-master or --spark-remote, not both")
-    if remote:
-        return _connect_session(SparkSession, remote, shuffle_partitions)
-    active = SparkSession.getActiveSession()
-    if active is not None and master is None:
-        return active
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    master = master or os.environ.get("MASTER") or "local[1]"
-    builder = SparkSession.builder.master(master).appName("satmodel")
-    local = master.startswith("local")
-    settings = {
-        "spark.driver.memory": memory or "1g",
-        "spark.executor.memory": executor_memory,
-        "spark.sql.shuffle.partitions": shuffle_partitions or (2 if local else None),
-        "spark.default.parallelism": "1" if master == "local[1]" else None,
-        "spark.ui.enabled": "false" if local else None,
-        "spark.ui.showConsoleProgress": "false",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        **SESSION_SQL,
-    }
-    for key, value in settings.items():
-        if value is not None:
-            builder = builder.config(key, str(value))
-    return builder.getOrCreate()
-
-
-def _reachable(remote: str) -> None:
-    """Fail fast when nothing listens at ``remote``.
-
-    The Connect client retries an unreachable server for 10 minutes before it reports it.
-    """
-    import socket
-    from urllib.parse import urlparse
-
-    url = urlparse(remote)
-    try:
-        host, port = url.hostname, url.port or 15002
-    except ValueError:
-        host = None
-    if not host:
-        raise InputError(f"--spark-remote {remote!r}: expected a Spark Connect URL sc://host:port")
-    try:
-        socket.create_connection((host, port), timeout=10).close()
-    except OSError as exc:
-        raise InputError(
-            f"--spark-remote {remote}: cannot connect (nothing answers at {host}:{port}: {exc})"
-        ) from None
-
-
-def _connect_session(session_class, remote: str, shuffle_partitions: int | None):
-    """A Spark Connect session on ``remote`` (``sc://host:port``), set as the engine needs."""
-    if not remote.startswith("sc://"):
-        raise InputError(f"--spark-remote {remote!r}: expected a Spark Connect URL sc://host:port")
-    try:
-        import pyspark.sql.connect.session  # noqa: F401 - checks the client's dependencies
-    except ImportError as exc:
-        raise InputError(
-            f"--spark-remote {remote}: the Spark Connect client is not installed "
-            f"(pip install 'pyspark[connect]'; {str(exc).splitlines()[0]})"
-        ) from None
-    _reachable(remote)
-    try:
-        session = session_class.builder.remote(remote).getOrCreate()
-    except Exception as exc:  # any connection failure of the client is the user's address
-        raise InputError(
-            f"--spark-remote {remote}: cannot connect ({str(exc).strip().splitlines()[0]})"
-        ) from None
-    # A Connect session starts with the server's defaults (its JVM's time zone); ibis sets UTC
-    # only when the panel connects, after the source was read and validated.
-    required = {"spark.sql.session.timeZone": SESSION_SQL["spark.sql.session.timeZone"]}
-    if shuffle_partitions:
-        required["spark.sql.shuffle.partitions"] = str(shuffle_partitions)
-    for key, value in required.items():
-        try:
-            session.conf.set(key, value)
-        except Exception as exc:  # the server refused the setting
-            raise InputError(
-                f"--spark-remote {remote}: the server refuses {key} = {value} "
-                f"({str(exc).strip().splitlines()[0]})"
-            ) from None
-    # Managed servers (Databricks serverless) refuse legacy settings; without this one only a
-    # Parquet nanosecond timestamp fails, with its own message when read.
-    with contextlib.suppress(Exception):
-        session.conf.set(
-            "spark.sql.legacy.parquet.nanosAsLong",
-            SESSION_SQL["spark.sql.legacy.parquet.nanosAsLong"],
-        )
-    return session
 
 
 def memtable(frame: pd.DataFrame):

@@ -8,7 +8,14 @@ from typing import Any
 
 import pandas as pd
 
-from satmodel.calendar import add_months, check_month, days_in_month, month_index, month_start
+from satmodel.calendar import (
+    add_months,
+    check_month,
+    days_in_month,
+    month_at,
+    month_index,
+    month_start,
+)
 from satmodel.schema import TABLES
 
 __all__ = [
@@ -17,7 +24,6 @@ __all__ = [
     "days_in_month",
     "month_bounds",
     "month_index",
-    "month_name",
     "month_of",
     "months_frame",
     "periods_frame",
@@ -26,11 +32,6 @@ __all__ = [
 ]
 
 PERIOD_SECONDS = {"D": 86_400, "h": 3_600}
-
-
-def month_name(index: int) -> str:
-    """``YYYY-MM`` of a :func:`month_index`."""
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def month_of(value: Any, timezone: str = "UTC") -> str | None:
@@ -57,9 +58,9 @@ def months_frame(first: str, last: str, timezone: str = "UTC") -> pd.DataFrame:
     """Month names with their bounds in ``timezone`` in epoch seconds (month, m_start,
     m_end)."""
     indices = range(month_index(first), month_index(last) + 1)
-    names = [month_name(i) for i in indices]
+    names = [month_at(i) for i in indices]
     starts = [int(month_start(m, timezone).timestamp()) for m in names]
-    ends = [int(month_start(month_name(i + 1), timezone).timestamp()) for i in indices]
+    ends = [int(month_start(month_at(i + 1), timezone).timestamp()) for i in indices]
     return pd.DataFrame(
         {
             "month": pd.Series(names, dtype=object),

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from satmodel.calendar import minutes_in_month
+from satmodel.calendar import check_month, minutes_in_month, month_at, month_index
 from satmodel.errors import InputError
 from satmodel.features.components import (
     component_summary,
@@ -28,7 +28,6 @@ from satmodel.features.components import (
     downtime_without,
     problem_summary,
 )
-from satmodel.features.months import check_month, month_index, month_name
 from satmodel.models import default_formulas, fit
 
 WITHIN = "customer_id"
@@ -137,7 +136,7 @@ def counterfactual(panel: pd.DataFrame, left: pd.DataFrame, timezone: str = "UTC
         return customers.astype(str) + "\x1f" + months.astype(str)
 
     def shifted(months: pd.Series, step: int) -> pd.Series:
-        return months.astype(str).map(lambda m: month_name(month_index(m) + step))
+        return months.astype(str).map(lambda m: month_at(month_index(m) + step))
 
     def availability(down: pd.Series, months: pd.Series) -> pd.Series:
         minutes = months.astype(str).map(lambda m: minutes_in_month(m, timezone)).astype(float)

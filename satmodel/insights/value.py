@@ -31,10 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from satmodel.calendar import minutes_in_month
+from satmodel.calendar import check_month, minutes_in_month, month_at, month_index
 from satmodel.config import DEFAULT_COMPLAINT_COST
 from satmodel.errors import InputError
-from satmodel.features.months import check_month, month_index, month_name
 from satmodel.insights.loyalty import fit_churn_model, require_churn
 from satmodel.insights.plans import lever_cost, resolve_costs
 from satmodel.insights.scenarios import LEVERS
@@ -110,7 +109,7 @@ def _scored_rows(panel: pd.DataFrame, month: str, window: int) -> tuple[pd.DataF
     ``month`` and not leaving at its end), with their monthly revenue."""
     at_month = panel.loc[(panel["month"].astype(str) == month) & (panel["churned"] == 0)]
     revenue = at_month.set_index("customer_id")["monthly_revenue"].astype(float)
-    first = month_name(month_index(month) - window + 1)
+    first = month_at(month_index(month) - window + 1)
     months = panel["month"].astype(str)
     rows = panel.loc[(months >= first) & (months <= month)]
     return rows.loc[rows["customer_id"].isin(revenue.index)], revenue
@@ -284,7 +283,7 @@ def revenue_at_risk(
         best_plan=best,
         churn_model=model,
         notes=[
-            f"hazard of each customer: the mean over its months {month_name(month_index(month) - window + 1)}"
+            f"hazard of each customer: the mean over its months {month_at(month_index(month) - window + 1)}"
             f"..{month}; interval from {n_draws} draws of the churn model's coefficients"
         ],
     )

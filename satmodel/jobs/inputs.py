@@ -1,7 +1,7 @@
 """The data source of a run: resolved, checked before any kernel starts, shown without secrets.
 
 A database URL's password never reaches the notebook, the manifest, the HTML or a message:
-the notebook gets the URL without it (:func:`satmodel.postgres.without_password`), messages
+the notebook gets the URL without it (:func:`satmodel.redaction.without_password`), messages
 show it redacted, and the kernel process alone gets the password in ``PGPASSWORD``, which
 libpq reads when the URL has none.
 """
@@ -33,14 +33,14 @@ def resolve_data(data: str | os.PathLike | None) -> Path | str:
 
 def shown_source(data: Path | str) -> str:
     """The source as notebooks, manifests and messages may show it (no password)."""
-    from satmodel.postgres import redact
+    from satmodel.redaction import redact
 
     return redact(data) if isinstance(data, str) else str(data)
 
 
 def notebook_source(data: Path | str) -> str:
     """The source as the notebook gets it: a URL without its password (see :func:`kernel_env`)."""
-    from satmodel.postgres import without_password
+    from satmodel.redaction import without_password
 
     return without_password(data) if isinstance(data, str) else str(data)
 

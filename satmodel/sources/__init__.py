@@ -23,6 +23,7 @@ import pandas as pd
 
 from satmodel.config import CONFIG_FILE_NAME, Config, TableMapping, is_url, load_config
 from satmodel.errors import InputError
+from satmodel.redaction import redact
 from satmodel.schema import TABLES
 from satmodel.sources.core import (
     NUMERIC_TYPES,
@@ -123,7 +124,7 @@ def _register_postgres(
     con, source: Source, name: str, url: str, mapping: TableMapping, readers: dict
 ) -> None:
     """Copy one PostgreSQL table into DuckDB (``pg.<name>``) and register its mapping."""
-    from satmodel.postgres import PostgresReader, redact
+    from satmodel.postgres import PostgresReader
 
     if url not in readers:
         readers[url] = PostgresReader.connect(url, source.config.password_env)
@@ -231,8 +232,6 @@ def open_source(
 
 
 def _open_postgres(url: str, config: Config, reading: _Reading) -> Source:
-    from satmodel.postgres import redact
-
     con = connect()
     source = Source(con=con, location=redact(url), kind="postgres", tables=[], config=config)
     readers: dict = {}
