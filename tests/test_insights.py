@@ -25,6 +25,7 @@ from satmodel.insights import (
     cheapest_plan,
     current_profile,
     gap_analysis,
+    guaranteed_levels,
     lever_cost,
     marginal_effects,
     nowcast,
@@ -34,6 +35,7 @@ from satmodel.insights import (
     set_levers,
     solve_target,
     target_frontier,
+    typical_level,
     what_if,
 )
 
@@ -203,6 +205,52 @@ def test_lever_links_and_profile(demo):
     everyone = current_profile(panel)
     assert set(everyone["segment"]) == set(panel["segment"].unique())
     assert everyone["weight"].sum() == panel["customer_id"].nunique()
+
+
+def test_typical_level_is_mean_availability_and_median_of_the_others():
+    assert typical_level("availability_pct", [100.0, 100.0, 99.1, np.nan]) == pytest.approx(99.7)
+    assert typical_level("latency_p95_ms", [200.0, 300.0, 5000.0]) == 300.0
+    assert np.isnan(typical_level("latency_p95_ms", [np.nan]))
+
+
+def test_guarantees_lift_only_the_months_worse_than_the_level():
+    import pandas as pd
+
+    rows = pd.DataFrame(
+        {
+            "availability_pct": [100.0, 99.0, np.nan],
+            "availability_pct_lag1": [99.0, 100.0, 99.8],
+            "latency_p95_ms": [200.0, 600.0, 250.0],
+        }
+    )
+    levels = guaranteed_levels(
+        rows, {"availability_pct": 99.5, "latency_p95_ms": 300.0, "segment": "smb"}
+    )
+    np.testing.assert_allclose(levels["availability_pct"], [100.0, 99.5, 99.5])
+    np.testing.assert_allclose(levels["availability_pct_lag1"], [99.5, 100.0, 99.8])
+    np.testing.assert_allclose(levels["latency_p95_ms"], [200.0, 300.0, 250.0])
+    assert levels.pop("segment") == "smb"  # not a lever: passed through as given
+    moved = set_levers(rows, levels)
+    np.testing.assert_allclose(moved["availability_pct_lag1"], [99.5, 100.0, 99.8])
+
+
+def test_a_guaranteed_tier_never_predicts_worse_than_today(demo):
+    """A tier below most months' level (no downtime) sets every month worse without
+    guarantees; as a guarantee it lifts only the worse months, so CSAT cannot fall."""
+    models, panel = demo["models"], demo["panel"]
+    tier = [{"scenario": "floor", "availability_pct": 99.9, "latency_p95_ms": 400.0}]
+    kwargs = {"segment": "enterprise", "n_sim": 0}
+    as_set = what_if(models, panel, tier, **kwargs)
+    guaranteed = what_if(models, panel, tier, guarantee=True, **kwargs)
+    now = guaranteed["csat_mean"].iloc[0]
+    assert guaranteed["csat_mean"].iloc[1] >= now - 1e-9
+    assert (
+        guaranteed["complaint_rate_per_1k"].iloc[1]
+        <= guaranteed["complaint_rate_per_1k"].iloc[0] + 1e-9
+    )
+    assert as_set["csat_mean"].iloc[1] != pytest.approx(guaranteed["csat_mean"].iloc[1])
+    held = current_profile(panel, segment="enterprise")
+    assert guaranteed["availability_pct"].iloc[0] == pytest.approx(held["availability_pct"].mean())
 
 
 def test_what_if_curve_effects(demo):

@@ -75,7 +75,7 @@ def offer(frame: pd.DataFrame, addressee: str = "Acme Logistics") -> Offer:
         responses=42,
         today_option=today,
         recommended=option_of(chosen, "recommended"),
-        cheaper=option_of(cheaper, "cheaper"),
+        cheaper=option_of(cheaper, "cheaper") if cheaper is not None else None,
         safer=option_of(safer, "safer") if safer is not None else None,
         customers=40,
         months=6,
@@ -104,6 +104,36 @@ def test_the_cheapest_tier_has_today_as_its_cheaper_alternative_and_the_best_no_
     )
     chosen, cheaper, safer = choose_options(predictions(meets=("no",) * 4))
     assert chosen["tier"] == "Gold" and cheaper["tier"] == "Silver" and safer is None
+
+
+def test_no_tier_above_today_is_not_sold():
+    frame = predictions(meets=("no",) * 4)
+    frame["csat_mean"] = [3.80, 3.78, 3.79, 3.80]
+    chosen, cheaper, safer = choose_options(frame)
+    assert (chosen["tier"], cheaper, safer) == ("Current service", None, None)
+    page = proposal_page(offer(frame)).data
+    assert "keep your current service" in page and "None of our service levels" in page
+
+
+def test_today_meeting_the_target_is_kept_with_the_cheapest_tier_as_safer():
+    frame = predictions(meets=("yes", "yes", "yes", "yes"))
+    chosen, cheaper, safer = choose_options(frame)
+    assert (chosen["tier"], cheaper, safer["tier"]) == ("Current service", None, "Bronze")
+    page = proposal_page(offer(frame)).data
+    assert "keep your current service" in page and "no extra cost" in page
+    assert "per month on top of your current service" not in page
+
+
+def test_today_likely_gives_way_to_a_tier_that_surely_meets():
+    chosen, _, _ = choose_options(predictions(meets=("likely", "no", "yes", "yes")))
+    assert chosen["tier"] == "Silver"
+
+
+def test_full_availability_reads_100_percent_not_1():
+    frame = predictions()
+    frame.loc[0, "availability_pct"] = 100.0
+    page = proposal_page(offer(frame)).data
+    assert ">100%<" in page and ">1%<" not in page
 
 
 def test_options_follow_price_not_the_order_given():

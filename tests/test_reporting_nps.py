@@ -115,6 +115,7 @@ def test_tier_nps_is_promoters_minus_detractors_of_the_nps_model(demo):
         segment="enterprise",
         n_sim=0,
         satisfied_cutoff=2,
+        guarantee=True,  # a tier's levels are guarantees, as in tier_predictions
     )
     np.testing.assert_allclose(tiers["nps"], 100 * (probs["p_2"] - probs["p_0"]), atol=1e-6)
     np.testing.assert_allclose(tiers["promoters_pct"], 100 * probs["p_2"], atol=1e-6)

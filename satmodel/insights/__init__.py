@@ -49,7 +49,9 @@ from satmodel.insights.scenarios import (
     Lever,
     OutcomeModel,
     current_profile,
+    guaranteed_levels,
     set_levers,
+    typical_level,
 )
 from satmodel.insights.targets import TargetResult, solve_target, target_frontier
 from satmodel.insights.whatif import (
@@ -82,6 +84,7 @@ __all__ = [
     "driver_importance",
     "driver_performance",
     "gap_analysis",
+    "guaranteed_levels",
     "lever_cost",
     "marginal_effects",
     "nowcast",
@@ -94,5 +97,6 @@ __all__ = [
     "shapley_values",
     "solve_target",
     "target_frontier",
+    "typical_level",
     "what_if",
 ]

@@ -75,7 +75,9 @@ __all__ = [
     "interval",
     "lever_bounds",
     "observed_range",
+    "guaranteed_levels",
     "set_levers",
+    "typical_level",
     "weighted",
 ]
 
@@ -181,6 +183,46 @@ def set_levers(frame: pd.DataFrame, levels: dict) -> pd.DataFrame:
             if lag in out.columns:
                 out[lag] = val
     return out
+
+
+def guaranteed_levels(rows: pd.DataFrame, levels: dict) -> dict:
+    """Levels as guarantees: per-row levels for :func:`set_levers` (and their lags).
+
+    A guarantee is a floor for a lever where higher is better and a ceiling for one where
+    lower is better: a customer-month already better than the level keeps its own value (a
+    service tier promises at least 99.95 %, it does not take a month without downtime down to
+    99.95 %). Columns that are not levers are set as given.
+    """
+    out = {}
+    for column, level in levels.items():
+        spec = LEVERS.get(column)
+        if spec is None or column not in rows.columns:
+            out[column] = level
+            continue
+        keep = np.maximum if spec.better == "higher" else np.minimum
+        for name in (column, f"{column}_lag1"):
+            if name in rows.columns:
+                own = rows[name].to_numpy(dtype=float)
+                out[name] = np.where(np.isnan(own), level, keep(own, level))
+        if column == "availability_pct" and "downtime_minutes_lag1" in rows.columns:
+            lag = out.get("availability_pct_lag1", out[column])
+            out["downtime_minutes_lag1"] = (100.0 - lag) / 100.0 * MINUTES_PER_MONTH
+    return out
+
+
+def typical_level(column: str, values) -> float:
+    """Today's level of a lever over customer-months, as a customer would read it.
+
+    Availability is the mean (the share of minutes up, each month weighing the same: most
+    months without downtime make the median 100 %, which no customer experienced over the
+    year); any other lever the median customer-month (one bad month does not move it).
+    NaN when no value is known.
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if not len(values):
+        return float("nan")
+    return float(values.mean() if column == "availability_pct" else np.median(values))
 
 
 def _last_months(panel: pd.DataFrame, window: int, month: str | None) -> list[str]:

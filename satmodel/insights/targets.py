@@ -47,6 +47,7 @@ from satmodel.insights.scenarios import (
     lever_bounds,
     observed_range,
     set_levers,
+    typical_level,
 )
 
 __all__ = ["TargetResult", "TargetSolver", "observed_outcome", "solve_target", "target_frontier"]
@@ -317,7 +318,7 @@ def solve_target(
     solver = TargetSolver(model, held, lever_spec)
     solution, status, grid_values = _solve(solver, theta, target, sign, bounds)
 
-    current_level = float(np.median(rows[lever].to_numpy(dtype=float)))
+    current_level = typical_level(lever, rows[lever])
     now, held_now = model.scenario_means(rows, [{}, fixed], theta)
     now_low, now_high = interval(now[1:], ci) if len(now) > 1 else (np.nan, np.nan)
     held_low, held_high = interval(held_now[1:], ci) if len(now) > 1 else (np.nan, np.nan)

@@ -24,10 +24,12 @@ from satmodel.insights.scenarios import (
     check_lever,
     check_outcome,
     current_profile,
+    guaranteed_levels,
     interval,
     lever_bounds,
     observed_range,
     set_levers,
+    typical_level,
     weighted,
 )
 from satmodel.insights.targets import TargetSolver, from_unit, to_unit
@@ -94,6 +96,7 @@ def what_if(
     seed: int | None = 0,
     month: str | None = None,
     satisfied_cutoff: int | None = None,
+    guarantee: bool = False,
 ) -> pd.DataFrame:
     """Predicted satisfaction and complaints for service-level scenarios.
 
@@ -111,12 +114,17 @@ def what_if(
         Whose customer-months are held (neither: everyone's).
     n_sim, ci, seed : simulation draws, confidence level, seed.
     window, top2_model, month, satisfied_cutoff : see :func:`satmodel.insights.solve_target`.
+    guarantee : bool
+        False (default): a scenario sets each lever to its level in every held customer-month.
+        True: the levels are guarantees (:func:`~satmodel.insights.scenarios.guaranteed_levels`):
+        months already better keep their own level, as under a service tier's commitment.
 
     Returns
     -------
     DataFrame
-        One row per scenario: scenario, profile, the set levels (``current``: the median over
-        the held customer-months), ``p_<level>`` (CSAT distribution), csat_mean, csat_mean_ci_low, csat_mean_ci_high, csat_top2_rate (+ CI),
+        One row per scenario: scenario, profile, the set levels (``current``: today's level
+        over the held customer-months, :func:`~satmodel.insights.scenarios.typical_level`),
+        ``p_<level>`` (CSAT distribution), csat_mean, csat_mean_ci_low, csat_mean_ci_high, csat_top2_rate (+ CI),
         complaint_rate_per_1k (+ CI), for the outcomes the models support.
     """
     ci = check_ci(ci)
@@ -137,8 +145,7 @@ def what_if(
     out = pd.DataFrame(rows)
     for column in {c for _, lv in items for c in lv}:
         out[column] = [
-            float(levels.get(column, np.median(held[column].to_numpy(float))))
-            for _, levels in items
+            float(levels.get(column, typical_level(column, held[column]))) for _, levels in items
         ]
     levels_list = [levels for _, levels in items]
     for outcome in _available_outcomes(models, top2_model):
@@ -147,10 +154,15 @@ def what_if(
         )
         mine = model.predictable(held)
         theta = model.draws(int(n_sim), rng)
-        values = model.scenario_means(mine, levels_list, theta)
+        applied = (
+            [guaranteed_levels(mine, levels) for levels in levels_list]
+            if guarantee
+            else levels_list
+        )
+        values = model.scenario_means(mine, applied, theta)
         if outcome == "csat_mean":
             weights = mine["weight"].to_numpy(dtype=float)
-            for i, levels in enumerate(levels_list):
+            for i, levels in enumerate(applied):
                 X = model.design(set_levers(mine, levels))
                 probs = weighted(model.probabilities(X, theta[:1])[:, :, 0], weights)
                 for j, level in enumerate(model.result.levels_):

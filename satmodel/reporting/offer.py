@@ -168,8 +168,9 @@ def choose_options(
     """The recommended tier and the cheaper and safer alternatives, as prediction rows.
 
     The recommendation is :func:`~satmodel.reporting.proposal.recommended_tier` (the
-    cheapest tier meeting every target); when no tier does, the tier with the highest
-    predicted CSAT. The cheaper alternative is the next tier down by price (today's service
+    cheapest option meeting every target: today's service when it does, with the cheapest
+    tier as the safer alternative); when no option does, the tier with the highest
+    predicted CSAT, or today's service (no alternatives) when no tier is predicted above it. The cheaper alternative is the next tier down by price (today's service
     when the recommendation is the cheapest tier), the safer one the next tier up (None when
     the recommendation is the best tier there is).
     """
@@ -181,9 +182,15 @@ def choose_options(
     tiers["_order"] = np.arange(len(tiers))
     if tiers["monthly_cost"].notna().all():
         tiers = tiers.sort_values(["monthly_cost", "_order"], kind="stable")
+    today = predictions.iloc[0]
     chosen = recommended_tier(predictions)
     if chosen is None:
-        chosen = str(tiers.loc[tiers["csat_mean"].astype(float).idxmax(), "tier"])
+        best = tiers.loc[tiers["csat_mean"].astype(float).idxmax()]
+        if not float(best["csat_mean"]) > float(today["csat_mean"]):
+            return today, None, None  # no tier would raise the score: nothing to sell
+        chosen = str(best["tier"])
+    if chosen == str(today["tier"]):  # today's service already does it
+        return today, None, tiers.iloc[0]
     names = list(tiers["tier"].astype(str))
     at = names.index(chosen)
     cheaper = tiers.iloc[at - 1] if at > 0 else predictions.iloc[0]

@@ -297,8 +297,11 @@ def tier_predictions(
 ) -> pd.DataFrame:
     """Predicted CSAT, satisfied share and complaint rate for the current service and each tier.
 
-    Each tier sets availability, p95 latency and median resolution time
-    (:func:`satmodel.insights.whatif.what_if`; other drivers held at the subject's values).
+    Each tier guarantees availability, p95 latency and median resolution time: a
+    customer-month worse than the tier's level is brought to it, one already better keeps
+    its own (:func:`satmodel.insights.whatif.what_if` with ``guarantee=True``; other drivers
+    held at the subject's values). The current service's levels are today's
+    (:func:`~satmodel.insights.scenarios.typical_level`: mean availability, median others).
     ``meets_csat`` is ``yes`` when the whole 95% interval reaches the target, ``likely`` when
     only the prediction does, ``no`` otherwise (the same for complaints, ``-`` without a
     target). ``monthly_cost`` is the cost of moving each lever from its current level to the
@@ -337,6 +340,7 @@ def tier_predictions(
             customer=request.customer,
             n_sim=n_sim,
             seed=seed,
+            guarantee=True,
         )
     out = pd.DataFrame({"tier": result["scenario"].astype(str)})
     out.loc[0, "tier"] = "Current service"
@@ -577,11 +581,13 @@ def cheapest_plans(
 
 
 def recommended_tier(predictions: pd.DataFrame) -> str | None:
-    """The cheapest tier that meets every target with its whole interval (else ``likely``).
+    """The cheapest option that meets every target with its whole interval (else ``likely``).
 
-    Returns None when no tier meets the targets.
+    Today's service (the first row, no extra cost) is an option: when it already meets the
+    targets, the recommendation is to keep it (its name, ``Current service``). Returns None
+    when no option meets the targets.
     """
-    tiers = predictions.iloc[1:]
+    tiers = predictions
     for accept in (("yes",), ("yes", "likely")):
         ok = tiers["meets_csat"].isin(accept) & tiers["meets_complaints"].isin((*accept, "-"))
         if ok.any():
@@ -667,6 +673,11 @@ def proposal_text(
             "**No candidate tier reaches the target.** See the required levels below for what "
             "it would take."
         )
+    elif chosen == str(current["tier"]):
+        sure = (
+            "with its whole 95% interval" if current["meets_csat"] == "yes" else "on the prediction"
+        )
+        lines.append(f"**Today's service already meets the target** {sure}: no tier is needed.")
     else:
         row = predictions.loc[predictions["tier"] == chosen].iloc[0]
         sure = "with its whole 95% interval" if row["meets_csat"] == "yes" else "on the prediction"

@@ -117,6 +117,7 @@ def tier_nps(
                 n_sim=n_sim,
                 seed=seed,
                 satisfied_cutoff=_PROMOTER,
+                guarantee=True,
             )
     except (SatmodelError, ValueError, np.linalg.LinAlgError) as exc:
         data.notes.append(f"likelihood to recommend: not predicted ({exc})")

@@ -95,7 +95,9 @@ def _level(lever: str, value: float) -> str:
     if lever == "availability_pct":
         allowed = 100.0 - value
         # two significant digits of the downtime allowed: 99.95%, 99.995%, never 100% for less
-        digits = max(2, math.ceil(-math.log10(allowed)) + 1) if allowed > 0 else 0
+        if allowed <= 0:
+            return "100%"
+        digits = max(2, math.ceil(-math.log10(allowed)) + 1)
         return f"{value:.{digits}f}".rstrip("0").rstrip(".") + "%"
     if lever == "latency_p95_ms":
         return f"{value:,.0f} ms"
@@ -177,6 +179,28 @@ def _recommendation(offer: Offer, commitments: pd.DataFrame | None = None) -> st
         + level_caveat(lever, chosen.levels[lever], offer.observed.get(lever))
         for lever in TIER_LEVERS
     )
+    if offer.today_option is not None and chosen.tier == offer.today_option.tier:
+        expected = (
+            f"an average satisfaction score of "
+            f"<b>{_range(chosen.csat, chosen.csat_low, chosen.csat_high, 2)}</b> and "
+            f"{_range(chosen.complaints, chosen.complaints_low, chosen.complaints_high, 1)} "
+            "complaints per 1,000 users a month (95% ranges in brackets)"
+        )
+        if chosen.meets_targets:
+            said = (
+                f"Your current service is expected to meet your target: {expected}. The "
+                "safer alternative below adds a committed service level for more certainty."
+            )
+        else:
+            said = (
+                "None of our service levels is expected to raise your satisfaction above what "
+                f"your current service gives: {expected}. Your account team can discuss what "
+                "else would help you reach your target."
+            )
+        return (
+            "<div class='offer'><h2>Our recommendation: keep your current service</h2>"
+            f"<div class='price'>no extra cost</div><p>{said}</p></div>"
+        )
     if chosen.meets_targets:
         verdict = (
             "This meets your target even at the cautious end of the range."
