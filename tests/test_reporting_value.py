@@ -113,7 +113,7 @@ def test_revenue_at_risk_by_segment_and_lever_returns(section):
     # without a CSAT model there is no cheapest plan, and the notes say so
     assert any("no CSAT model" in note for note in result.notes)
     text = reporting.value_text(result).data
-    assert f"{value.revenue_at_risk:,.0f}" in text and "associated with" in text
+    assert f"EUR {value.revenue_at_risk:,.0f}" in text and "associated with" in text
 
 
 def test_retention_is_lower_in_the_worse_availability_band(section):

@@ -15,9 +15,13 @@ key                        cost of                                      default
 
 Availability counts at most 6 nines (99.9999 %), so a customer at 100 % today costs nothing
 more. The plan minimises the total cost subject to the target (the point estimate of the
-average outcome over the held real customer-months of the segment or customer, each lever
-set in every one of them; ``current`` is the lever's median over them) with SLSQP, started from the cheapest feasible point of a
-coarse grid over the levers' ranges (current level to best physical level).
+average outcome over the held real customer-months of the segment or customer) with SLSQP,
+started from the cheapest feasible point of a coarse grid over the levers' ranges (current
+level to best physical level). A plan's levels are guarantees
+(:func:`~satmodel.insights.scenarios.guaranteed_levels`): a month worse than the level is
+brought to it, a month already better keeps its own, so a month without downtime never
+makes 100 % availability free. ``current`` is today's level
+(:func:`~satmodel.insights.scenarios.typical_level`: mean availability, median others).
 
 Assurance: the point estimate reaches a target only about half the time. With ``assurance``
 *p* the plan must reach it in a share *p* of the parameter uncertainty: over a fixed, seeded
@@ -43,8 +47,10 @@ from satmodel.insights.scenarios import (
     check_lever,
     check_outcome,
     current_profile,
+    guaranteed_levels,
     interval,
     lever_bounds,
+    typical_level,
 )
 from satmodel.insights.targets import from_unit, to_unit
 from satmodel.vocabulary import DEFAULT_ASSURANCE
@@ -75,7 +81,7 @@ _COST_KEY = {
 _MAX_NINES = 6.0
 # parameter draws behind the assured value: enough for a stable 5-20 % quantile, few enough
 # that the grid search stays fast
-_ASSURANCE_DRAWS = 200
+_ASSURANCE_DRAWS = 400
 _GRID_PER_LEVER = {1: 200, 2: 40, 3: 14, 4: 8}
 _GRID_BATCH = 128
 
@@ -271,7 +277,7 @@ def cheapest_plan(
     held = current_profile(panel, segment=segment, customer=customer, window=window, month=month)
     held = model.predictable(held)
     sign = OUTCOME_DIRECTION[outcome]
-    current = np.array([float(np.median(held[s.name].to_numpy(float))) for s in specs])
+    current = np.array([typical_level(s.name, held[s.name]) for s in specs])
     best = []
     for spec in specs:
         lo, hi = lever_bounds(spec, panel)
@@ -286,7 +292,10 @@ def cheapest_plan(
         return np.array([from_unit(s, ui) for s, ui in zip(specs, u, strict=True)], dtype=float)
 
     def outcome_at(level_rows: np.ndarray, theta: np.ndarray) -> np.ndarray:
-        scenarios = [{s.name: float(row[i]) for i, s in enumerate(specs)} for row in level_rows]
+        scenarios = [
+            guaranteed_levels(held, {s.name: float(row[i]) for i, s in enumerate(specs)})
+            for row in level_rows
+        ]
         return model.scenario_means(held, scenarios, theta)
 
     if assurance is None:

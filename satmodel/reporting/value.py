@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from satmodel.calendar import add_months, month_name
+from satmodel.config import DEFAULT_CURRENCY
 from satmodel.errors import InputError, SatmodelError
 from satmodel.insights.loyalty import fit_churn_model, require_churn, retention_curves
 from satmodel.insights.plans import DEFAULT_ASSURANCE, cheapest_plan
@@ -69,6 +70,7 @@ class ValueSection:
     retention : :func:`satmodel.insights.loyalty.retention_curves` (empty when left out).
     plans : :func:`plan_comparison` (the best-return plan and the cheapest CSAT plan).
     csat_target : the CSAT target of the cheapest plan.
+    currency : ``[costs] currency`` of the config: what the amounts are in.
     left_out : why the value part is left out (None when shown).
     notes : what the reader should know (a plan not found...).
     """
@@ -79,6 +81,7 @@ class ValueSection:
     retention: pd.DataFrame = field(default_factory=pd.DataFrame)
     plans: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PLAN_COLUMNS))
     csat_target: float = float("nan")
+    currency: str = DEFAULT_CURRENCY
     left_out: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -134,7 +137,11 @@ def value_section(
     months : months of the NPS trend.
     n_draws, seed : coefficient draws of the intervals.
     """
-    section = ValueSection(month=data.month, nps=nps_trend(data.panel, data.month, months))
+    section = ValueSection(
+        month=data.month,
+        nps=nps_trend(data.panel, data.month, months),
+        currency=str(getattr(data.config, "currency", DEFAULT_CURRENCY)),
+    )
     try:
         require_churn(data.panel)
     except InputError:
@@ -315,32 +322,40 @@ def value_text(section: ValueSection):
         return Markdown("\n\n".join(lines))
     value = section.value
     share = value.revenue_at_risk / value.monthly_revenue if value.monthly_revenue > 0 else 0.0
+
+    def money(amount: float) -> str:
+        return f"{md_escape(section.currency)} {amount:,.0f}"
+
     lines.append(
-        f"**Revenue at risk**: if service stays as it is, customers paying **{value.revenue_at_risk:,.0f}** "
-        f"a month ({share:.0%} of today's monthly revenue of {value.monthly_revenue:,.0f}) are "
-        f"expected to leave within {value.horizon_months} months (95% interval "
-        f"{value.revenue_at_risk_ci_low:,.0f} to {value.revenue_at_risk_ci_high:,.0f})."
+        f"**Revenue at risk**: if service stays as it is, customers paying "
+        f"**{money(value.revenue_at_risk)}** a month ({share:.0%} of today's monthly revenue of "
+        f"{money(value.monthly_revenue)}) are expected to leave within {value.horizon_months} "
+        f"months (95% interval {money(value.revenue_at_risk_ci_low)} to "
+        f"{money(value.revenue_at_risk_ci_high)})."
     )
     best = value.best_plan
     if best["levers"]:
         names = ", ".join(LEVER_NAMES.get(x, (x,))[0] for x in best["levers"])
         lines.append(
             f"**Best return**: improving {names} by one step is associated with keeping "
-            f"{best['revenue_retained']:,.0f} of monthly revenue and saving "
-            f"{best['complaint_cost_avoided']:,.0f} of complaint handling, for "
-            f"{best['cost']:,.0f} a month: a net return of {best['net_return']:,.0f} a month."
+            f"{money(best['revenue_retained'])} of monthly revenue and saving "
+            f"{money(best['complaint_cost_avoided'])} of complaint handling, for "
+            f"{money(best['cost'])} a month: a net return of {money(best['net_return'])} a "
+            "month."
         )
     else:
         lines.append("**Best return**: no single step of service improvement pays back its cost.")
     cheapest = section.plans.loc[section.plans["plan"].str.startswith("cheapest")]
+    units = {LEVER_NAMES.get(key, (key,))[0]: spec.unit for key, spec in LEVERS.items()}
     if len(cheapest) and cheapest["cost"].sum() > 0:
         levels = ", ".join(
-            f"{r.lever} to {r.planned:,.4g}{r.caveat}" for r in cheapest.itertuples(index=False)
+            f"{r.lever} to {r.planned:,.4g} {units.get(r.lever, '')}".rstrip() + r.caveat
+            for r in cheapest.itertuples(index=False)
         )
         lines.append(
             f"**Cheapest way to CSAT {section.csat_target:g}** over all customers (reached with "
             f"{100 * DEFAULT_ASSURANCE:.0f} % confidence): improve {levels}, for "
-            f"{cheapest['cost'].sum():,.0f} a month."
+            f"{money(cheapest['cost'].sum())} a month."
         )
     elif len(cheapest):
         lines.append(
