@@ -47,7 +47,7 @@ def gap_result(n: int = 6, seed: int = 4) -> SimpleNamespace:
     return SimpleNamespace(customers_=frame)
 
 
-def test_each_action_counts_its_customers_and_adds_up_gain_and_cost():
+def test_each_action_counts_its_customers_and_prices_one_service_change():
     gaps = gap_result()
     config = Config()
     costs = resolve_costs(None, config)
@@ -59,11 +59,18 @@ def test_each_action_counts_its_customers_and_adds_up_gain_and_cost():
         hit = table.loc[table[f"{short}_gap"] > 0]
         assert isinstance(row.customers, int | np.integer) and row.customers == len(hit)
         assert row.csat_gain == pytest.approx(hit[f"csat_mean_gain_{short}"].mean())
-        cost = sum(
+        # one service change for all of them: from their typical level to their typical
+        # expectation (mean availability, median latency and resolution time)
+        typical = np.mean if short == "availability" else np.median
+        cost = lever_cost(
+            row.lever, typical(hit[f"{short}_expected"]), typical(hit[f"{short}_measured"]), costs
+        )
+        assert row.monthly_cost == pytest.approx(float(cost))
+        per_customer = sum(
             lever_cost(row.lever, e, m, costs)
             for e, m in zip(hit[f"{short}_expected"], hit[f"{short}_measured"], strict=True)
         )
-        assert row.monthly_cost == pytest.approx(float(cost))
+        assert row.monthly_cost < per_customer  # not priced once per customer
     value = actions["csat_gain"] / actions["monthly_cost"]
     assert value.is_monotonic_decreasing  # best CSAT per unit of cost first
 

@@ -203,8 +203,11 @@ def summary_actions(gaps, config=None) -> pd.DataFrame:
 
     For availability, p95 latency and resolution time: the customers who got less than they
     expect this month, the rise of their mean predicted CSAT if that gap alone were closed
-    (gap analysis), and the monthly cost of closing it for all of them (``[costs]`` cost
-    curves of the config). Sorted by CSAT gain per unit of cost, best first.
+    (gap analysis), and the monthly cost of closing it for all of them as one service change,
+    from their typical level to their typical expectation (``[costs]`` cost curves of the
+    config price a change of a service level for whoever receives it, as the plans and the
+    proposals do; :func:`~satmodel.insights.scenarios.typical_level`). Sorted by CSAT gain per
+    unit of cost, best first.
 
     Returns
     -------
@@ -213,6 +216,7 @@ def summary_actions(gaps, config=None) -> pd.DataFrame:
     """
     from satmodel.errors import SatmodelError
     from satmodel.insights.plans import lever_cost, resolve_costs
+    from satmodel.insights.scenarios import typical_level
 
     columns = ["action", "lever", "customers", "csat_gain", "monthly_cost"]
     if gaps is None:
@@ -232,14 +236,9 @@ def summary_actions(gaps, config=None) -> pd.DataFrame:
             continue
         cost = math.nan
         if costs is not None:
-            cost = float(
-                sum(
-                    lever_cost(lever, expected, measured, costs)
-                    for expected, measured in zip(
-                        hit[f"{short}_expected"], hit[f"{short}_measured"], strict=True
-                    )
-                )
-            )
+            expected = typical_level(lever, pd.to_numeric(hit[f"{short}_expected"]))
+            measured = typical_level(lever, pd.to_numeric(hit[f"{short}_measured"]))
+            cost = float(lever_cost(lever, expected, measured, costs))
         rows.append(
             {
                 "action": action,
