@@ -578,3 +578,16 @@ def test_headline_counts_and_their_averages_have_no_decimals():
     html = reporting.show(kpis).to_html()
     assert ">92<" in html and "92.29" not in html
     assert ">3.63<" in html and ">3.70<" in html
+
+
+def test_availability_never_rounds_to_100_in_a_table():
+    frame = pd.DataFrame(
+        {
+            "segment": ["smb", "enterprise"],
+            "availability_target_pct": [99.95, 99.995],
+            "availability_met_pct": [87.5, 100.0],
+        }
+    )
+    html = reporting.show(frame, precision=1, key="slo").to_html()
+    assert ">99.95<" in html and ">99.995<" in html and ">100.0<" in html  # the share stays 1 dp
+    assert [labels.availability_digits(v) for v in (99.5, 99.95, 99.999, 100.0)] == [2, 3, 4, 2]

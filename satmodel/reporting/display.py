@@ -11,6 +11,7 @@ import pandas as pd
 from satmodel.reporting.labels import (
     LABELS,
     MAX_TEXT_CHARS,
+    availability_digits,
     check_label,
     escape_label,
     family_label,
@@ -63,6 +64,22 @@ def _whole(column: pd.Series) -> bool:
 
 def _html_text(value: Any) -> str:
     return escape_label(value, "html", MAX_TEXT_CHARS)
+
+
+def _is_availability(column: str) -> bool:
+    """An availability level in % (not a share of customers or months meeting one)."""
+    return "availability" in column and column.endswith("_pct") and "met" not in column
+
+
+def _availability_text(value, precision: int) -> str:
+    """``99.95``, ``99.962``, ``100.0``: the downtime to two significant digits, trailing
+    zeros beyond ``precision`` decimals dropped."""
+    if pd.isna(value):
+        return "-"
+    text = f"{value:,.{availability_digits(value, precision)}f}"
+    whole, _, decimals = text.partition(".")
+    decimals = decimals.rstrip("0").ljust(precision, "0")
+    return f"{whole}.{decimals}" if decimals else whole
 
 
 def show(
@@ -134,6 +151,10 @@ def show(
                 styler = styler.format(
                     _number(precision, whole=True), subset=(counts, [labels[column]])
                 )
+        elif _is_availability(column):
+            styler = styler.format(
+                lambda v: _availability_text(v, precision), subset=[labels[column]]
+            )
         else:
             rounded = column in whole or _whole(shown[labels[column]])
             styler = styler.format(_number(precision, whole=rounded), subset=[labels[column]])

@@ -28,7 +28,7 @@ LABELS: dict[str, str] = {
     "availability_target_pct": "Availability SLO (%)",
     "availability_met_pct": "Customers meeting availability SLO (%)",
     "error_budget_used_pct": "Error budget used (%)",
-    "customers_over_budget": "Customers over budget",
+    "customers_over_budget": "Customers over the team SLO's budget",
     "latency_target_ms": "p95 latency SLO (ms)",
     "latency_met_pct": "Customers meeting latency SLO (%)",
     "tickets": "Tickets",
@@ -247,6 +247,21 @@ LEVER_NAMES = {
 
 # a level this close to a physical limit (in the lever's unit) is at it: 99.9999 % is not
 _AT_LIMIT = 1e-9
+
+
+def availability_digits(value: float, minimum: int = 2) -> int:
+    """Decimals that show an availability's downtime to two significant digits.
+
+    99.95 (0.050 % down) needs 3, 99.995 needs 4: a level below 100 % never rounds to
+    ``100``; ``minimum`` decimals at least.
+
+    >>> availability_digits(99.95), availability_digits(99.5, 1), availability_digits(100.0, 1)
+    (3, 2, 1)
+    """
+    allowed = 100.0 - value
+    if not math.isfinite(allowed) or allowed <= 0:
+        return minimum
+    return max(minimum, math.ceil(-math.log10(allowed)) + 1)
 
 
 def _amount(value: float, unit: str) -> str:

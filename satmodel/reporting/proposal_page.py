@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from satmodel.reporting.display import show
-from satmodel.reporting.labels import escape_label, level_caveat
+from satmodel.reporting.labels import availability_digits, escape_label, level_caveat
 from satmodel.reporting.offer import Offer, ServiceOption
 from satmodel.reporting.proposal import TIER_LEVERS, plan_sentence
 from satmodel.reporting.proposal_nps import LoyaltyOutlook, loyalty_text
@@ -93,12 +93,9 @@ def _level(lever: str, value: float) -> str:
     if not math.isfinite(value):
         return "not stated"
     if lever == "availability_pct":
-        allowed = 100.0 - value
-        # two significant digits of the downtime allowed: 99.95%, 99.995%, never 100% for less
-        if allowed <= 0:
+        if value >= 100.0:
             return "100%"
-        digits = max(2, math.ceil(-math.log10(allowed)) + 1)
-        return f"{value:.{digits}f}".rstrip("0").rstrip(".") + "%"
+        return f"{value:.{availability_digits(value)}f}".rstrip("0").rstrip(".") + "%"
     if lever == "latency_p95_ms":
         return f"{value:,.0f} ms"
     return (f"{value:.1f}".rstrip("0").rstrip(".") if value < 10 else f"{value:,.0f}") + " h"
