@@ -101,6 +101,7 @@ def test_revenue_at_risk_by_segment_and_lever_returns(section):
     value = result.value
     segments = reporting.segment_value_view(result).set_index("segment")
     assert segments["revenue_at_risk"].sum() == pytest.approx(value.revenue_at_risk)
+    assert segments["under_contract"].sum() == len(value.by_customer)
     assert (segments["ci_low"] < segments["revenue_at_risk"]).all()
     assert (segments["revenue_at_risk"] < segments["ci_high"]).all()
     # the hazard rises with downtime: more availability keeps revenue

@@ -139,6 +139,7 @@ LABELS: dict[str, str] = {
     "meets_complaints": "Meets complaint target",
     "monthly_cost": "Extra cost / month",
     "monthly_revenue": "Revenue / month",
+    "under_contract": "Customers under contract",
     "revenue_at_risk": "Revenue at risk",
     "share_at_risk_pct": "Share of revenue at risk (%)",
     "revenue_retained": "Revenue kept",

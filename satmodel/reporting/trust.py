@@ -215,8 +215,11 @@ def mundlak_text(table: pd.DataFrame):
         return Markdown(
             f"Customers with worse service also differ in other ways ({names}: the test of "
             "pooled against within effects rejects, p < 0.05): the pooled effects are biased; "
-            "the report uses the within-customer effects. An effect seen only in the pooled fit "
-            "is *associated with* satisfaction, not shown to move it."
+            "the satisfaction and complaint figures of this report use the within-customer "
+            "effects, which are safe from what stays the same about a customer but not from "
+            "what changes with the service over time (see the hidden-factor check below). "
+            "Customers leave only once, so the revenue figures can only compare customers with "
+            "each other and are *associated with* service, not shown to be caused by it."
         )
     return Markdown(
         "Pooled and within effects agree (no model's test rejects at the 5% level): customers "

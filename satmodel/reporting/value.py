@@ -254,11 +254,16 @@ def plan_comparison(
 
 
 def segment_value_view(section: ValueSection) -> pd.DataFrame:
-    """Revenue at risk by segment with its interval, and the share of monthly revenue (%)."""
-    columns = ["segment", "customers", "monthly_revenue", "revenue_at_risk", "ci_low", "ci_high"]
+    """Revenue at risk by segment with its interval, and the share of monthly revenue (%).
+
+    ``under_contract`` counts the segment's customers under contract this month (and not
+    leaving at its end): the customers whose revenue can be at risk.
+    """
+    columns = ["segment", "under_contract", "monthly_revenue", "revenue_at_risk", "ci_low"]
+    columns += ["ci_high"]
     if section.value is None:
         return pd.DataFrame(columns=[*columns, "share_at_risk_pct"])
-    table = section.value.by_segment
+    table = section.value.by_segment.rename(columns={"customers": "under_contract"})
     return table[columns].assign(share_at_risk_pct=100 * table["share_at_risk"])
 
 
