@@ -189,3 +189,30 @@ def test_currency_defaults_to_eur_and_can_be_configured(tmp_path):
     path.write_text('[costs]\ncurrency = "=1+1"\n')
     with pytest.raises(InputError, match="costs.currency"):
         load_config(path)
+
+
+def _plans(feasible=True, caveat=""):
+    """A CSAT plan as cheapest_plans returns it: latency changed, availability kept."""
+    return pd.DataFrame(
+        {
+            "target_of": ["CSAT", "CSAT"],
+            "lever": ["availability", "p95 latency"],
+            "planned": [99.96, 69.45],
+            "change": [0.0, -239.7],
+            "caveat": ["", caveat],
+            "total_cost": [47_939.0, 47_939.0],
+            "feasible": [feasible, feasible],
+        }
+    )
+
+
+def test_a_page_whose_tiers_fall_short_names_the_made_to_measure_levels():
+    frame = predictions(meets=("no",) * 4)
+    page = proposal_page(offer(frame), plans=_plans(caveat=" (beyond anything observed)")).data
+    assert (
+        "made to measure" in page and "response time 69 ms" in page and "EUR 48,000 a month" in page
+    )
+    assert "beyond anything we have measured" in page and "availability 99.96" not in page
+    assert "made to measure" not in proposal_page(offer(frame), plans=_plans(False)).data
+    # a tier that meets the target needs no tailored level
+    assert "made to measure" not in proposal_page(offer(predictions()), plans=_plans()).data

@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from satmodel.reporting.display import show
-from satmodel.reporting.labels import availability_digits, escape_label, level_caveat
-from satmodel.reporting.offer import Offer, ServiceOption
+from satmodel.reporting.labels import LEVER_NAMES, availability_digits, escape_label, level_caveat
+from satmodel.reporting.offer import Offer, ServiceOption, round_price
 from satmodel.reporting.proposal import TIER_LEVERS, plan_sentence
 from satmodel.reporting.proposal_nps import LoyaltyOutlook, loyalty_text
 
@@ -164,7 +164,42 @@ def _service_table(offer: Offer) -> str:
     )
 
 
-def _recommendation(offer: Offer, commitments: pd.DataFrame | None = None) -> str:
+def _tailored(offer: Offer, plans: pd.DataFrame | None) -> str:
+    """One sentence on the cheapest made-to-measure levels reaching the CSAT target, or ``""``.
+
+    For a page whose tiers fall short: the plan of :func:`~satmodel.reporting.proposal.
+    cheapest_plans`, only the levels it changes, its price rounded as the tiers' are.
+    """
+    if plans is None or not len(plans):
+        return ""
+    plan = plans.loc[plans["target_of"] == "CSAT"]
+    if not len(plan) or not bool(plan["feasible"].iloc[0]):
+        return ""
+    keys = {LEVER_NAMES.get(key, (key,))[0]: key for key in MEASURES}
+    changed = [
+        row
+        for row in plan.itertuples(index=False)
+        if row.lever in keys and abs(float(row.change)) > 1e-9
+    ]
+    if not changed:
+        return ""
+    levels = ", ".join(
+        f"{MEASURES[keys[row.lever]].split(' (')[0].lower()} "
+        f"{_level(keys[row.lever], float(row.planned))}"
+        + (" (beyond anything we have measured so far)" if row.caveat else "")
+        for row in changed
+    )
+    price = round_price(float(plan["total_cost"].iloc[0]))
+    cost = f" for about {_text(offer.currency)} {price:,.0f} a month" if price > 0 else ""
+    return (
+        f"<p>A service level made to measure could reach your target: {levels}{cost}. "
+        "Your account team can quote it.</p>"
+    )
+
+
+def _recommendation(
+    offer: Offer, commitments: pd.DataFrame | None = None, plans: pd.DataFrame | None = None
+) -> str:
     chosen = offer.recommended
     if chosen is None:
         return (
@@ -196,7 +231,8 @@ def _recommendation(offer: Offer, commitments: pd.DataFrame | None = None) -> st
             )
         return (
             "<div class='offer'><h2>Our recommendation: keep your current service</h2>"
-            f"<div class='price'>no extra cost</div><p>{said}</p></div>"
+            f"<div class='price'>no extra cost</div><p>{said}</p>"
+            f"{'' if chosen.meets_targets else _tailored(offer, plans)}</div>"
         )
     if chosen.meets_targets:
         verdict = (
@@ -219,6 +255,7 @@ def _recommendation(offer: Offer, commitments: pd.DataFrame | None = None) -> st
         "of answers scoring 4 or 5, and "
         f"{_range(chosen.complaints, chosen.complaints_low, chosen.complaints_high, 1)} "
         f"complaints per 1,000 users a month (95% ranges in brackets). {verdict}</p>"
+        f"{'' if chosen.meets_targets else _tailored(offer, plans)}"
         f"{_parts_line(chosen, commitments)}</div>"
     )
 
@@ -281,7 +318,9 @@ def _method(offer: Offer) -> str:
     )
 
 
-def proposal_page(offer: Offer, commitments: pd.DataFrame | None = None):
+def proposal_page(
+    offer: Offer, commitments: pd.DataFrame | None = None, plans: pd.DataFrame | None = None
+):
     """The customer's one-page proposal, as IPython HTML (see the module docstring).
 
     Parameters
@@ -289,6 +328,8 @@ def proposal_page(offer: Offer, commitments: pd.DataFrame | None = None):
     offer : the offer.
     commitments : :func:`satmodel.reporting.components.proposal_commitments`: the
         availability each part of the service must hold (one sentence); None: left out.
+    plans : :func:`satmodel.reporting.proposal.cheapest_plans`: when no tier reaches the
+        target, the page names the made-to-measure levels that would; None: left out.
     """
     from IPython.display import HTML
 
@@ -302,7 +343,7 @@ def proposal_page(offer: Offer, commitments: pd.DataFrame | None = None):
         "what it costs and what it is expected to bring.</p>"
         "<h2>Your service today, what you expect, what we recommend</h2>"
         + _service_table(offer)
-        + _recommendation(offer, commitments)
+        + _recommendation(offer, commitments, plans)
         + _alternatives(offer)
         + _method(offer)
         + f"<footer>This offer is valid until {_day(offer.valid_until)}. Prices are per "
