@@ -162,10 +162,19 @@ def demo_world(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_demo_costs_recover_the_truth(demo_world, tmp_path):
+def test_demo_costs_recover_the_truth(demo_world, tmp_path, capsys):
     out = tmp_path / "components.json"
     assert main(["components", "--data", str(demo_world.out_dir), "--json", str(out)]) == 0
     payload = json.loads(out.read_text())
+    # the text reads like the report: names, thousands separators, the points explained
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert len(lines) == len(payload["components"])
+    for line, row in zip(lines, payload["components"], strict=True):
+        assert line.startswith(f"  {row['name']}: ")  # not its id
+        assert f"{row['incidents']:,} incident" in line
+        if row["csat_points"] is not None:
+            assert f"would raise average CSAT by {row['csat_points']:.3f} points" in line
+            assert "if its downtime had not happened" in line
     truth = {c["component_id"]: c["csat_points"] for c in demo_world.truth["components"]}
     estimated = {c["component_id"]: c for c in payload["components"]}
     ranked = [c["component_id"] for c in payload["components"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from datetime import date
@@ -450,6 +451,7 @@ def cmd_case_study(args: argparse.Namespace) -> int:
 
 def cmd_components(args: argparse.Namespace) -> int:
     from satmodel.insights.components import component_costs
+    from satmodel.reporting.components import display_names
 
     book = _workbook(args.data)
     if not book.source_.has("incidents"):
@@ -468,11 +470,17 @@ def cmd_components(args: argparse.Namespace) -> int:
     stream = sys.stderr if args.json == "-" else sys.stdout
     months = args.month or f"{result.months[0]}..{result.months[1]}"
     print(f"components by the satisfaction their downtime costs ({months}):", file=stream)
-    for row in result.components_.itertuples():
+    names = display_names(result.components_)
+    for name, row in zip(names, result.components_.itertuples(), strict=True):
+        incidents = f"{row.incidents:,} incident{'' if row.incidents == 1 else 's'}"
+        downtime = f"{row.downtime_minutes:,.0f} customer-minutes of downtime, {incidents}"
+        if not math.isfinite(row.csat_points):
+            print(f"  {name}: no cost measured ({downtime})", file=stream)
+            continue
         print(
-            f"  {row.component_id}: +{row.csat_points:.3f} CSAT points "
-            f"(95% CI {row.csat_points_ci_low:.3f}..{row.csat_points_ci_high:.3f}), "
-            f"{row.downtime_minutes:,.0f} customer-minutes, {row.incidents} incidents",
+            f"  {name}: would raise average CSAT by {row.csat_points:.3f} points "
+            f"(95% CI {row.csat_points_ci_low:.3f} to {row.csat_points_ci_high:.3f}) "
+            f"if its downtime had not happened ({downtime})",
             file=stream,
         )
     return 0
