@@ -287,8 +287,10 @@ def cmd_targets(args: argparse.Namespace) -> int:
 def cmd_value(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from satmodel.config import DEFAULT_CURRENCY
     from satmodel.insights.loyalty import require_churn
     from satmodel.insights.value import revenue_at_risk
+    from satmodel.reporting.labels import LEVER_NAMES
 
     book = _workbook(args.data)
     panel = book.panel_
@@ -320,11 +322,18 @@ def cmd_value(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(result.to_dict(), args.json)
     stream = sys.stderr if args.json == "-" else sys.stdout
+    currency = str(getattr(book.config_, "currency", None) or DEFAULT_CURRENCY)
+
+    def money(amount: float) -> str:
+        return f"{currency} {amount:,.0f}"
+
+    levers = [LEVER_NAMES.get(k, (k.replace("_", " "),))[0] for k in result.best_plan["levers"]]
     print(
         f"{result.month}: revenue at risk over {result.horizon_months} months "
-        f"{result.revenue_at_risk:,.0f} of {result.monthly_revenue:,.0f} monthly revenue "
-        f"(95% CI {result.revenue_at_risk_ci_low:,.0f}..{result.revenue_at_risk_ci_high:,.0f}); "
-        f"best-return plan: {', '.join(result.best_plan['levers']) or 'none pays back'}",
+        f"{money(result.revenue_at_risk)} of {money(result.monthly_revenue)} monthly revenue "
+        f"(95% CI {money(result.revenue_at_risk_ci_low)} to "
+        f"{money(result.revenue_at_risk_ci_high)}); "
+        f"best-return plan: {', '.join(levers) or 'none pays back'}",
         file=stream,
     )
     return 0
