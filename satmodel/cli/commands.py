@@ -29,6 +29,14 @@ def _workbook(src):
     return book
 
 
+def _written(folder: str | Path) -> str:
+    """The files a run published in ``folder``, by name: ``customers_at_risk.csv, ...``."""
+    names = sorted(
+        p.name for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")
+    )
+    return ", ".join(names) or "no files"
+
+
 def _write_json(payload: dict, out: str | None) -> None:
     from satmodel.jobs.files import write_text
 
@@ -409,9 +417,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     folders = result if isinstance(result, list) else [result]
     problems = []
     for folder in folders:
-        log_line(
-            f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)", args.log_timestamps
-        )
+        log_line(f"wrote {folder}/ ({_written(folder)})", args.log_timestamps)
         log_line(f"open {Path(folder).resolve() / 'report.html'}", args.log_timestamps)
         problems += scheduler_problems(folder, allow_stale=args.allow_stale)
     if not problems:
@@ -444,7 +450,7 @@ def cmd_proposal(args: argparse.Namespace) -> int:
         pseudonymise=args.pseudonymise,
     )
     folder = run_proposal(request)
-    print(f"wrote {folder}/ (proposal.ipynb, summary.json, manifest.json)")
+    print(f"wrote {folder}/ ({_written(folder)})")
     print(f"open {Path(folder).resolve() / 'proposal.html'}")
     return 0
 
@@ -453,7 +459,7 @@ def cmd_case_study(args: argparse.Namespace) -> int:
     from satmodel.casestudies import run_case_study
 
     folder = run_case_study(args.name, data=args.data, out=args.out)
-    print(f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)")
+    print(f"wrote {folder}/ ({_written(folder)})")
     print(f"open {Path(folder).resolve() / 'report.html'}")
     return 0
 
