@@ -162,10 +162,19 @@ def demo_world(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_demo_costs_recover_the_truth(demo_world, tmp_path):
+def test_demo_costs_recover_the_truth(demo_world, tmp_path, capsys):
     out = tmp_path / "components.json"
     assert main(["components", "--data", str(demo_world.out_dir), "--json", str(out)]) == 0
     payload = json.loads(out.read_text())
+    # the text reads like the report: names, thousands separators, the points explained
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert len(lines) == len(payload["components"])
+    for line, row in zip(lines, payload["components"], strict=True):
+        assert line.startswith(f"  {row['name']}: ")  # not its id
+        assert f"{row['incidents']:,} incident" in line
+        if row["csat_points"] is not None:
+            assert f"would raise average CSAT by {row['csat_points']:.3f} points" in line
+            assert "if its downtime had not happened" in line
     truth = {c["component_id"]: c["csat_points"] for c in demo_world.truth["components"]}
     estimated = {c["component_id"]: c for c in payload["components"]}
     ranked = [c["component_id"] for c in payload["components"]]
@@ -462,3 +471,70 @@ def test_demo_proposal_names_the_component_commitments(tmp_path_factory):
     assert "end to end, each part of the service is held to its share" in html
     assert commitments[0]["name"] in html
     assert "Component commitments" in (folder / "proposal_appendix.html").read_text()
+
+
+# --------------------------------------------------------------------------------------
+# the report's components table
+
+
+def _costed(frame):
+    from satmodel.insights.components import ComponentsResult
+
+    return ComponentsResult("2025-03", ("2025-03", "2025-03"), frame, pd.DataFrame(), 0.0, {})
+
+
+def test_components_view_reads_as_words_and_rounds(source):
+    from satmodel.reporting import components_view, show
+
+    frame = component_summary(source, "2025-03", "2025-03")
+    frame["kind"] = frame["kind"].replace({"network": "third_party"})
+    frame["name"] = frame["name"].where(frame["component_id"] != "net", None)
+    frame["failed_changes"], frame["changes"] = 3, 70
+    frame["change_failure_rate"] = 3 / 70
+    frame["downtime_minutes"] = 5542.366667
+    for column, value in {"csat_points": 0.055081, "complaints_per_month": 99.6}.items():
+        frame[column] = value
+        frame[f"{column}_ci_low"], frame[f"{column}_ci_high"] = 0.9 * value, 1.1 * value
+    view = components_view(_costed(frame))
+    assert "component_id" not in view
+    shown = dict(zip(frame["component_id"], view["component"], strict=True))
+    assert shown["db"] == "Database" and shown["net"] == "net"  # the id where none is named
+    html = show(view, precision=1, key="components", whole=("downtime_minutes",)).to_html()
+    assert "third_party" not in html and "third party" in html
+    assert f"{100 * 3 / 70:.1f}" in html and f"{3 / 70:.3f}" not in html  # a percentage
+    assert "5,542<" in html and "5,542.4" not in html  # whole customer-minutes
+    assert f"{0.055081:.3f} ({0.9 * 0.055081:.3f} to {1.1 * 0.055081:.3f})" in html
+    assert ">Component<" in html and "Component id" not in html and ">Kind<" in html
+
+
+def test_components_view_names_shared_names_by_id(source):
+    from satmodel.reporting import components_view
+
+    frame = component_summary(source, "2025-03", "2025-03")
+    frame["name"] = "Same name"
+    for column in ("csat_points", "complaints_per_month"):
+        frame[[column, f"{column}_ci_low", f"{column}_ci_high"]] = np.nan
+    view = components_view(_costed(frame))
+    assert view["component"].is_unique
+    assert set(view["component"]) == {f"Same name ({c})" for c in frame["component_id"]}
+    assert (view["csat_points_interval"] == "-").all()
+
+
+@pytest.mark.slow
+def test_demo_components_table_has_no_raw_values(demo_world):
+    from satmodel.insights.components import component_costs
+    from satmodel.reporting import components_view, show
+    from satmodel.workbook import Workbook
+
+    book = Workbook(demo_world.out_dir)
+    result = component_costs(book.source_, book.panel_, book.responses_, n_draws=20)
+    raw = result.components_
+    html = show(components_view(result), precision=1, whole=("downtime_minutes",)).to_html()
+    assert "third_party" in set(raw["kind"]) and "third_party" not in html
+    assert "third party" in html
+    for row in raw.itertuples():
+        assert f">{row.name}<" in html
+        if row.change_failure_rate > 0:
+            assert f">{100 * row.change_failure_rate:,.1f}<" in html
+            assert f">{row.change_failure_rate:.3f}<" not in html
+        assert f">{row.downtime_minutes:,.0f}<" in html

@@ -155,6 +155,40 @@ def test_report_notebook_parameters():
     assert inferred["month"]["default"] == '""'  # empty: the last complete month
 
 
+@pytest.mark.parametrize(
+    ("costs", "costs_figure", "recurrence_figure", "planned_figure"),
+    [
+        ("costs", None, None, None),
+        ("costs", "bars", None, "planned"),
+        ("costs", None, "timeline", None),
+        (None, "bars", "timeline", None),
+    ],
+)
+def test_component_figures_cell_never_displays_none(
+    costs, costs_figure, recurrence_figure, planned_figure
+):
+    """The components section's figure cell shows the figures there are and no "None" for the
+    ones a plot function leaves out (display(None) prints "None" under the chart)."""
+    from types import SimpleNamespace
+
+    nb = nbformat.read(REPORT_NOTEBOOK, as_version=4)
+    (cell,) = [c for c in nb.cells if c.get("id") == "c15-components-2"]
+    shown = []
+    namespace = {
+        "costs": costs,
+        "report": SimpleNamespace(panel="panel", source="source"),
+        "display": shown.append,
+        "component_report": SimpleNamespace(
+            plot_costs=lambda result: costs_figure,
+            plot_recurrence=lambda source, result: recurrence_figure,
+            plot_planned=lambda panel: planned_figure,
+        ),
+    }
+    exec(compile(cell.source, "c15-components-2", "exec"), namespace)
+    drawn = [costs_figure, recurrence_figure] if costs is not None else []
+    assert shown == [f for f in [*drawn, planned_figure] if f is not None]
+
+
 def test_report_contents_list_every_section_in_order():
     """The table of contents on the first screen names each section, linked to its heading."""
     nb = nbformat.read(REPORT_NOTEBOOK, as_version=4)
@@ -252,6 +286,7 @@ def test_monthly_report_runs_on_demo_data(tmp_path_factory):
     # trends, service levels, burn, operations, drivers, importance, response curves
     assert html.count("data:image/png;base64,") >= 7
     assert "&lt;Figure size" not in html  # figures rendered, not their repr
+    assert ">None<" not in html  # no display(None) of a figure left out
     assert "reporting." not in html  # no code
     assert "Traceback" not in html
 

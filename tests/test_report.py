@@ -555,3 +555,41 @@ def test_notebooks_come_from_package_data():
         notebook_path("no_such_notebook.ipynb")
     message = str(info.value)
     assert "no_such_notebook.ipynb" in message and "04_monthly_report.ipynb" in message
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_published_files_get_the_mode_open_gives(tiny, data, tmp_path, mask):
+    """report.html and manifest.json were 0600 (mkstemp) beside a 0644 notebook: every
+    published file gets what a plain open() gives under the umask."""
+    before = os.umask(mask)
+    try:
+        folder = run(tiny, data, tmp_path / "reports")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(before)
+    expected = plain.stat().st_mode & 0o777
+    assert expected == 0o666 & ~mask
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()}
+    assert {"report.html", "manifest.json", "report.ipynb", "summary.json"} <= set(modes)
+    assert modes == dict.fromkeys(modes, expected)
+
+
+def test_report_command_lists_the_files_it_wrote(tiny, data, tmp_path, monkeypatch, capsys):
+    """The "wrote" line names every published file (it left out report.html and the CSV)."""
+    import dataclasses
+
+    import satmodel.jobs.report as jobs_report
+
+    real = jobs_report.run_report
+    monkeypatch.setattr(
+        jobs_report,
+        "run_report",
+        lambda request: real(dataclasses.replace(request, notebook=tiny, progress=False)),
+    )
+    out = tmp_path / "reports"
+    main(["report", "--month", MONTH, "--data", str(data), "--out", str(out), "--quiet"])
+    (wrote,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote")]
+    folder = out.resolve() / MONTH
+    assert wrote == f"wrote {folder}/ ({', '.join(sorted(p.name for p in folder.iterdir()))})"
+    assert "report.html" in wrote

@@ -441,3 +441,48 @@ def test_an_unescaped_payload_is_caught(browser, tmp_path):
         assert dialogs(page)[0]["message"] == "1"  # seen, and dismissed by Page.record
     finally:
         page.close()
+
+
+def test_tables_fit_and_headers_wrap_by_words_in_print(browser, tmp_path_factory):
+    """Printed on A4 (186 mm between the margins), no header is split inside a word (it was
+    "Co mp on en t id") and the components table fits the page, as it does on screen without
+    a scrollbar."""
+    folder = demo_report(tmp_path_factory)
+    page = open_page(browser, (folder / "report.html").resolve().as_uri())
+    components = (
+        "Array.from(document.querySelectorAll('table')).filter(t =>"
+        " (t.caption ? t.caption.innerText : '').startsWith('Components by'))"
+    )
+    try:
+        assert "Components by the satisfaction" in page.evaluate("document.body.innerText")
+        scrolls = page.evaluate(
+            f"{components}.map(t => t.closest('.jp-OutputArea-output'))"
+            ".map(o => o.scrollWidth - o.clientWidth)"
+        )
+        assert scrolls and all(extra <= 1 for extra in scrolls), scrolls
+        page.send("Emulation.setEmulatedMedia", media="print")
+        page.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=round(186 / 25.4 * 96),
+            height=1000,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        page.drain(0.5)
+        split = page.evaluate(
+            "(() => { const c = document.createElement('canvas').getContext('2d'); const out = [];"
+            " for (const th of document.querySelectorAll('table thead th')) {"
+            "  const s = getComputedStyle(th); c.font = s.font;"
+            "  const room = th.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);"
+            "  for (const word of th.innerText.split(/[\\s\\-\\/]+/).filter(w => w))"
+            "   if (c.measureText(word).width > room + 1) out.push(word + ' in ' + th.innerText);"
+            " } return out; })()"
+        )
+        assert split == []
+        overflow = page.evaluate(
+            f"{components}.map(t => t.getBoundingClientRect().right"
+            " - document.documentElement.clientWidth)"
+        )
+        assert overflow and all(extra <= 1 for extra in overflow), overflow
+    finally:
+        page.close()

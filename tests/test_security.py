@@ -160,6 +160,23 @@ def test_write_csv_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["x.csv"]
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_write_csv_gets_the_mode_open_gives(tmp_path, mask):
+    """Not a fixed 0644: a umask of 0077 keeps the CSV to its owner, as open() would."""
+    from satmodel.jobs.files import write_text
+
+    before = os.umask(mask)
+    try:
+        csv_path = reporting.write_csv(pd.DataFrame({"a": [1]}), tmp_path / "x.csv")
+        write_text(tmp_path / "x.html", "<p>x</p>")
+        (tmp_path / "plain.txt").write_text("x")
+    finally:
+        os.umask(before)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (csv_path, *tmp_path.glob("x.html"))}
+    assert modes == {"x.csv": 0o666 & ~mask, "x.html": 0o666 & ~mask}
+    assert (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_every_csv_goes_through_write_csv():
     """One function writes CSV: no other ``to_csv`` or csv.writer in the package."""
     offenders = []

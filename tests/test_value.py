@@ -106,6 +106,8 @@ def test_value_command_writes_the_contract_keys(world, tmp_path, capsys):
     assert {"lever", "change", "revenue_retained", "cost", "roi"} <= set(payload["levers"][0])
     assert payload["churn_model"]["family"] == "logit"
     assert "params" in payload["churn_model"]
+    text = capsys.readouterr().out  # money in the default currency
+    assert f"EUR {payload['revenue_at_risk']:,.0f} of EUR {payload['monthly_revenue']:,.0f}" in text
 
 
 def test_value_without_contracts_exits_2_naming_the_table(good_folder, capsys):
@@ -150,3 +152,26 @@ def test_value_scores_customers_who_never_answered_a_survey(world, tmp_path, cap
     payload = json.loads(out.read_text())
     retained = [lever["revenue_retained"] for lever in payload["levers"]]
     assert all(np.isfinite(retained)) and max(retained) > 0
+
+
+def test_value_text_names_levers_in_words_and_money_in_the_currency(world, tmp_path, capsys):
+    """The text line reads like the report (lever names, ``[costs] currency``); --json keeps
+    the lever ids of the contract."""
+    from satmodel.reporting.labels import LEVER_NAMES
+
+    folder = tmp_path / "usd"
+    shutil.copytree(world["folder"], folder)
+    (folder / "satmodel.toml").write_text('[source]\npath = "."\n[costs]\ncurrency = "USD"\n')
+    out = tmp_path / "value.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = main(["value", "--data", str(folder / "satmodel.toml"), "--json", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    payload = json.loads(out.read_text())
+    levers = payload["best_plan"]["levers"]
+    assert levers and set(levers) <= set(LEVER_NAMES)  # the JSON keeps the ids
+    plan = text.split("best-return plan: ", 1)[1].strip()
+    assert plan == ", ".join(LEVER_NAMES[k][0] for k in levers)
+    assert f"USD {payload['revenue_at_risk']:,.0f} of USD {payload['monthly_revenue']:,.0f}" in text
+    assert "EUR" not in text and not any(k in text for k in levers)

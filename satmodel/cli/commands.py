@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from datetime import date
@@ -26,6 +27,14 @@ def _workbook(src):
             file=sys.stderr,
         )
     return book
+
+
+def _written(folder: str | Path) -> str:
+    """The files a run published in ``folder``, by name: ``customers_at_risk.csv, ...``."""
+    names = sorted(
+        p.name for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")
+    )
+    return ", ".join(names) or "no files"
 
 
 def _write_json(payload: dict, out: str | None) -> None:
@@ -286,8 +295,10 @@ def cmd_targets(args: argparse.Namespace) -> int:
 def cmd_value(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from satmodel.config import DEFAULT_CURRENCY
     from satmodel.insights.loyalty import require_churn
     from satmodel.insights.value import revenue_at_risk
+    from satmodel.reporting.labels import LEVER_NAMES
 
     book = _workbook(args.data)
     panel = book.panel_
@@ -319,11 +330,18 @@ def cmd_value(args: argparse.Namespace) -> int:
     if args.json:
         _write_json(result.to_dict(), args.json)
     stream = sys.stderr if args.json == "-" else sys.stdout
+    currency = str(getattr(book.config_, "currency", None) or DEFAULT_CURRENCY)
+
+    def money(amount: float) -> str:
+        return f"{currency} {amount:,.0f}"
+
+    levers = [LEVER_NAMES.get(k, (k.replace("_", " "),))[0] for k in result.best_plan["levers"]]
     print(
         f"{result.month}: revenue at risk over {result.horizon_months} months "
-        f"{result.revenue_at_risk:,.0f} of {result.monthly_revenue:,.0f} monthly revenue "
-        f"(95% CI {result.revenue_at_risk_ci_low:,.0f}..{result.revenue_at_risk_ci_high:,.0f}); "
-        f"best-return plan: {', '.join(result.best_plan['levers']) or 'none pays back'}",
+        f"{money(result.revenue_at_risk)} of {money(result.monthly_revenue)} monthly revenue "
+        f"(95% CI {money(result.revenue_at_risk_ci_low)} to "
+        f"{money(result.revenue_at_risk_ci_high)}); "
+        f"best-return plan: {', '.join(levers) or 'none pays back'}",
         file=stream,
     )
     return 0
@@ -399,9 +417,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     folders = result if isinstance(result, list) else [result]
     problems = []
     for folder in folders:
-        log_line(
-            f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)", args.log_timestamps
-        )
+        log_line(f"wrote {folder}/ ({_written(folder)})", args.log_timestamps)
         log_line(f"open {Path(folder).resolve() / 'report.html'}", args.log_timestamps)
         problems += scheduler_problems(folder, allow_stale=args.allow_stale)
     if not problems:
@@ -434,7 +450,7 @@ def cmd_proposal(args: argparse.Namespace) -> int:
         pseudonymise=args.pseudonymise,
     )
     folder = run_proposal(request)
-    print(f"wrote {folder}/ (proposal.ipynb, summary.json, manifest.json)")
+    print(f"wrote {folder}/ ({_written(folder)})")
     print(f"open {Path(folder).resolve() / 'proposal.html'}")
     return 0
 
@@ -443,13 +459,14 @@ def cmd_case_study(args: argparse.Namespace) -> int:
     from satmodel.casestudies import run_case_study
 
     folder = run_case_study(args.name, data=args.data, out=args.out)
-    print(f"wrote {folder}/ (report.ipynb, summary.json, manifest.json)")
+    print(f"wrote {folder}/ ({_written(folder)})")
     print(f"open {Path(folder).resolve() / 'report.html'}")
     return 0
 
 
 def cmd_components(args: argparse.Namespace) -> int:
     from satmodel.insights.components import component_costs
+    from satmodel.reporting.components import display_names
 
     book = _workbook(args.data)
     if not book.source_.has("incidents"):
@@ -468,11 +485,17 @@ def cmd_components(args: argparse.Namespace) -> int:
     stream = sys.stderr if args.json == "-" else sys.stdout
     months = args.month or f"{result.months[0]}..{result.months[1]}"
     print(f"components by the satisfaction their downtime costs ({months}):", file=stream)
-    for row in result.components_.itertuples():
+    names = display_names(result.components_)
+    for name, row in zip(names, result.components_.itertuples(), strict=True):
+        incidents = f"{row.incidents:,} incident{'' if row.incidents == 1 else 's'}"
+        downtime = f"{row.downtime_minutes:,.0f} customer-minutes of downtime, {incidents}"
+        if not math.isfinite(row.csat_points):
+            print(f"  {name}: no cost measured ({downtime})", file=stream)
+            continue
         print(
-            f"  {row.component_id}: +{row.csat_points:.3f} CSAT points "
-            f"(95% CI {row.csat_points_ci_low:.3f}..{row.csat_points_ci_high:.3f}), "
-            f"{row.downtime_minutes:,.0f} customer-minutes, {row.incidents} incidents",
+            f"  {name}: would raise average CSAT by {row.csat_points:.3f} points "
+            f"(95% CI {row.csat_points_ci_low:.3f} to {row.csat_points_ci_high:.3f}) "
+            f"if its downtime had not happened ({downtime})",
             file=stream,
         )
     return 0

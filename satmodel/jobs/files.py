@@ -51,8 +51,30 @@ def sha256(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def umask() -> int:
+    """The process umask, read without changing it where Linux tells it (``/proc``)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: ``0o666`` less the umask (0644 under 0022)."""
+    return 0o666 & ~umask()
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ``path`` atomically (a fresh temporary file beside it, then a rename).
+
+    The file gets the mode a plain ``open()`` would give it (:func:`new_file_mode`), not
+    the 0600 of ``mkstemp``: a published report is as readable as the notebook beside it.
 
     Raises
     ------
@@ -62,6 +84,7 @@ def write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), new_file_mode())
             handle.write(text)
         os.replace(tmp, path)
     except OSError as exc:

@@ -49,6 +49,7 @@ from satmodel.reporting.budgets import (
 from satmodel.reporting.components import (
     component_commitments,
     components_section,
+    components_view,
     gap_causes,
     plot_costs,
     plot_planned,
@@ -312,6 +313,7 @@ __all__ = [
     "component_commitments",
     "component_scorecard",
     "components_section",
+    "components_view",
     "cross_validation",
     "curve_grid",
     "customer_budget_section",

@@ -21,6 +21,7 @@ from satmodel.features.components import (
     problem_occurrences,
 )
 from satmodel.reporting.figures import error_extents, figure_style, legend_below, new_figure
+from satmodel.reporting.labels import kind_label, plot_label
 
 
 def plot_costs(result, top: int = 10):
@@ -48,10 +49,7 @@ def plot_costs(result, top: int = 10):
         figure, axes = new_figure(12, 0.5 + 0.45 * max(len(f) for _, f, _ in frames), len(frames))
         for ax, (title, frame, key) in zip(axes, frames, strict=True):
             order = frame.iloc[::-1]
-            labels = [
-                f"{k} ({n})" if isinstance(n, str) and n else str(k)
-                for k, n in zip(order[key], order.get("name", order[key]), strict=True)
-            ]
+            labels = [plot_label(name) for name in display_names(order, key)]
             ax.barh(
                 labels,
                 order["csat_points"],
@@ -67,6 +65,78 @@ def plot_costs(result, top: int = 10):
         months = result.month or f"{result.months[0]}..{result.months[1]}"
         figure.suptitle(f"Which components and problems cost satisfaction ({months})")
     return figure
+
+
+def display_names(frame: pd.DataFrame, key: str = "component_id") -> list[str]:
+    """The name of each row where the data gives one, else its id (``key``).
+
+    A name two rows share is followed by the row's id, e.g. ``Core network (net-core)``.
+    """
+    ids = [str(k) for k in frame[key]]
+    given = frame["name"] if "name" in frame else pd.Series(None, index=frame.index)
+    names = [n if isinstance(n, str) and n.strip() else k for n, k in zip(given, ids, strict=True)]
+    counts = pd.Series(names).value_counts()
+    return [
+        f"{n} ({k})" if counts[n] > 1 and n != k else n for n, k in zip(names, ids, strict=True)
+    ]
+
+
+def _with_interval(value: float, low: float, high: float, digits: int) -> str:
+    """``0.055 (0.051 to 0.059)``; ``-`` when the value is missing."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return f"{value:,.{digits}f}"
+    return f"{value:,.{digits}f} ({low:,.{digits}f} to {high:,.{digits}f})"
+
+
+def components_view(result) -> pd.DataFrame:
+    """The components of :func:`components_section` as the report's table shows them.
+
+    Each component by its name (its id where the data names none), its kind in words
+    (:func:`~satmodel.reporting.labels.kind_label`), the change failure rate in per cent
+    and each cost with its 95% interval in one cell, so the table fits the page.
+
+    Parameters
+    ----------
+    result : :class:`satmodel.insights.components.ComponentsResult`
+
+    Returns
+    -------
+    DataFrame
+        component, kind, service, incidents, customers_affected, downtime_minutes
+        (customer-minutes), mttr_hours, change_failure_pct, csat_points_interval (e.g.
+        ``0.055 (0.051 to 0.059)``), complaints_interval (whole complaints per month); in
+        the order of ``result.components_``.
+    """
+    frame = result.components_
+    kinds = [k if pd.isna(k) else kind_label(k) for k in frame["kind"]]
+    out = pd.DataFrame(
+        {
+            "component": display_names(frame),
+            "kind": pd.Series(kinds, index=frame.index, dtype=object),
+            "service": frame["service"],
+            "incidents": frame["incidents"],
+            "customers_affected": frame["customers_affected"],
+            "downtime_minutes": frame["downtime_minutes"],
+            "mttr_hours": frame["mttr_hours"],
+            "change_failure_pct": 100.0 * frame["change_failure_rate"].astype(float),
+        }
+    )
+    for column, (value, digits) in {
+        "csat_points_interval": ("csat_points", 3),
+        "complaints_interval": ("complaints_per_month", 0),
+    }.items():
+        out[column] = [
+            _with_interval(*values, digits)
+            for values in zip(
+                frame[value].astype(float),
+                frame[f"{value}_ci_low"].astype(float),
+                frame[f"{value}_ci_high"].astype(float),
+                strict=True,
+            )
+        ]
+    return out.reset_index(drop=True)
 
 
 def plot_recurrence(source, result, top: int = 5):

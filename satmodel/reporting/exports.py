@@ -37,6 +37,21 @@ def _neutral_column(column: pd.Series) -> pd.Series:
     return column.astype(object).map(neutralise_cell)
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file: ``0o666`` less the umask (as
+    ``satmodel.jobs.files.new_file_mode``, which this layer may not import)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a table for spreadsheets (sales) atomically, with formulas neutralised.
 
@@ -70,7 +85,7 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a report file is meant to be shared
+        os.chmod(tmp, _new_file_mode())  # mkstemp makes it 0600; open() would not
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -193,6 +193,8 @@ LABELS: dict[str, str] = {
     "customers_affected": "Customers affected",
     "outage_minutes": "Outage (min)",
     "change_failure_rate": "Change failure rate",
+    "csat_points_interval": "CSAT points lost (95% CI)",
+    "complaints_interval": "Complaints / month (95% CI)",
     "csat_points": "CSAT points lost",
     "csat_points_ci_low": "CSAT points 95% low",
     "csat_points_ci_high": "CSAT points 95% high",
@@ -313,6 +315,26 @@ def level_caveat(lever: str, level: float, observed: tuple[float, float] | None 
     if level < low:
         return f" (beyond anything observed (min seen {_amount(low, spec.unit)}): an extrapolation)"
     return ""
+
+
+# Component kinds (the components table's ``kind``) as a manager reads them; any other kind
+# has its underscores shown as spaces (see kind_label).
+KIND_NAMES = {
+    "application": "application",
+    "database": "database",
+    "network": "network",
+    "storage": "storage",
+    "third_party": "third party",
+}
+
+
+def kind_label(kind: Any) -> str:
+    """A component kind in words: ``third_party`` -> ``third party`` (:data:`KIND_NAMES`);
+    an unknown identifier has its underscores shown as spaces, other text is kept."""
+    text = str(kind)
+    if text in KIND_NAMES:
+        return KIND_NAMES[text]
+    return text.replace("_", " ") if re.fullmatch(r"[a-z0-9_]+", text) else text
 
 
 # Segment names that are not spelt as their identifier reads (the rest: see segment_label).
