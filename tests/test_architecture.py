@@ -43,6 +43,7 @@ LAYERS = {
     "hints": "shared",
     "resources": "shared",
     "plotting": "shared",
+    "filemodes": "shared",
     "redaction": "shared",
     "sources": "source",
     "postgres": "source",

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from satmodel.errors import InputError
+from satmodel.filemodes import new_file_mode
 from satmodel.jobs.errors import ReportBusyError
 
 MARKER = ".satmodel-staging"
@@ -49,25 +50,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(2**20), b""):
             digest.update(block)
     return "sha256:" + digest.hexdigest()
-
-
-def umask() -> int:
-    """The process umask, read without changing it where Linux tells it (``/proc``)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)  # elsewhere: set and restore at once
-    os.umask(mask)
-    return mask
-
-
-def new_file_mode() -> int:
-    """The mode ``open()`` gives a new file: ``0o666`` less the umask (0644 under 0022)."""
-    return 0o666 & ~umask()
 
 
 def write_text(path: Path, text: str) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from satmodel.errors import InputError
+from satmodel.filemodes import new_file_mode
 
 # A cell starting with one of these is run as a formula by Excel, LibreOffice Calc or Google
 # Sheets (OWASP "CSV injection": = + - @, tab and carriage return); the full-width forms are
@@ -35,21 +36,6 @@ def _neutral_column(column: pd.Series) -> pd.Series:
     ):
         return column  # numbers stay numbers (a negative number is not a formula)
     return column.astype(object).map(neutralise_cell)
-
-
-def _new_file_mode() -> int:
-    """The mode ``open()`` gives a new file: ``0o666`` less the umask (as
-    ``satmodel.jobs.files.new_file_mode``, which this layer may not import)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("Umask:"):
-                    return 0o666 & ~int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -85,7 +71,7 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, _new_file_mode())  # mkstemp makes it 0600; open() would not
+        os.chmod(tmp, new_file_mode())  # mkstemp makes it 0600; open() would not
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
