@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import warnings
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -102,6 +103,10 @@ def test_value_command_writes_the_contract_keys(world, tmp_path, capsys):
     ):
         assert key in payload, key
     assert payload["horizon_months"] == 6
+    # by default the last complete month, as the report: never the unfinished current one
+    today = date.today()
+    before_this_month = f"{today.year - (today.month == 1):04d}-{(today.month - 2) % 12 + 1:02d}"
+    assert payload["month"] == min(world["panel"]["month"].astype(str).max(), before_this_month)
     assert {"segment", "monthly_revenue", "revenue_at_risk"} <= set(payload["by_segment"][0])
     assert {"lever", "change", "revenue_retained", "cost", "roi"} <= set(payload["levers"][0])
     assert payload["churn_model"]["family"] == "logit"

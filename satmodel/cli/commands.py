@@ -317,9 +317,16 @@ def cmd_value(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             outcome_models = {}
+        month = args.month
+        if month is None:  # as the report: the last complete month of the data
+            from satmodel.calendar import last_complete_month
+
+            months = panel["month"].astype(str)
+            window = (months.min(), months.max())
+            month = last_complete_month(window, timezone=book.config_.calendar.timezone)
         result = revenue_at_risk(
             panel,
-            month=args.month,
+            month=month,
             horizon=args.horizon,
             outcome_models=outcome_models,
             config=book.config_,

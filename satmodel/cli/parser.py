@@ -426,7 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
         "satmodel value --month 2026-10 --horizon 12 --json value.json",
     )
     value.add_argument("--data", default=None, help=SRC_HELP)
-    value.add_argument("--month", help="the month 'today', YYYY-MM (default: the last month)")
+    value.add_argument(
+        "--month",
+        help="the month 'today', YYYY-MM (default: the last complete month in the data)",
+    )
     value.add_argument(
         "--horizon", type=int, default=12, help="months ahead (default: 12)", metavar="MONTHS"
     )
