@@ -591,3 +591,14 @@ def test_availability_never_rounds_to_100_in_a_table():
     html = reporting.show(frame, precision=1, key="slo").to_html()
     assert ">99.95<" in html and ">99.995<" in html and ">100.0<" in html  # the share stays 1 dp
     assert [labels.availability_digits(v) for v in (99.5, 99.95, 99.999, 100.0)] == [2, 3, 4, 2]
+
+
+def test_timestamps_in_a_table_read_as_dates_in_utc():
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["C1", "C2"],
+            "first_fired": pd.to_datetime(["2026-11-01 00:01", None], utc=True),
+        }
+    )
+    html = reporting.show(frame, key="fired").to_html()
+    assert ">1 Nov 2026 00:01 UTC<" in html and "+00:00" not in html

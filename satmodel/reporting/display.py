@@ -66,6 +66,15 @@ def _html_text(value: Any) -> str:
     return escape_label(value, "html", MAX_TEXT_CHARS)
 
 
+def _moment(value) -> str | None:
+    """A timestamp as a reader writes it: ``1 Nov 2026 00:01 UTC`` (None when missing)."""
+    if pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return f"{stamp.day} {stamp:%b %Y %H:%M} UTC"
+
+
 def _is_availability(column: str) -> bool:
     """An availability level in % (not a share of customers or months meeting one)."""
     return "availability" in column and column.endswith("_pct") and "met" not in column
@@ -123,6 +132,9 @@ def show(
     for column, in_words in _VALUES_SHOWN_AS.items():
         if column in shown and not pd.api.types.is_numeric_dtype(shown[column]):
             shown[column] = [v if pd.isna(v) else in_words(v) for v in shown[column]]
+    for column in shown.columns:
+        if pd.api.types.is_datetime64_any_dtype(shown[column]):
+            shown[column] = [_moment(t) for t in shown[column]]
     text = [c for c in shown.columns if not pd.api.types.is_numeric_dtype(shown[c])]
     numbers = [c for c in shown.columns if c not in text]
     names = {**LABELS, **(headers or {})}
