@@ -318,6 +318,8 @@ def test_terms_and_models_read_as_words_and_name_the_reference():
     assert model_label("top2") == "Satisfied share (top-2)"
     name, _, step = describe_driver("C(segment)[T.smb]", {"segment": "enterprise"})
     assert name == "Segment: SMB" and step == "vs. Enterprise"
+    _, size, step = describe_driver("np.where(np.isnan(resolution_hours_median), 1.0, 0.0)")
+    assert (size, step) == (1.0, "vs. the other months")  # an indicator has no "unit"
 
 
 def test_forest_plot_has_readable_ticks_and_greys_what_the_data_cannot_tell():

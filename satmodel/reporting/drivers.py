@@ -101,7 +101,8 @@ def describe_driver(term: str, references: dict[str, str] | None = None) -> tupl
     """A driver's plain name, the step its effect is shown for, and that step in words.
 
     Log terms are shown per doubling, the error rate per percentage point, availability shortfall
-    per 0.1 point, segments against the base segment, anything else per unit.
+    per 0.1 point, segments against the base segment, a yes/no indicator against the other
+    months, anything else per unit.
 
     Returns
     -------
@@ -122,6 +123,8 @@ def describe_driver(term: str, references: dict[str, str] | None = None) -> tupl
         return name, 0.01, "per +1 percentage point"
     if term.startswith("np.maximum(0, expected_availability_pct"):
         return name, 0.1, "per 0.1 point below expectation"
+    if re.fullmatch(r"np\.where\(.+, 1\.0, 0\.0\)", term):  # a yes/no indicator
+        return name, 1.0, "vs. the other months"
     return name, 1.0, "per unit"
 
 
