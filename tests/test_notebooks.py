@@ -236,13 +236,19 @@ def test_monthly_report_runs_on_demo_data(tmp_path_factory):
     assert segments[-1] == "All customers" and len(segments) >= 2
     assert summary["service_levels"][-1]["customers"] == DEMO["customers"]
     assert set(summary["drivers"]) == {"csat", "top2", "complaints"}
-    assert list(summary)[-5:] == [
+    assert list(summary)[-6:] == [
         "driver_importance",
         "driver_drift",
         "burn_rate",
         "operations",
         "diagnostics",
+        "actions",
     ]
+    # the executive summary's "what to do next", for a scheduler too
+    assert all(
+        {"action", "customers", "csat_gain", "worth_acting"} <= set(a) for a in summary["actions"]
+    )
+    assert all(a["worth_acting"] == (a["csat_gain"] > 0) for a in summary["actions"])
     assert summary["burn_rate"][-1]["segment"] == "All customers"
     assert summary["burn_rate"][-1]["elapsed_pct"] == 100
     measures = [row["kpi"] for row in summary["operations"]["measures"]]

@@ -156,6 +156,21 @@ def test_the_summary_says_when_costs_are_unknown_and_when_nothing_is_to_do():
     assert "Every customer got the service it expects" in empty
 
 
+def test_a_gap_without_gain_is_said_to_be_no_action_not_that_all_is_well():
+    gaps = gap_result()
+    gaps.customers_["csat_mean_gain_resolution"] = 0.0
+    actions = reporting.summary_actions(gaps, Config(), include_no_gain=True)
+    assert list(actions["lever"])[-1] == "resolution_hours_median" and len(actions) == 3
+    text = reporting.executive_summary(kpis(), actions, "2025-02").data
+    assert len(shown_actions(text)) == 2
+    hit = int((gaps.customers_["resolution_gap"] > 0).sum())
+    assert (
+        f"Not an action: resolve tickets as fast as they expect for the {hit:,} customers" in text
+    )
+    only = reporting.executive_summary(kpis(), actions.tail(1), "2025-02").data
+    assert "Every customer got the service" not in only and "Not an action" in only
+
+
 def test_a_change_too_small_to_show_is_unchanged_not_worse():
     from satmodel.reporting.headline import change_line
 

@@ -198,7 +198,7 @@ ACTIONS = {
 }
 
 
-def summary_actions(gaps, config=None) -> pd.DataFrame:
+def summary_actions(gaps, config=None, include_no_gain: bool = False) -> pd.DataFrame:
     """The actions of the executive summary: close one kind of expectation gap each.
 
     For availability, p95 latency and resolution time: the customers who got less than they
@@ -208,6 +208,9 @@ def summary_actions(gaps, config=None) -> pd.DataFrame:
     config price a change of a service level for whoever receives it, as the plans and the
     proposals do; :func:`~satmodel.insights.scenarios.typical_level`). Sorted by CSAT gain per
     unit of cost, best first.
+
+    ``include_no_gain``: also the gaps whose closing the models see no CSAT gain in (last),
+    which are no action but worth saying (the executive summary says why they are left out).
 
     Returns
     -------
@@ -249,14 +252,16 @@ def summary_actions(gaps, config=None) -> pd.DataFrame:
             }
         )
     out = pd.DataFrame(rows, columns=columns)
-    out = out.loc[out["csat_gain"] > 0]  # closing a gap the models see no gain in is no action
+    gain = out["csat_gain"] > 0  # closing a gap the models see no gain in is no action
     value = out["csat_gain"] / out["monthly_cost"].where(out["monthly_cost"] > 0)
-    return (
-        out.assign(_value=value.fillna(math.inf))
+    ranked = (
+        out.assign(_value=value.fillna(math.inf).where(gain, -math.inf))
         .sort_values(["_value", "csat_gain"], ascending=False, kind="stable")
         .drop(columns="_value")
-        .reset_index(drop=True)
     )
+    if not include_no_gain:
+        ranked = ranked.loc[ranked["csat_gain"] > 0]
+    return ranked.reset_index(drop=True)
 
 
 def change_line(row: pd.Series, month: str) -> str:
@@ -282,7 +287,8 @@ def executive_summary(kpis: pd.DataFrame, actions: pd.DataFrame, month: str, cur
     Parameters
     ----------
     kpis : :func:`headline_kpis`.
-    actions : :func:`summary_actions` (the first three are shown).
+    actions : :func:`summary_actions` (the first three with a gain are shown; those without,
+        from ``include_no_gain=True``, are said to be no action).
     month : the month reported.
     currency : ``[costs] currency``.
 
@@ -304,6 +310,8 @@ def executive_summary(kpis: pd.DataFrame, actions: pd.DataFrame, month: str, cur
         "- No survey or complaint data for this month."
     ]
     lines += ["", "**What to do next** (expected effect and cost)", ""]
+    no_gain = actions.loc[~(actions["csat_gain"] > 0)]
+    actions = actions.loc[actions["csat_gain"] > 0]
     for i, action in enumerate(actions.head(3).itertuples(index=False), 1):
         cost = (
             f"about {md_escape(currency)} {float(f'{action.monthly_cost:.2g}'):,.0f} a month"
@@ -315,6 +323,14 @@ def executive_summary(kpis: pd.DataFrame, actions: pd.DataFrame, month: str, cur
             f"this month: their predicted CSAT rises by {action.csat_gain:+.2f} on average; "
             f"{cost}."
         )
-    if actions.empty:
+    if actions.empty and no_gain.empty:
         lines.append("- Every customer got the service it expects: keep it so.")
+    elif actions.empty:
+        lines.append("- No gap the models see a satisfaction gain in closing.")
+    for row in no_gain.itertuples(index=False):
+        what = row.action[0].lower() + row.action[1:]
+        lines.append(
+            f"- Not an action: {what} for the {row.customers:,} customers who got less this "
+            "month: the models see no rise in their predicted CSAT from it."
+        )
     return Markdown("\n".join(lines))

@@ -169,13 +169,14 @@ def build_summary(
     trust: dict | None = None,
     value=None,
     components=None,
+    actions: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The machine-readable summary of a report (``summary.json``).
 
     Keys, in this order: schema_version, month, data_window, kpis, service_levels, gaps,
     drivers, targets, data_quality, notes, warnings, status (:func:`report_status`), then
     (when given) error_budgets, burn_alerts, trust, value, components, driver_importance,
-    driver_drift, burn_rate, operations and diagnostics. Floats are rounded to 6 decimals and NaN is
+    driver_drift, burn_rate, operations, diagnostics and actions. Floats are rounded to 6 decimals and NaN is
     written as null, so the same data always gives the same file.
 
     Parameters
@@ -198,6 +199,8 @@ def build_summary(
         lever, nps_score; see :func:`value_summary`).
     components : :func:`components_section`'s result (``components``: see
         :func:`components_block`).
+    actions : :func:`summary_actions` (``actions``: the executive summary's "what to do
+        next", with ``include_no_gain=True`` the gaps closed for no gain too).
 
     Returns
     -------
@@ -319,6 +322,8 @@ def build_summary(
             "failed": int((~diagnostics["ok"].astype(bool)).sum()),
             "rows": records(diagnostics),
         }
+    if actions is not None:
+        summary["actions"] = records(actions.assign(worth_acting=actions["csat_gain"] > 0))
     return json_ready(summary)
 
 
