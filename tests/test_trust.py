@@ -135,3 +135,30 @@ def test_build_summary_adds_the_trust_block_after_the_core_keys(tmp_path):
     )
     assert list(summary)[-2:] == ["status", "trust"]  # after the core keys (status is the last)
     assert summary["trust"]["mundlak"]["csat"]["pooled_biased"] is True
+
+
+def test_sensitivity_effects_are_per_step_as_in_the_other_driver_tables():
+    import math
+    from types import SimpleNamespace
+
+    table = pd.DataFrame(
+        {
+            "term": ["np.log(latency_p95_ms)", "error_rate"],
+            "estimate": [-0.3, -20.0],
+            "partial_r2": [0.01, 0.02],
+            "rv_q": [0.1, 0.2],
+            "rv_qa": [0.05, 0.1],
+            "benchmark": ["error_rate", "np.log(latency_p95_ms)"],
+        }
+    )
+    bounds = pd.DataFrame(
+        {
+            "term": ["np.log(latency_p95_ms)", "error_rate"],
+            "k_d": [3, 3],
+            "adjusted_estimate": [-0.2, -10.0],
+        }
+    )
+    view = reporting.sensitivity_view(SimpleNamespace(table_=table, bounds_=bounds))
+    assert list(view["step"]) == ["per doubling", "per +1 percentage point"]
+    assert view["csat_effect"].tolist() == pytest.approx([-0.3 * math.log(2), -0.2])
+    assert view["bound_csat_effect_k3"].tolist() == pytest.approx([-0.2 * math.log(2), -0.1])

@@ -241,32 +241,41 @@ def sensitivity_section(data: ReportData):
 
 
 def sensitivity_view(sensitivity) -> pd.DataFrame:
-    """One row per driver: estimate, partial R² with CSAT and the robustness values, in %.
+    """One row per driver: its effect, partial R² with CSAT and the robustness values, in %.
+
+    Effects are in points of the mean CSAT for the step the other driver tables use (per
+    doubling of a latency, per percentage point of errors...: :func:`describe_driver`), not
+    per unit of the model's term.
 
     Returns
     -------
     DataFrame
-        driver, estimate, partial_r2_pct, rv_q_pct, rv_qa_pct, benchmark, bound_estimate_k3
-        (the estimate left by a confounder 3 times as strong as the benchmark); empty for None.
+        driver, step, csat_effect, partial_r2_pct, rv_q_pct, rv_qa_pct, benchmark,
+        bound_csat_effect_k3 (the effect left by a confounder 3 times as strong as the
+        benchmark); empty for None.
     """
-    columns = ["driver", "estimate", "partial_r2_pct", "rv_q_pct", "rv_qa_pct", "benchmark"]
-    columns += ["bound_estimate_k3"]
+    columns = ["driver", "step", "csat_effect", "partial_r2_pct", "rv_q_pct", "rv_qa_pct"]
+    columns += ["benchmark", "bound_csat_effect_k3"]
     if sensitivity is None:
         return pd.DataFrame(columns=columns)
     table = sensitivity.table_
     bounds = sensitivity.bounds_
     strongest = bounds.loc[bounds["k_d"] == bounds["k_d"].max()].set_index("term")
+    described = [describe_driver(t) for t in table["term"]]
+    size = np.array([d[1] for d in described], dtype=float)
     return pd.DataFrame(
         {
-            "driver": [describe_driver(t)[0] for t in table["term"]],
-            "estimate": table["estimate"].astype(float),
+            "driver": [d[0] for d in described],
+            "step": [d[2] for d in described],
+            "csat_effect": size * table["estimate"].astype(float).to_numpy(),
             "partial_r2_pct": 100 * table["partial_r2"].astype(float),
             "rv_q_pct": 100 * table["rv_q"].astype(float),
             "rv_qa_pct": 100 * table["rv_qa"].astype(float),
             "benchmark": [
                 describe_driver(b)[0] if isinstance(b, str) else "" for b in table["benchmark"]
             ],
-            "bound_estimate_k3": table["term"].map(strongest["adjusted_estimate"]),
+            "bound_csat_effect_k3": size
+            * table["term"].map(strongest["adjusted_estimate"]).astype(float).to_numpy(),
         }
     )[columns]
 
