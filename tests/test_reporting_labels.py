@@ -604,3 +604,22 @@ def test_timestamps_in_a_table_read_as_dates_in_utc():
     )
     html = reporting.show(frame, key="fired").to_html()
     assert ">1 Nov 2026 00:01 UTC<" in html and "+00:00" not in html
+
+
+def test_diagnostics_read_each_number_for_its_own_check():
+    diagnosed = pd.DataFrame(
+        {
+            "model": ["csat"] * 3,
+            "check": ["n_obs", "collinearity", "brant"],
+            "value": [17109.0, 0.0431, np.nan],
+            "threshold": [30.0, 10.0, 0.00001],
+            "ok": [True, True, False],
+            "note": ["", "", "not run"],
+        }
+    )
+    view = reporting.diagnostics_view(diagnosed)
+    assert list(view["value"]) == ["17,109", "0.0431", "-"]
+    assert list(view["threshold"]) == ["30", "10", "1e-05"]
+    assert reporting.diagnostic_warnings(diagnosed) == [
+        "csat: brant = - (threshold 1e-05): not run"
+    ]

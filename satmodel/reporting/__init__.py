@@ -65,6 +65,7 @@ from satmodel.reporting.data import (
 )
 from satmodel.reporting.diagnostics import (
     diagnostic_warnings,
+    diagnostics_view,
     model_diagnostics,
     model_frame,
 )
@@ -326,6 +327,7 @@ __all__ = [
     "days_in_month",
     "describe_driver",
     "diagnostic_warnings",
+    "diagnostics_view",
     "drift_text",
     "drift_view",
     "driver_importance",

@@ -62,12 +62,31 @@ def model_diagnostics(models: ModelSection, data: ReportData) -> pd.DataFrame:
     return out[columns]
 
 
+def _reading(value) -> str:
+    """A check's number as a reader writes it: ``17,109``, ``0.043``, ``1.2e-05``, ``-``."""
+    if pd.isna(value):
+        return "-"
+    value = float(value)
+    if value == round(value) and abs(value) < 1e15:
+        return f"{value:,.0f}"
+    return f"{value:,.3g}" if abs(value) >= 1e-4 else f"{value:.2g}"
+
+
+def diagnostics_view(diagnosed: pd.DataFrame) -> pd.DataFrame:
+    """:func:`model_diagnostics` for the page: each value and threshold written for its own
+    check (counts whole, statistics to 3 significant digits), not to one precision for all."""
+    return diagnosed.assign(
+        value=[_reading(v) for v in diagnosed["value"]],
+        threshold=[_reading(v) for v in diagnosed["threshold"]],
+    )
+
+
 def diagnostic_warnings(diagnosed: pd.DataFrame) -> list[str]:
     """One line per failed diagnostic check (``model: check value (threshold): note``)."""
     lines = []
     for r in diagnosed.loc[~diagnosed["ok"].astype(bool)].itertuples(index=False):
-        value = "-" if pd.isna(r.value) else f"{float(r.value):.3g}"
-        threshold = "-" if pd.isna(r.threshold) else f"{float(r.threshold):.3g}"
         note = f": {r.note}" if r.note else ""
-        lines.append(f"{r.model}: {r.check} = {value} (threshold {threshold}){note}")
+        lines.append(
+            f"{r.model}: {r.check} = {_reading(r.value)} (threshold {_reading(r.threshold)}){note}"
+        )
     return lines
