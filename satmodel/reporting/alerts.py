@@ -209,7 +209,10 @@ def alerts_text(alerts: pd.DataFrame, month: str, shown: int = 5):
     rules = "; ".join(rule.name for rule in ALERT_RULES)
     how = (
         f" The rules ({rules}) are evaluated at every minute on each customer's exact "
-        "downtime against its own availability SLO."
+        "downtime against its own availability SLO. The burn rate is how many times faster "
+        "than the month allows the error budget is spent: while a customer is fully down it is "
+        "100 / (100 - SLO), 1,000x at 99.9 % and 2,000x at 99.95 %. An alert fires on a fast "
+        "burn early, so it also fires for customers who end the month within their budget."
     )
     if alerts.empty:
         return Markdown(f"No burn-rate alert would have fired in {month_name(month)}." + how)
