@@ -138,13 +138,15 @@ def _service_table(offer: Offer) -> str:
         )
     now = offer.today_option
     survey = (
-        f"; your users' surveys: {offer.csat_observed:.2f} from {offer.responses:,} answers"
+        "<p class='method'>Today's figures are our estimates for your months; your users' "
+        f"survey answers this month averaged {offer.csat_observed:.2f} ({offer.responses:,} "
+        "answers).</p>"
         if offer.responses
         else ""
     )
     if now is not None:
         rows.append(
-            f"<tr><td>Satisfaction (average score, 1\u20135){survey}</td>"
+            "<tr><td>Satisfaction (average score, 1\u20135)</td>"
             f"<td class='num'>{_range(now.csat, now.csat_low, now.csat_high, 2)}</td>"
             f"<td class='num'>at least {offer.csat_target:.1f}</td>"
             f"<td class='num'><b>{_range(chosen.csat, chosen.csat_low, chosen.csat_high, 2) if chosen else '-'}</b></td></tr>"
@@ -160,7 +162,7 @@ def _service_table(offer: Offer) -> str:
         )
     return (
         "<table class='offer-table'><thead><tr><th>Measure</th><th>Today</th><th>You expect</th>"
-        "<th>Recommended</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        "<th>Recommended</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>" + survey
     )
 
 
