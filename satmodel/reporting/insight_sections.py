@@ -216,7 +216,7 @@ def segment_targets(
     data: ReportData,
     csat_targets: str | float | None = None,
     levers: tuple[str, ...] = TARGET_LEVERS,
-    n_sim: int = 200,
+    n_sim: int = 500,
     seed: int = 0,
 ) -> pd.DataFrame:
     """The service level each segment needs for its CSAT target (the inverse solver).
