@@ -290,6 +290,20 @@ def test_hostile_formula_is_refused_without_side_effects(formula, tmp_path, monk
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("code", [f.split("~")[1].strip() for f in HOSTILE_FORMULAS[:8]])
+def test_outcome_code_is_vetted_next_to_its_eval(code, tmp_path, monkeypatch):
+    """A Formula not built by parse_formula still cannot run code through its outcome."""
+    from satmodel.models.formulas import Formula, outcome_series
+
+    monkeypatch.chdir(tmp_path)
+    frame = pd.DataFrame({"x": np.arange(5.0)})
+    forged = Formula(code, code, [], [], [], {}, False)
+    with pytest.raises(InputError, match="not allowed"):
+        outcome_series(frame, forged)
+    assert list(tmp_path.iterdir()) == []
+    assert outcome_series(frame, Formula("", "np.log1p(x)", [], [], [], {}, False)).iloc[1] > 0
+
+
 @pytest.mark.parametrize(
     "formula",
     ["y ~ np.save('PWNED', x)", "y ~ np.load('PWNED.npy', allow_pickle=True)"],

@@ -460,8 +460,13 @@ def outcome_series(data: pd.DataFrame, formula: Formula) -> pd.Series:
     code = formula.lhs_code
     if code in data.columns:
         return data[code]
-    # Only reached with a Formula from parse_formula, whose outcome code passed _unsafe_part:
-    # columns, numbers, operators and allow-listed np functions (tests/test_security.py).
+    # parse_formula already vetted this code; checked again here, next to the eval, so no
+    # Formula built any other way can reach it: columns, numbers, operators and
+    # allow-listed np functions only (tests/test_security.py).
+    allowed = set(_eval_namespace()) | _SAFE_BUILTINS | {str(c) for c in data.columns}
+    unsafe = _unsafe_part(code, allowed)
+    if unsafe is not None:
+        raise InputError(f"outcome {code!r}: not allowed ({unsafe})")
     try:
         values = _eval_env().eval(code, inner_namespace=data)
     except Exception as exc:
